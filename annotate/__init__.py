@@ -1,0 +1,5 @@
+"""Preflab's Django project package and its one app."""
+
+from annotate.celery import app as celery_app
+
+__all__ = ["celery_app"]

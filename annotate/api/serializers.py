@@ -1,0 +1,92 @@
+"""Shapes of the API's requests and replies. Domain rules live in the services."""
+
+from rest_framework import serializers
+
+from annotate.models import ModelVersion, Study, TrainingRun
+from annotate.models.feedback import PairwiseChoiceValue
+from annotate.models.studies import Role
+
+
+class StudySerializer(serializers.ModelSerializer):
+    my_role = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Study
+        fields = [
+            "id", "name", "description", "guidelines", "overlap", "round_size", "selection_strategy",
+            "policy_model", "reward_model", "feedback_kinds", "created_at", "my_role",
+        ]
+        read_only_fields = ["id", "feedback_kinds", "created_at", "my_role"]
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+
+
+class ResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class NextQuerySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    prompt = MessageSerializer(many=True)
+    responses = ResponseSerializer(many=True, help_text="In the order to show them: the first is A.")
+    assignment_id = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class PairwiseSubmitSerializer(serializers.Serializer):
+    choice = serializers.ChoiceField(choices=PairwiseChoiceValue.choices, help_text="a/b refer to the order /next returned.")
+    strength = serializers.IntegerField(min_value=1, max_value=3, default=2)
+    client_key = serializers.CharField(max_length=100)
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class AnnotationCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    query = serializers.IntegerField()
+    created = serializers.BooleanField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    prompts_created = serializers.IntegerField()
+    prompts_unchanged = serializers.IntegerField()
+    responses_created = serializers.IntegerField()
+    queries_created = serializers.IntegerField()
+
+
+class RunCreateSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    config = serializers.DictField(required=False, default=dict)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "kind", "version", "base_model", "artifact_path", "checksum", "metrics", "data_hash", "parent", "created_at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "study", "kind", "config", "status", "progress", "step", "total_steps", "loss", "eta_seconds",
+            "message", "metrics", "error", "created_at", "started_at", "finished_at", "model_version",
+        ]
+
+    def get_model_version(self, run: TrainingRun) -> dict | None:
+        version = ModelVersion.objects.filter(run=run).first()
+        return ModelVersionSerializer(version).data if version else None

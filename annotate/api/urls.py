@@ -1,0 +1,25 @@
+"""API routes under /api/v1/; the trailing slash is optional so POSTs never hit a redirect."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from annotate.api import views
+
+v1 = [
+    (r"studies", views.study_list, "api-study-list"),
+    (r"studies/(?P<pk>\d+)", views.study_detail, "api-study-detail"),
+    (r"studies/(?P<pk>\d+)/members", views.study_members, "api-study-members"),
+    (r"studies/(?P<pk>\d+)/import", views.study_import, "api-study-import"),
+    (r"studies/(?P<pk>\d+)/queries/next", views.next_query, "api-next-query"),
+    (r"studies/(?P<pk>\d+)/export", views.study_export, "api-study-export"),
+    (r"studies/(?P<pk>\d+)/runs", views.study_runs, "api-study-runs"),
+    (r"queries/(?P<pk>\d+)/annotations", views.query_annotations, "api-query-annotations"),
+    (r"queries/(?P<pk>\d+)/skip", views.query_skip, "api-query-skip"),
+    (r"runs/(?P<pk>\d+)", views.run_detail, "api-run-detail"),
+    (r"runs/(?P<pk>\d+)/cancel", views.run_cancel, "api-run-cancel"),
+]
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    *[re_path(rf"^v1/{pattern}/?$", view, name=name) for pattern, view, name in v1],
+]

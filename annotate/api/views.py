@@ -1,0 +1,159 @@
+"""The JSON API. Each view checks access, calls one service or selector, and shapes the reply."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from annotate import access
+from annotate.api import serializers as s
+from annotate.errors import InvalidInput
+from annotate.services import assignments, exports, feedback, items, studies, training
+
+
+@extend_schema(request=s.StudySerializer, responses=s.StudySerializer(many=True))
+@api_view(["GET", "POST"])
+def study_list(request):
+    if request.method == "GET":
+        return Response(s.StudySerializer(access.studies_for(request.user), many=True).data)
+    body = s.StudySerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    study = studies.study_create(creator=request.user, **body.validated_data)
+    study.my_role = "manager"
+    return Response(s.StudySerializer(study).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=s.StudySerializer)
+@api_view(["GET"])
+def study_detail(request, pk: int):
+    return Response(s.StudySerializer(access.get_study(request.user, pk)).data)
+
+
+@extend_schema(request=s.MemberSerializer, responses=s.MemberSerializer)
+@api_view(["POST"])
+def study_members(request, pk: int):
+    study = access.get_study(request.user, pk, "manage")
+    body = s.MemberSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    membership = studies.membership_add(study=study, **body.validated_data)
+    return Response({"username": membership.user.username, "role": membership.role}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    request={"application/x-ndjson": OpenApiTypes.BINARY, "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    responses=s.ImportResultSerializer,
+)
+@api_view(["POST"])
+def study_import(request, pk: int):
+    """Import prompts and responses as JSON lines: the body itself, or a multipart field `file`."""
+    study = access.get_study(request.user, pk, "manage")
+    content_type = request.content_type.split(";")[0].strip()
+    if content_type.startswith("multipart/"):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise InvalidInput("The multipart body has no field named file.", field="file")
+        lines = upload
+    elif content_type in {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"}:
+        lines = io.BytesIO(request.body)
+    else:
+        raise InvalidInput(
+            f"Unsupported Content-Type {content_type or '(none)'}; send application/x-ndjson or multipart/form-data with a file field.",
+            field="Content-Type",
+        )
+    result = items.items_import(study=study, lines=lines)
+    return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+
+
+def next_query_payload(assignment) -> dict:
+    query = assignment.query
+    responses = query.ordered_responses()
+    return {
+        "id": query.pk,
+        "kind": query.kind,
+        "prompt": query.prompt.messages,
+        "responses": [{"id": responses[p].pk, "text": responses[p].text} for p in assignment.display_order],
+        "assignment_id": assignment.pk,
+        "expires_at": assignment.expires_at,
+    }
+
+
+@extend_schema(responses={200: s.NextQuerySerializer, 204: None})
+@api_view(["GET"])
+def next_query(request, pk: int):
+    """The caller's next query; 204 when nothing is left for them."""
+    study = access.get_study(request.user, pk, "annotate")
+    assignment = assignments.assignment_next(study=study, annotator=request.user)
+    if assignment is None:
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    return Response(s.NextQuerySerializer(next_query_payload(assignment)).data)
+
+
+@extend_schema(request=s.PairwiseSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer})
+@api_view(["POST"])
+def query_annotations(request, pk: int):
+    """Answer a query. Repeating a submit with the same client_key returns the first annotation (200)."""
+    query = access.get_query_for_annotator(request.user, pk)
+    body = s.PairwiseSubmitSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    annotation, created = feedback.annotation_submit_pairwise(query=query, annotator=request.user, **body.validated_data)
+    return Response(
+        {"id": annotation.pk, "query": query.pk, "created": created},
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
+@extend_schema(request=s.SkipSerializer, responses={200: None})
+@api_view(["POST"])
+def query_skip(request, pk: int):
+    query = access.get_query_for_annotator(request.user, pk)
+    body = s.SkipSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    assignments.assignment_skip(query=query, annotator=request.user, reason=body.validated_data["reason"])
+    return Response({"query": query.pk, "skipped": True})
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="trl")],
+    responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+)
+@api_view(["GET"])
+def study_export(request, pk: int):
+    """Stream the study's labels as JSON lines; counts (rows, skipped ties and both-bad) come as headers."""
+    study = access.get_study(request.user, pk, "export")
+    export = exports.export_build(study=study, format=request.query_params.get("format", "trl"))
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-{export.format}.jsonl"'
+    for name, value in export.counts.items():
+        response["X-Preflab-" + name.replace("_", "-").title()] = str(value)
+    return response
+
+
+@extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})
+@api_view(["POST"])
+def study_runs(request, pk: int):
+    study = access.get_study(request.user, pk, "train")
+    body = s.RunCreateSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    run = training.training_run_start(study=study, requested_by=request.user, **body.validated_data)
+    return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=s.RunSerializer)
+@api_view(["GET"])
+def run_detail(request, pk: int):
+    return Response(s.RunSerializer(access.get_run(request.user, pk)).data)
+
+
+@extend_schema(request=None, responses=s.RunSerializer)
+@api_view(["POST"])
+def run_cancel(request, pk: int):
+    run = access.get_run(request.user, pk, "train")
+    return Response(s.RunSerializer(training.training_run_cancel(run=run)).data)

@@ -1,0 +1,13 @@
+"""The Celery app: a `default` queue for light work and a `gpu` queue for training."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
+
+app = Celery("preflab")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = (Queue("default"), Queue("gpu"))
+app.autodiscover_tasks(["annotate"])

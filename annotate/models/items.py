@@ -1,0 +1,81 @@
+from django.db import models
+
+from annotate.models.studies import Study
+
+
+class Prompt(models.Model):
+    """A conversation to respond to, as chat messages [{"role", "content"}, ...]."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, help_text="The id given at import; re-importing it is a no-op.")
+    messages = models.JSONField()
+    metadata = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=16, default="train")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["study", "external_id"], name="prompt_unique_external_id")]
+
+    def __str__(self) -> str:
+        return f"prompt {self.external_id}"
+
+
+class Response(models.Model):
+    """One candidate answer to a prompt, and where it came from."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    index = models.PositiveSmallIntegerField(help_text="Position in the imported list.")
+    text = models.TextField()
+    source = models.CharField(max_length=300, blank=True, help_text="The model or version that produced it.")
+    sampling = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "index"], name="response_unique_index")]
+
+    def __str__(self) -> str:
+        return f"response {self.index} to {self.prompt_id}"
+
+
+class QueryKind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise"
+
+
+class Query(models.Model):
+    """What an annotator is asked: a prompt and 2..K of its responses in a canonical order."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="queries")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="queries")
+    kind = models.CharField(max_length=16, choices=QueryKind.choices, default=QueryKind.PAIRWISE)
+    key = models.CharField(max_length=200, help_text="Kind plus response ids; makes creation idempotent.")
+    round = models.PositiveIntegerField(default=0)
+    strategy = models.CharField(max_length=32, default="import")
+    score = models.FloatField(null=True, blank=True)
+    priority = models.IntegerField(default=0)
+    label_count = models.PositiveIntegerField(default=0, help_text="Annotations stored; kept with the annotation in one transaction.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    responses = models.ManyToManyField(Response, through="QueryResponse", related_name="queries")
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "queries"
+        constraints = [models.UniqueConstraint(fields=["study", "key"], name="query_unique_key")]
+        indexes = [models.Index(fields=["study", "label_count", "priority", "id"], name="query_pool_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} query {self.pk}"
+
+    def ordered_responses(self) -> list[Response]:
+        return [qr.response for qr in self.query_responses.select_related("response").order_by("position")]
+
+
+class QueryResponse(models.Model):
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="query_responses")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["query_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["query", "position"], name="query_response_unique_position")]

@@ -1,0 +1,116 @@
+"""Handing queries to annotators: claim, expire, skip."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotate.errors import Conflict, Gone, InvalidInput, NotFound
+from annotate.models import Assignment, Query, Study
+from annotate.models.assignments import AssignmentStatus
+
+
+def assignments_expire(*, study: Study | None = None) -> int:
+    """Return queries whose holders ran out of time to the pool."""
+    stale = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, expires_at__lte=timezone.now())
+    if study is not None:
+        stale = stale.filter(query__study=study)
+    return stale.update(status=AssignmentStatus.EXPIRED, finished_at=timezone.now())
+
+
+def open_queries_for(study: Study, user: AbstractBaseUser):
+    """Queries this user has never been handed, whose labels plus live assignments are under the overlap."""
+    live = (
+        Assignment.objects.filter(query=OuterRef("pk"), status=AssignmentStatus.ACTIVE)
+        .order_by()
+        .values("query")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    mine = Assignment.objects.filter(query=OuterRef("pk"), annotator=user).exclude(status=AssignmentStatus.EXPIRED)
+    return (
+        Query.objects.filter(study=study, label_count__lt=study.overlap)
+        .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
+        .filter(live__lt=study.overlap - F("label_count"))
+        .exclude(Exists(mine))
+    )
+
+
+@transaction.atomic
+def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment | None:
+    """The annotator's current assignment in the study, or a newly claimed one; None when nothing is left.
+
+    The candidate query row is locked with SKIP LOCKED, so concurrent annotators never wait on
+    each other and never both take the last free slot of a query.
+    """
+    assignments_expire(study=study)
+    current = (
+        Assignment.objects.select_related("query")
+        .filter(query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE)
+        .order_by("started_at")
+        .first()
+    )
+    if current is not None:
+        return current
+    query = (
+        open_queries_for(study, annotator)
+        .order_by("-priority", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+    if query is None:
+        return None
+    size = query.query_responses.count()
+    order = list(range(size))
+    random.SystemRandom().shuffle(order)
+    return Assignment.objects.create(
+        query=query,
+        annotator=annotator,
+        display_order=order,
+        expires_at=timezone.now() + timedelta(minutes=settings.PREFLAB_ASSIGNMENT_MINUTES),
+    )
+
+
+def lock_active_assignment(*, query: Query, annotator: AbstractBaseUser) -> Assignment:
+    """The caller's live assignment for this query, locked; otherwise an error that says why not.
+
+    Precondition: inside a transaction.
+    """
+    assignment = (
+        Assignment.objects.select_for_update()
+        .filter(query=query, annotator=annotator, status=AssignmentStatus.ACTIVE)
+        .first()
+    )
+    if assignment is None:
+        last = Assignment.objects.filter(query=query, annotator=annotator).order_by("-started_at", "-id").first()
+        if last is None:
+            raise NotFound(f"No query {query.pk}.")
+        if last.status == AssignmentStatus.EXPIRED:
+            raise Gone(f"Your assignment of query {query.pk} expired; ask for the next query.")
+        if last.status == AssignmentStatus.SUBMITTED:
+            raise Conflict(f"You already answered query {query.pk}.")
+        raise Conflict(f"You skipped query {query.pk}.")
+    if assignment.expires_at <= timezone.now():
+        raise Gone(f"Your assignment of query {query.pk} expired at {assignment.expires_at:%H:%M:%S} UTC; ask for the next query.")
+    return assignment
+
+
+@transaction.atomic
+def assignment_skip(*, query: Query, annotator: AbstractBaseUser, reason: str) -> Assignment:
+    """Give a query back with a reason; the annotator is not asked it again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why you skip this query.", field="reason")
+    assignment = lock_active_assignment(query=query, annotator=annotator)
+    assignment.status = AssignmentStatus.SKIPPED
+    assignment.skip_reason = reason[:2000]
+    assignment.finished_at = timezone.now()
+    assignment.save(update_fields=["status", "skip_reason", "finished_at"])
+    return assignment

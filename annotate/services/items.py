@@ -1,0 +1,209 @@
+"""Importing prompts and responses, and turning them into candidate queries."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from annotate.errors import InvalidInput
+from annotate.models import Prompt, Query, QueryResponse, Response, Study
+from annotate.models.items import QueryKind
+
+MAX_RESPONSES = 16
+MAX_ERRORS_REPORTED = 20
+CHAT_ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    line: int
+    external_id: str
+    messages: list[dict]
+    responses: list[str]
+    metadata: dict
+
+
+@dataclass
+class ImportResult:
+    prompts_created: int = 0
+    prompts_unchanged: int = 0
+    responses_created: int = 0
+    queries_created: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def parse_messages(value, where: str) -> list[dict]:
+    """A prompt as chat messages: a plain string is one user turn."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidInput(f"{where}, field prompt: is empty.", field="prompt")
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{where}, field prompt: must be a string or a non-empty list of {{role, content}} messages.", field="prompt")
+    messages = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or set(message) - {"role", "content"} or "role" not in message or "content" not in message:
+            raise InvalidInput(f"{where}, field prompt[{i}]: must be an object with exactly role and content.", field="prompt")
+        if message["role"] not in CHAT_ROLES:
+            raise InvalidInput(f"{where}, field prompt[{i}].role: {message['role']!r} is not one of {sorted(CHAT_ROLES)}.", field="prompt")
+        if not isinstance(message["content"], str):
+            raise InvalidInput(f"{where}, field prompt[{i}].content: must be a string.", field="prompt")
+        messages.append({"role": message["role"], "content": message["content"]})
+    return messages
+
+
+def parse_record(obj, line: int) -> ImportRecord:
+    where = f"line {line}"
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
+    unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
+    if unknown:
+        raise InvalidInput(f"{where}, field {sorted(unknown)[0]}: unknown field (known: id, prompt, responses, metadata).", field=sorted(unknown)[0])
+    if "prompt" not in obj:
+        raise InvalidInput(f"{where}, field prompt: is missing.", field="prompt")
+    messages = parse_messages(obj["prompt"], where)
+    responses = obj.get("responses")
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise InvalidInput(f"{where}, field responses: must be a list of strings.", field="responses")
+    if len(responses) < 2:
+        raise InvalidInput(f"{where}, field responses: needs at least 2 responses to compare, got {len(responses)}.", field="responses")
+    if len(responses) > MAX_RESPONSES:
+        raise InvalidInput(f"{where}, field responses: at most {MAX_RESPONSES} responses, got {len(responses)}.", field="responses")
+    if any(not r.strip() for r in responses):
+        raise InvalidInput(f"{where}, field responses: a response is empty.", field="responses")
+    if len(set(responses)) != len(responses):
+        raise InvalidInput(f"{where}, field responses: the same response text appears twice.", field="responses")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise InvalidInput(f"{where}, field metadata: must be an object.", field="metadata")
+    raw_id = obj.get("id")
+    if raw_id is None:
+        # No id: the prompt's content is its identity, so re-importing the same file is still a no-op.
+        external_id = "sha256:" + hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:32]
+    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) and str(raw_id).strip():
+        external_id = str(raw_id).strip()
+        if len(external_id) > 200:
+            raise InvalidInput(f"{where}, field id: longer than 200 characters.", field="id")
+    else:
+        raise InvalidInput(f"{where}, field id: must be a non-empty string or integer.", field="id")
+    return ImportRecord(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata)
+
+
+def parse_jsonl(lines: Iterable[bytes | str]) -> list[ImportRecord]:
+    """Parse and check every line before anything is written; errors name the line and field."""
+    records: list[ImportRecord] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                errors.append(f"line {number}: is not valid UTF-8.")
+                continue
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: is not valid JSON ({exc.msg} at column {exc.colno}).")
+            continue
+        try:
+            record = parse_record(obj, number)
+        except InvalidInput as exc:
+            errors.append(exc.message)
+            continue
+        if record.external_id in seen:
+            errors.append(f"line {number}, field id: {record.external_id!r} already appears on line {seen[record.external_id]}.")
+            continue
+        seen[record.external_id] = number
+        records.append(record)
+        if len(errors) >= MAX_ERRORS_REPORTED:
+            break
+    if errors:
+        more = " (stopped after the first errors)" if len(errors) >= MAX_ERRORS_REPORTED else ""
+        raise InvalidInput("Nothing was imported. " + " ".join(errors) + more)
+    if not records:
+        raise InvalidInput("Nothing was imported: the file has no records.")
+    return records
+
+
+def pair_key(kind: str, response_ids: Iterable[int]) -> str:
+    return f"{kind}:" + "-".join(str(i) for i in response_ids)
+
+
+@transaction.atomic
+def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
+    """Import JSONL prompts with responses; each pair of a prompt's responses becomes a pairwise query.
+
+    All or nothing: any bad line stores nothing. Re-importing an id adds only responses it lacks.
+    """
+    records = parse_jsonl(lines)
+    result = ImportResult()
+    existing = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
+    for record in records:
+        prompt = existing.get(record.external_id)
+        if prompt is not None and prompt.messages != record.messages:
+            raise InvalidInput(
+                f"Nothing was imported. line {record.line}, field prompt: id {record.external_id!r} was imported before with a different prompt.",
+                field="prompt",
+            )
+    new_prompts = [
+        Prompt(study=study, external_id=r.external_id, messages=r.messages, metadata=r.metadata)
+        for r in records
+        if r.external_id not in existing
+    ]
+    Prompt.objects.bulk_create(new_prompts)
+    result.prompts_created = len(new_prompts)
+    prompts = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
+
+    known = {}
+    for response in Response.objects.filter(prompt__in=list(prompts.values())).only("id", "prompt_id", "index", "text"):
+        known.setdefault(response.prompt_id, []).append(response)
+    new_responses = []
+    for record in records:
+        prompt = prompts[record.external_id]
+        have = known.get(prompt.id, [])
+        texts = {r.text for r in have}
+        next_index = max((r.index for r in have), default=-1) + 1
+        for text in record.responses:
+            if text not in texts:
+                new_responses.append(Response(prompt=prompt, index=next_index, text=text, source="import"))
+                next_index += 1
+    Response.objects.bulk_create(new_responses)
+    result.responses_created = len(new_responses)
+    grown = {response.prompt_id for response in new_responses}
+    result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
+
+    by_prompt: dict[int, list[int]] = {}
+    for prompt_id, response_id in Response.objects.filter(prompt__in=list(prompts.values())).order_by("index").values_list("prompt_id", "id"):
+        by_prompt.setdefault(prompt_id, []).append(response_id)
+    wanted = {}
+    for prompt_id, response_ids in by_prompt.items():
+        for pair in itertools.combinations(response_ids, 2):
+            wanted[pair_key(QueryKind.PAIRWISE, pair)] = (prompt_id, pair)
+    present = set(Query.objects.filter(study=study, key__in=list(wanted)).values_list("key", flat=True))
+    missing = [(key, value) for key, value in wanted.items() if key not in present]
+    queries = Query.objects.bulk_create(
+        [Query(study=study, prompt_id=prompt_id, kind=QueryKind.PAIRWISE, key=key) for key, (prompt_id, _) in missing]
+    )
+    if queries and queries[0].pk is None:  # backends that do not return ids from bulk inserts
+        ids = dict(Query.objects.filter(study=study, key__in=[k for k, _ in missing]).values_list("key", "id"))
+        for query in queries:
+            query.pk = ids[query.key]
+    QueryResponse.objects.bulk_create(
+        [
+            QueryResponse(query_id=query.pk, response_id=response_id, position=position)
+            for query, (_, (_, pair)) in zip(queries, missing, strict=True)
+            for position, response_id in enumerate(pair)
+        ]
+    )
+    result.queries_created = len(queries)
+    return result

@@ -1,0 +1,304 @@
+"""The API contract of the pairwise loop: create, import, next, submit, export."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from annotate.models import Annotation, Assignment, PairwiseChoice, Prompt, Query
+from tests.factories import UserFactory, jsonl, make_items, make_study
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def ndjson(records) -> bytes:
+    return "\n".join(jsonl(records)).encode()
+
+
+def test_creating_a_study_makes_its_creator_the_manager():
+    user = UserFactory()
+    reply = client_for(user).post("/api/v1/studies/", {"name": "Helpfulness", "overlap": 2}, format="json")
+    assert reply.status_code == 201
+    assert reply.json()["my_role"] == "manager"
+    assert reply.json()["overlap"] == 2
+
+
+def test_a_study_with_overlap_zero_is_refused_naming_the_field():
+    reply = client_for(UserFactory()).post("/api/v1/studies/", {"name": "X", "overlap": 0}, format="json")
+    assert reply.status_code == 400
+    assert "overlap" in reply.json()
+
+
+def test_only_a_manager_adds_members():
+    manager, annotator, newcomer = UserFactory(), UserFactory(), UserFactory()
+    study = make_study(manager=manager, annotators=[annotator])
+    refused = client_for(annotator).post(f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "annotator"})
+    assert refused.status_code == 403
+    added = client_for(manager).post(f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "researcher"})
+    assert added.status_code == 201
+    assert added.json() == {"username": newcomer.username, "role": "researcher"}
+
+
+def test_import_takes_the_file_as_the_body_and_makes_every_pair_a_query():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = ndjson([{"id": "q1", "prompt": "Hi", "responses": ["a", "b", "c"]}, {"prompt": [{"role": "user", "content": "Yo"}], "responses": ["x", "y"]}])
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import", body, content_type="application/x-ndjson")
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["queries_created"] == 3 + 1
+    assert Query.objects.filter(study=study).count() == 4
+
+
+def test_import_takes_a_multipart_file_field():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("items.jsonl", ndjson([{"id": 1, "prompt": "Hi", "responses": ["a", "b"]}]))
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", {"file": upload}, format="multipart")
+    assert reply.status_code == 201, reply.content
+    assert Prompt.objects.get(study=study).external_id == "1"
+
+
+def test_reimporting_the_same_ids_is_idempotent():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = ndjson([{"id": "q1", "prompt": "Hi", "responses": ["a", "b"]}])
+    client = client_for(manager)
+    client.post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    again = client.post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert again.json() == {"prompts_created": 0, "prompts_unchanged": 1, "responses_created": 0, "queries_created": 0}
+    assert Query.objects.filter(study=study).count() == 1
+
+
+def test_a_bad_line_names_its_line_and_field_and_stores_nothing():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = ndjson([{"id": "ok", "prompt": "Hi", "responses": ["a", "b"]}, {"id": "bad", "prompt": "Hi", "responses": "not a list"}])
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert reply.status_code == 400
+    assert "line 2" in reply.json()["detail"] and "responses" in reply.json()["detail"]
+    assert not Prompt.objects.filter(study=study).exists()
+
+
+def test_malformed_json_names_its_line():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = b'{"prompt": "Hi", "responses": ["a", "b"]}\n{"prompt": oops}\n'
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert reply.status_code == 400
+    assert "line 2" in reply.json()["detail"]
+    assert not Prompt.objects.exists()
+
+
+def test_next_returns_the_contract_shape_and_204_when_nothing_is_left():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=1)
+    client = client_for(annotator)
+    reply = client.get(f"/api/v1/studies/{study.pk}/queries/next/")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["kind"] == "pairwise"
+    assert body["prompt"] == [{"role": "user", "content": "Question 0: what is 0 + 0?"}]
+    assert len(body["responses"]) == 2 and {"id", "text"} <= set(body["responses"][0])
+    submitted = client.post(f"/api/v1/queries/{body['id']}/annotations/", {"choice": "a", "strength": 3, "client_key": "k1"}, format="json")
+    assert submitted.status_code == 201
+    assert client.get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 204
+
+
+def test_next_hands_back_the_same_query_until_it_is_answered():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=3)
+    client = client_for(annotator)
+    first = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+    assert client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"] == first["id"]
+
+
+def test_choice_a_means_the_first_response_shown_whatever_the_stored_order():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=1)
+    client = client_for(annotator)
+    body = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+    Assignment.objects.filter(pk=body["assignment_id"]).update(display_order=[1, 0])
+    body = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+    query = Query.objects.get(pk=body["id"])
+    assert body["responses"][0]["id"] == query.ordered_responses()[1].pk
+    client.post(f"/api/v1/queries/{body['id']}/annotations/", {"choice": "a", "strength": 2, "client_key": "k"}, format="json")
+    vote = PairwiseChoice.objects.get()
+    assert (vote.shown_choice, vote.choice) == ("a", "b")
+
+
+def test_a_repeated_submit_with_the_same_client_key_stores_one_annotation():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=2)
+    client = client_for(annotator)
+    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    payload = {"choice": "b", "strength": 1, "client_key": "same"}
+    first = client.post(f"/api/v1/queries/{query_id}/annotations/", payload, format="json")
+    second = client.post(f"/api/v1/queries/{query_id}/annotations/", payload, format="json")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert Annotation.objects.count() == 1
+    assert Query.objects.get(pk=query_id).label_count == 1
+
+
+def test_an_invalid_choice_is_refused_and_stores_nothing():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=1)
+    client = client_for(annotator)
+    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    reply = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "c", "strength": 2, "client_key": "k"}, format="json")
+    assert reply.status_code == 400
+    assert "choice" in reply.json()
+    bad_strength = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "strength": 9, "client_key": "k"}, format="json")
+    assert bad_strength.status_code == 400 and "strength" in bad_strength.json()
+    assert not Annotation.objects.exists()
+
+
+def test_another_users_query_is_404():
+    alice, bob = UserFactory(), UserFactory()
+    study = make_study(annotators=[alice, bob])
+    make_items(study, n_prompts=2)
+    query_id = client_for(alice).get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    reply = client_for(bob).post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k"}, format="json")
+    assert reply.status_code == 404
+    assert client_for(bob).post("/api/v1/queries/999999/annotations/", {"choice": "a", "client_key": "k"}, format="json").status_code == 404
+    assert not Annotation.objects.exists()
+
+
+def test_an_unknown_study_is_404_and_a_non_member_gets_404_too():
+    study = make_study()
+    outsider = client_for(UserFactory())
+    assert outsider.get("/api/v1/studies/999999/queries/next/").status_code == 404
+    assert outsider.get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 404
+
+
+def test_a_submit_after_expiry_is_refused_saying_so_and_the_query_returns_to_the_pool():
+    alice, bob = UserFactory(), UserFactory()
+    study = make_study(annotators=[alice, bob])
+    make_items(study, n_prompts=1)
+    query_id = client_for(alice).get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    assert client_for(bob).get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 204
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    late = client_for(alice).post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k"}, format="json")
+    assert late.status_code == 410
+    assert "expired" in late.json()["detail"]
+    assert not Annotation.objects.exists()
+    assert client_for(bob).get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"] == query_id
+
+
+def test_overlap_two_hands_each_query_to_two_annotators_and_no_third():
+    people = [UserFactory() for _ in range(3)]
+    study = make_study(annotators=people, overlap=2)
+    make_items(study, n_prompts=1)
+    replies = [client_for(p).get(f"/api/v1/studies/{study.pk}/queries/next/") for p in people]
+    assert [r.status_code for r in replies] == [200, 200, 204]
+
+
+def test_a_researcher_can_export_but_not_annotate():
+    researcher = UserFactory()
+    study = make_study(researchers=[researcher])
+    make_items(study, n_prompts=1)
+    client = client_for(researcher)
+    assert client.get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 403
+    assert client.get(f"/api/v1/studies/{study.pk}/export/?format=trl").status_code == 200
+
+
+def label_everything(study, annotator, choices):
+    client = client_for(annotator)
+    for i, choice in enumerate(choices):
+        body = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+        client.post(f"/api/v1/queries/{body['id']}/annotations/", {"choice": choice, "strength": 3, "client_key": f"k{i}"}, format="json")
+
+
+def read_jsonl(reply) -> list[dict]:
+    return [json.loads(line) for line in b"".join(reply.streaming_content).decode().splitlines()]
+
+
+def test_trl_export_maps_votes_to_the_true_responses_and_counts_what_it_leaves_out():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=4)
+    label_everything(study, annotator, ["a", "b", "tie", "both_bad"])
+    reply = client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/export/?format=trl")
+    rows = read_jsonl(reply)
+    assert len(rows) == 2
+    assert reply["X-Preflab-Rows"] == "2"
+    assert reply["X-Preflab-Skipped-Ties"] == "1" and reply["X-Preflab-Skipped-Both-Bad"] == "1"
+    for row in rows:
+        vote = PairwiseChoice.objects.get(annotation_id=row["annotation_id"])
+        responses = Query.objects.get(pk=row["query_id"]).ordered_responses()
+        winner = responses[0] if vote.choice == "a" else responses[1]
+        assert row["chosen"] == [{"role": "assistant", "content": winner.text}]
+        assert row["prompt"][0]["role"] == "user"
+        assert row["margin"] == 1.0 and row["strength"] == 3
+        assert row["annotator"].startswith("ann-") and annotator.username not in row["annotator"]
+
+
+def test_raw_export_keeps_every_vote_as_given():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=3)
+    label_everything(study, annotator, ["a", "tie", "both_bad"])
+    rows = read_jsonl(client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/export/?format=raw"))
+    assert sorted(r["choice"] for r in rows) == ["a", "both_bad", "tie"]
+    assert all(len(r["display_order"]) == 2 and "shown_choice" in r for r in rows)
+
+
+def test_an_unknown_export_format_is_refused_naming_it():
+    study = make_study()
+    reply = client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/export/?format=csv")
+    assert reply.status_code == 400 and "csv" in reply.json()["detail"]
+
+
+def test_starting_a_run_queues_it_for_a_worker_after_commit(django_capture_on_commit_callbacks):
+    study = make_study()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        reply = client_for(study.created_by).post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward"}, format="json")
+    assert reply.status_code == 201
+    assert reply.json()["status"] == "queued"
+    assert len(callbacks) == 1
+    detail = client_for(study.created_by).get(f"/api/v1/runs/{reply.json()['id']}/").json()
+    assert detail["config"]["base_model"] == "minilm"
+
+
+def test_a_run_of_an_unknown_kind_or_config_key_is_refused():
+    study = make_study()
+    client = client_for(study.created_by)
+    assert client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "policy"}, format="json").status_code == 400
+    reply = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {"epochz": 1}}, format="json")
+    assert reply.status_code == 400 and "epochz" in reply.json()["detail"]
+
+
+def test_the_openapi_schema_describes_the_v1_api():
+    reply = client_for(UserFactory()).get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert reply.status_code == 200
+    paths = json.loads(reply.content)["paths"]
+    assert any("/queries/next" in p for p in paths)
+
+
+def test_token_auth_works_with_drf_create_token():
+    from django.core.management import call_command
+    from io import StringIO
+
+    user = UserFactory()
+    out = StringIO()
+    call_command("drf_create_token", user.username, stdout=out)
+    token = out.getvalue().split()[2]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/studies/").status_code == 200
+    assert APIClient().get("/api/v1/studies/").status_code in (401, 403)

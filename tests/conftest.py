@@ -1,0 +1,27 @@
+"""Test defaults, set before Django loads; CI overrides them with PostgreSQL and Redis."""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("PREFLAB_VAR_DIR", str(Path(tempfile.gettempdir()) / "preflab-test-var"))
+os.environ.setdefault("PREFLAB_ARTIFACTS_DIR", tempfile.mkdtemp(prefix="preflab-artifacts-"))
+
+import django  # noqa: E402,F401  (pytest-django sets Django up only once it is imported)
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or a skip that says why; .ci/run turns its absence into an error."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent: it comes from other projects and is never copied into this repository")
+    return SHARED_DATA
+
+
+def pytest_configure(config):
+    django.setup()

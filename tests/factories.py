@@ -1,0 +1,47 @@
+"""Factories for tests: users, and studies with members and imported items made through the services."""
+
+from __future__ import annotations
+
+import json
+
+import factory
+from django.contrib.auth import get_user_model
+
+from annotate.services.items import items_import
+from annotate.services.studies import membership_add, study_create
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw-for-tests")
+
+
+def make_study(*, manager=None, annotators=(), researchers=(), overlap: int = 1, name: str = "Study", **fields):
+    manager = manager or UserFactory()
+    study = study_create(creator=manager, name=name, overlap=overlap, **fields)
+    for user in annotators:
+        membership_add(study=study, username=user.username, role="annotator")
+    for user in researchers:
+        membership_add(study=study, username=user.username, role="researcher")
+    return study
+
+
+def jsonl(records: list[dict]) -> list[str]:
+    return [json.dumps(r) for r in records]
+
+
+def make_items(study, n_prompts: int = 3, n_responses: int = 2, prefix: str = "p") -> None:
+    records = [
+        {
+            "id": f"{prefix}{i}",
+            "prompt": f"Question {i}: what is {i} + {i}?",
+            "responses": [f"Answer {j} to question {i}: {2 * i + j}" for j in range(n_responses)],
+        }
+        for i in range(n_prompts)
+    ]
+    items_import(study=study, lines=jsonl(records))

@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
+    if sys.argv[1:2] == ["quickstart"]:
+        # The quickstart is a local trial on the embedded default: debug mode unless told otherwise.
+        os.environ.setdefault("DEBUG", "1")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

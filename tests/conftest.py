@@ -19,9 +19,17 @@ SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def shared_data() -> Path:
     """../shared/data, or a skip that says why; .ci/run turns its absence into an error."""
     if not SHARED_DATA.is_dir():
+        if os.environ.get("PREFLAB_REQUIRE_SHARED_DATA"):
+            pytest.fail(f"{SHARED_DATA} is absent and PREFLAB_REQUIRE_SHARED_DATA is set")
         pytest.skip(f"{SHARED_DATA} is absent: it comes from other projects and is never copied into this repository")
     return SHARED_DATA
 
 
 def pytest_configure(config):
     django.setup()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Factories set passwords for every user; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -13,8 +13,18 @@ class StudySerializer(serializers.ModelSerializer):
     class Meta:
         model = Study
         fields = [
-            "id", "name", "description", "guidelines", "overlap", "round_size", "selection_strategy",
-            "policy_model", "reward_model", "feedback_kinds", "created_at", "my_role",
+            "id",
+            "name",
+            "description",
+            "guidelines",
+            "overlap",
+            "round_size",
+            "selection_strategy",
+            "policy_model",
+            "reward_model",
+            "feedback_kinds",
+            "created_at",
+            "my_role",
         ]
         read_only_fields = ["id", "feedback_kinds", "created_at", "my_role"]
 
@@ -74,7 +84,18 @@ class RunCreateSerializer(serializers.Serializer):
 class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["id", "kind", "version", "base_model", "artifact_path", "checksum", "metrics", "data_hash", "parent", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "version",
+            "base_model",
+            "artifact_path",
+            "checksum",
+            "metrics",
+            "data_hash",
+            "parent",
+            "created_at",
+        ]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -83,8 +104,23 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "study", "kind", "config", "status", "progress", "step", "total_steps", "loss", "eta_seconds",
-            "message", "metrics", "error", "created_at", "started_at", "finished_at", "model_version",
+            "id",
+            "study",
+            "kind",
+            "config",
+            "status",
+            "progress",
+            "step",
+            "total_steps",
+            "loss",
+            "eta_seconds",
+            "message",
+            "metrics",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "model_version",
         ]
 
     def get_model_version(self, run: TrainingRun) -> dict | None:

@@ -47,7 +47,10 @@ def study_members(request, pk: int):
 
 
 @extend_schema(
-    request={"application/x-ndjson": OpenApiTypes.BINARY, "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    request={
+        "application/x-ndjson": OpenApiTypes.BINARY,
+        "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
+    },
     responses=s.ImportResultSerializer,
 )
 @api_view(["POST"])
@@ -64,7 +67,8 @@ def study_import(request, pk: int):
         lines = io.BytesIO(request.body)
     else:
         raise InvalidInput(
-            f"Unsupported Content-Type {content_type or '(none)'}; send application/x-ndjson or multipart/form-data with a file field.",
+            f"Unsupported Content-Type {content_type or '(none)'}; "
+            "send application/x-ndjson or multipart/form-data with a file field.",
             field="Content-Type",
         )
     result = items.items_import(study=study, lines=lines)
@@ -95,7 +99,9 @@ def next_query(request, pk: int):
     return Response(s.NextQuerySerializer(next_query_payload(assignment)).data)
 
 
-@extend_schema(request=s.PairwiseSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer})
+@extend_schema(
+    request=s.PairwiseSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
+)
 @api_view(["POST"])
 def query_annotations(request, pk: int):
     """Answer a query. Repeating a submit with the same client_key returns the first annotation (200)."""

@@ -47,3 +47,6 @@ class PairwiseChoice(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(strength__gte=1, strength__lte=3), name="pairwise_strength_1_to_3")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.choice} (strength {self.strength}) on annotation {self.annotation_id}"

@@ -54,7 +54,9 @@ class Query(models.Model):
     strategy = models.CharField(max_length=32, default="import")
     score = models.FloatField(null=True, blank=True)
     priority = models.IntegerField(default=0)
-    label_count = models.PositiveIntegerField(default=0, help_text="Annotations stored; kept with the annotation in one transaction.")
+    label_count = models.PositiveIntegerField(
+        default=0, help_text="Annotations stored; kept with the annotation in one transaction."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     responses = models.ManyToManyField(Response, through="QueryResponse", related_name="queries")
 
@@ -79,3 +81,6 @@ class QueryResponse(models.Model):
     class Meta:
         ordering = ["query_id", "position"]
         constraints = [models.UniqueConstraint(fields=["query", "position"], name="query_response_unique_position")]
+
+    def __str__(self) -> str:
+        return f"response {self.response_id} at {self.position} in query {self.query_id}"

@@ -60,10 +60,7 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     if current is not None:
         return current
     query = (
-        open_queries_for(study, annotator)
-        .order_by("-priority", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
+        open_queries_for(study, annotator).order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",)).first()
     )
     if query is None:
         return None
@@ -84,9 +81,7 @@ def lock_active_assignment(*, query: Query, annotator: AbstractBaseUser) -> Assi
     Precondition: inside a transaction.
     """
     assignment = (
-        Assignment.objects.select_for_update()
-        .filter(query=query, annotator=annotator, status=AssignmentStatus.ACTIVE)
-        .first()
+        Assignment.objects.select_for_update().filter(query=query, annotator=annotator, status=AssignmentStatus.ACTIVE).first()
     )
     if assignment is None:
         last = Assignment.objects.filter(query=query, annotator=annotator).order_by("-started_at", "-id").first()
@@ -98,7 +93,9 @@ def lock_active_assignment(*, query: Query, annotator: AbstractBaseUser) -> Assi
             raise Conflict(f"You already answered query {query.pk}.")
         raise Conflict(f"You skipped query {query.pk}.")
     if assignment.expires_at <= timezone.now():
-        raise Gone(f"Your assignment of query {query.pk} expired at {assignment.expires_at:%H:%M:%S} UTC; ask for the next query.")
+        raise Gone(
+            f"Your assignment of query {query.pk} expired at {assignment.expires_at:%H:%M:%S} UTC; ask for the next query."
+        )
     return assignment
 
 

@@ -46,13 +46,22 @@ def parse_messages(value, where: str) -> list[dict]:
             raise InvalidInput(f"{where}, field prompt: is empty.", field="prompt")
         return [{"role": "user", "content": value}]
     if not isinstance(value, list) or not value:
-        raise InvalidInput(f"{where}, field prompt: must be a string or a non-empty list of {{role, content}} messages.", field="prompt")
+        raise InvalidInput(
+            f"{where}, field prompt: must be a string or a non-empty list of {{role, content}} messages.", field="prompt"
+        )
     messages = []
     for i, message in enumerate(value):
-        if not isinstance(message, dict) or set(message) - {"role", "content"} or "role" not in message or "content" not in message:
+        if (
+            not isinstance(message, dict)
+            or set(message) - {"role", "content"}
+            or "role" not in message
+            or "content" not in message
+        ):
             raise InvalidInput(f"{where}, field prompt[{i}]: must be an object with exactly role and content.", field="prompt")
         if message["role"] not in CHAT_ROLES:
-            raise InvalidInput(f"{where}, field prompt[{i}].role: {message['role']!r} is not one of {sorted(CHAT_ROLES)}.", field="prompt")
+            raise InvalidInput(
+                f"{where}, field prompt[{i}].role: {message['role']!r} is not one of {sorted(CHAT_ROLES)}.", field="prompt"
+            )
         if not isinstance(message["content"], str):
             raise InvalidInput(f"{where}, field prompt[{i}].content: must be a string.", field="prompt")
         messages.append({"role": message["role"], "content": message["content"]})
@@ -65,7 +74,10 @@ def parse_record(obj, line: int) -> ImportRecord:
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
     unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
     if unknown:
-        raise InvalidInput(f"{where}, field {sorted(unknown)[0]}: unknown field (known: id, prompt, responses, metadata).", field=sorted(unknown)[0])
+        raise InvalidInput(
+            f"{where}, field {sorted(unknown)[0]}: unknown field (known: id, prompt, responses, metadata).",
+            field=sorted(unknown)[0],
+        )
     if "prompt" not in obj:
         raise InvalidInput(f"{where}, field prompt: is missing.", field="prompt")
     messages = parse_messages(obj["prompt"], where)
@@ -73,9 +85,13 @@ def parse_record(obj, line: int) -> ImportRecord:
     if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
         raise InvalidInput(f"{where}, field responses: must be a list of strings.", field="responses")
     if len(responses) < 2:
-        raise InvalidInput(f"{where}, field responses: needs at least 2 responses to compare, got {len(responses)}.", field="responses")
+        raise InvalidInput(
+            f"{where}, field responses: needs at least 2 responses to compare, got {len(responses)}.", field="responses"
+        )
     if len(responses) > MAX_RESPONSES:
-        raise InvalidInput(f"{where}, field responses: at most {MAX_RESPONSES} responses, got {len(responses)}.", field="responses")
+        raise InvalidInput(
+            f"{where}, field responses: at most {MAX_RESPONSES} responses, got {len(responses)}.", field="responses"
+        )
     if any(not r.strip() for r in responses):
         raise InvalidInput(f"{where}, field responses: a response is empty.", field="responses")
     if len(set(responses)) != len(responses):
@@ -152,7 +168,8 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
         prompt = existing.get(record.external_id)
         if prompt is not None and prompt.messages != record.messages:
             raise InvalidInput(
-                f"Nothing was imported. line {record.line}, field prompt: id {record.external_id!r} was imported before with a different prompt.",
+                f"Nothing was imported. line {record.line}, field prompt: "
+                f"id {record.external_id!r} was imported before with a different prompt.",
                 field="prompt",
             )
     new_prompts = [
@@ -183,7 +200,9 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
     result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
 
     by_prompt: dict[int, list[int]] = {}
-    for prompt_id, response_id in Response.objects.filter(prompt__in=list(prompts.values())).order_by("index").values_list("prompt_id", "id"):
+    for prompt_id, response_id in (
+        Response.objects.filter(prompt__in=list(prompts.values())).order_by("index").values_list("prompt_id", "id")
+    ):
         by_prompt.setdefault(prompt_id, []).append(response_id)
     wanted = {}
     for prompt_id, response_ids in by_prompt.items():

@@ -10,7 +10,16 @@ from annotate.errors import InvalidInput
 from annotate.models import Membership, Study
 from annotate.models.studies import FeedbackKind, Role, SelectionStrategy
 
-STUDY_FIELDS = {"name", "description", "guidelines", "overlap", "round_size", "policy_model", "reward_model", "selection_strategy"}
+STUDY_FIELDS = {
+    "name",
+    "description",
+    "guidelines",
+    "overlap",
+    "round_size",
+    "policy_model",
+    "reward_model",
+    "selection_strategy",
+}
 
 
 @transaction.atomic
@@ -27,7 +36,9 @@ def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
         raise InvalidInput(f"overlap must be a whole number of at least 1, not {overlap!r}.", field="overlap")
     strategy = fields.get("selection_strategy", SelectionStrategy.RANDOM)
     if strategy not in SelectionStrategy.values:
-        raise InvalidInput(f"Unknown selection_strategy {strategy!r}; known: {', '.join(SelectionStrategy.values)}.", field="selection_strategy")
+        raise InvalidInput(
+            f"Unknown selection_strategy {strategy!r}; known: {', '.join(SelectionStrategy.values)}.", field="selection_strategy"
+        )
     study = Study.objects.create(name=name, created_by=creator, feedback_kinds=[FeedbackKind.PAIRWISE], **fields)
     Membership.objects.create(user=creator, study=study, role=Role.MANAGER)
     return study

@@ -59,7 +59,9 @@ def training_run_start(*, study: Study, requested_by: AbstractBaseUser, kind: st
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
     config = check_reward_config(config or {})
     config.setdefault("base_model", study.reward_model)
-    run = TrainingRun.objects.create(study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker")
+    run = TrainingRun.objects.create(
+        study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
+    )
     train_reward_model.delay_on_commit(run.pk)
     return run
 
@@ -114,8 +116,13 @@ def training_run_execute(*, run_id: int) -> None:
         logger.info("training run %s is not queued; nothing to do", run_id)
         return
     run = TrainingRun.objects.select_related("study").get(pk=run_id)
+    from learning.errors import TrainingStopped
+
     try:
         version = train_reward(run)
+    except TrainingStopped:
+        TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
+        return
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         logger.exception("training run %s failed", run_id)
         fail_run(run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -123,7 +130,7 @@ def training_run_execute(*, run_id: int) -> None:
     logger.info("training run %s registered %s", run_id, version)
 
 
-def train_reward(run: TrainingRun) -> ModelVersion | None:
+def train_reward(run: TrainingRun) -> ModelVersion:
     from learning.reward.train import RewardTrainConfig, train_reward_model
 
     known = {f.name for f in dataclass_fields(RewardTrainConfig)}
@@ -132,33 +139,20 @@ def train_reward(run: TrainingRun) -> ModelVersion | None:
     recorder = ProgressRecorder(run.pk)
     output = run_dir(run) / "model"
     result = train_reward_model(pairs, config=config, output_dir=output, progress=recorder, should_stop=recorder.should_stop)
-    if recorder.should_stop():
-        TrainingRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
-        return None
     return register_model_version(run=run, output=output, result=result, base_model=config.base_model)
 
 
 @transaction.atomic
 def register_model_version(*, run: TrainingRun, output: Path, result, base_model: str) -> ModelVersion:
-    """Record the finished run and its model version together, or neither."""
-    from learning.artifacts import artifact_checksum
+    """Record the finished run and its model version together, or neither.
+
+    A run cancelled while its last step ran is left cancelled, with no version.
+    """
+    from learning.errors import TrainingStopped
 
     study = Study.objects.select_for_update().get(pk=run.study_id)
-    previous = ModelVersion.objects.filter(study=study, kind=run.kind).order_by("-version").first()
     number = (ModelVersion.objects.filter(study=study, kind=run.kind).aggregate(n=Max("version"))["n"] or 0) + 1
-    version = ModelVersion.objects.create(
-        study=study,
-        run=run,
-        kind=run.kind,
-        version=number,
-        base_model=base_model,
-        artifact_path=str(output),
-        checksum=artifact_checksum(output),
-        metrics=result.metrics,
-        data_hash=result.data_hash,
-        parent=previous,
-    )
-    TrainingRun.objects.filter(pk=run.pk).update(
+    finished = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.SUCCEEDED,
         metrics=result.metrics,
         progress=1.0,
@@ -166,7 +160,20 @@ def register_model_version(*, run: TrainingRun, output: Path, result, base_model
         message=f"Registered {run.kind} model v{number}",
         eta_seconds=None,
     )
-    return version
+    if not finished:
+        raise TrainingStopped(f"run {run.pk} was cancelled before its model was registered")
+    return ModelVersion.objects.create(
+        study=study,
+        run=run,
+        kind=run.kind,
+        version=number,
+        base_model=base_model,
+        artifact_path=str(output),
+        checksum=result.checksum,
+        metrics=result.metrics,
+        data_hash=result.data_hash,
+        parent=ModelVersion.objects.filter(study=study, kind=run.kind).order_by("-version").first(),
+    )
 
 
 @transaction.atomic

@@ -40,9 +40,13 @@ def test_a_study_with_overlap_zero_is_refused_naming_the_field():
 def test_only_a_manager_adds_members():
     manager, annotator, newcomer = UserFactory(), UserFactory(), UserFactory()
     study = make_study(manager=manager, annotators=[annotator])
-    refused = client_for(annotator).post(f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "annotator"})
+    refused = client_for(annotator).post(
+        f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "annotator"}
+    )
     assert refused.status_code == 403
-    added = client_for(manager).post(f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "researcher"})
+    added = client_for(manager).post(
+        f"/api/v1/studies/{study.pk}/members/", {"username": newcomer.username, "role": "researcher"}
+    )
     assert added.status_code == 201
     assert added.json() == {"username": newcomer.username, "role": "researcher"}
 
@@ -50,7 +54,12 @@ def test_only_a_manager_adds_members():
 def test_import_takes_the_file_as_the_body_and_makes_every_pair_a_query():
     manager = UserFactory()
     study = make_study(manager=manager)
-    body = ndjson([{"id": "q1", "prompt": "Hi", "responses": ["a", "b", "c"]}, {"prompt": [{"role": "user", "content": "Yo"}], "responses": ["x", "y"]}])
+    body = ndjson(
+        [
+            {"id": "q1", "prompt": "Hi", "responses": ["a", "b", "c"]},
+            {"prompt": [{"role": "user", "content": "Yo"}], "responses": ["x", "y"]},
+        ]
+    )
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import", body, content_type="application/x-ndjson")
     assert reply.status_code == 201, reply.content
     assert reply.json()["queries_created"] == 3 + 1
@@ -82,7 +91,9 @@ def test_reimporting_the_same_ids_is_idempotent():
 def test_a_bad_line_names_its_line_and_field_and_stores_nothing():
     manager = UserFactory()
     study = make_study(manager=manager)
-    body = ndjson([{"id": "ok", "prompt": "Hi", "responses": ["a", "b"]}, {"id": "bad", "prompt": "Hi", "responses": "not a list"}])
+    body = ndjson(
+        [{"id": "ok", "prompt": "Hi", "responses": ["a", "b"]}, {"id": "bad", "prompt": "Hi", "responses": "not a list"}]
+    )
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
     assert reply.status_code == 400
     assert "line 2" in reply.json()["detail"] and "responses" in reply.json()["detail"]
@@ -110,7 +121,9 @@ def test_next_returns_the_contract_shape_and_204_when_nothing_is_left():
     assert body["kind"] == "pairwise"
     assert body["prompt"] == [{"role": "user", "content": "Question 0: what is 0 + 0?"}]
     assert len(body["responses"]) == 2 and {"id", "text"} <= set(body["responses"][0])
-    submitted = client.post(f"/api/v1/queries/{body['id']}/annotations/", {"choice": "a", "strength": 3, "client_key": "k1"}, format="json")
+    submitted = client.post(
+        f"/api/v1/queries/{body['id']}/annotations/", {"choice": "a", "strength": 3, "client_key": "k1"}, format="json"
+    )
     assert submitted.status_code == 201
     assert client.get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 204
 
@@ -160,10 +173,14 @@ def test_an_invalid_choice_is_refused_and_stores_nothing():
     make_items(study, n_prompts=1)
     client = client_for(annotator)
     query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
-    reply = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "c", "strength": 2, "client_key": "k"}, format="json")
+    reply = client.post(
+        f"/api/v1/queries/{query_id}/annotations/", {"choice": "c", "strength": 2, "client_key": "k"}, format="json"
+    )
     assert reply.status_code == 400
     assert "choice" in reply.json()
-    bad_strength = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "strength": 9, "client_key": "k"}, format="json")
+    bad_strength = client.post(
+        f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "strength": 9, "client_key": "k"}, format="json"
+    )
     assert bad_strength.status_code == 400 and "strength" in bad_strength.json()
     assert not Annotation.objects.exists()
 
@@ -175,7 +192,10 @@ def test_another_users_query_is_404():
     query_id = client_for(alice).get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
     reply = client_for(bob).post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k"}, format="json")
     assert reply.status_code == 404
-    assert client_for(bob).post("/api/v1/queries/999999/annotations/", {"choice": "a", "client_key": "k"}, format="json").status_code == 404
+    assert (
+        client_for(bob).post("/api/v1/queries/999999/annotations/", {"choice": "a", "client_key": "k"}, format="json").status_code
+        == 404
+    )
     assert not Annotation.objects.exists()
 
 
@@ -221,7 +241,9 @@ def label_everything(study, annotator, choices):
     client = client_for(annotator)
     for i, choice in enumerate(choices):
         body = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
-        client.post(f"/api/v1/queries/{body['id']}/annotations/", {"choice": choice, "strength": 3, "client_key": f"k{i}"}, format="json")
+        client.post(
+            f"/api/v1/queries/{body['id']}/annotations/", {"choice": choice, "strength": 3, "client_key": f"k{i}"}, format="json"
+        )
 
 
 def read_jsonl(reply) -> list[dict]:
@@ -291,8 +313,9 @@ def test_the_openapi_schema_describes_the_v1_api():
 
 
 def test_token_auth_works_with_drf_create_token():
-    from django.core.management import call_command
     from io import StringIO
+
+    from django.core.management import call_command
 
     user = UserFactory()
     out = StringIO()

@@ -1,0 +1,41 @@
+import json
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.errors import PreflabError
+from annotate.management.commands._study import find_study
+from annotate.services.exports import EXPORT_FORMATS, export_build
+
+
+class Command(BaseCommand):
+    help = "Write a study's labels as JSON lines: TRL preference rows (trl) or every vote as given (raw)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("study", help="study id or exact name")
+        parser.add_argument("--format", default="trl", choices=EXPORT_FORMATS)
+        parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+
+    def handle(self, *args, **options):
+        study = find_study(options["study"])
+        try:
+            export = export_build(study=study, format=options["format"])
+        except PreflabError as exc:
+            raise CommandError(exc.message) from None
+        output: Path | None = options["output"]
+        if output is None:
+            self.write_rows(export.rows, sys.stdout)
+        else:
+            # Write beside the target and rename, so a failed export never leaves half a file.
+            partial = output.with_name(output.name + ".partial")
+            with partial.open("w", encoding="utf-8") as handle:
+                self.write_rows(export.rows, handle)
+            partial.replace(output)
+        counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in export.counts.items())
+        self.stderr.write(f"Exported {study.name!r} as {export.format} — {counts}")
+
+    @staticmethod
+    def write_rows(rows, handle) -> None:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

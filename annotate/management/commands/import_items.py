@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.errors import PreflabError
+from annotate.management.commands._study import find_study
+from annotate.services.items import items_import
+
+
+class Command(BaseCommand):
+    help = "Import prompts and responses from a JSON-lines file into a study (all or nothing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("study", help="study id or exact name")
+        parser.add_argument("file", type=Path, help="JSONL: one {id?, prompt, responses, metadata?} per line")
+
+    def handle(self, *args, **options):
+        study = find_study(options["study"])
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"No file at {path}.")
+        try:
+            with path.open("rb") as lines:
+                result = items_import(study=study, lines=lines)
+        except PreflabError as exc:
+            raise CommandError(f"{path}: {exc.message}") from None
+        counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.as_dict().items())
+        self.stdout.write(self.style.SUCCESS(f"Imported into {study.name!r} — {counts}"))

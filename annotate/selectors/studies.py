@@ -1,0 +1,93 @@
+"""Reads for the study pages: dashboard counts, per-annotator figures, runs and model versions."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Study, TrainingRun
+
+
+def current_annotations(study: Study):
+    """Annotations that count as labels: a superseded one is replaced by its correction."""
+    return Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+
+
+def study_counts(study: Study) -> dict:
+    """Prompts, queries, labels stored and labels wanted (every query labelled `overlap` times)."""
+    queries = study.queries.count()
+    labels = current_annotations(study).count()
+    wanted = queries * study.overlap
+    return {
+        "prompts": study.prompts.count(),
+        "queries": queries,
+        "labels": labels,
+        "labels_wanted": wanted,
+        "labels_fraction": min(labels / wanted, 1.0) if wanted else 0.0,
+    }
+
+
+def annotator_stats(study: Study) -> list[dict]:
+    """One row per annotator who labelled in the study: labels, and how often they picked the left response.
+
+    `left_rate` is the share of their a/b pairwise choices where the response shown on the left
+    won (ties and both-bad are left out); None when they made no a/b choice. Near 0.5 is unbiased.
+    """
+    per_annotator = current_annotations(study).values("annotator__username").annotate(n=Count("id")).order_by()
+    labels = {row["annotator__username"]: row["n"] for row in per_annotator}
+    sided = (
+        PairwiseChoice.objects.filter(annotation__in=current_annotations(study), shown_choice__in=["a", "b"])
+        .values("annotation__annotator__username")
+        .annotate(sided=Count("id"), left=Count("id", filter=Q(shown_choice="a")))
+        .order_by()
+    )
+    bias = {row["annotation__annotator__username"]: (row["left"], row["sided"]) for row in sided}
+    rows = []
+    for username in sorted(labels):
+        left, total = bias.get(username, (0, 0))
+        rows.append(
+            {
+                "username": username,
+                "labels": labels[username],
+                "sided": total,
+                "left": left,
+                "left_rate": (left / total) if total else None,
+            }
+        )
+    return rows
+
+
+def position_bias(study: Study) -> dict:
+    """Across all annotators: a/b choices, how many went to the left response, and the share."""
+    row = PairwiseChoice.objects.filter(annotation__in=current_annotations(study), shown_choice__in=["a", "b"]).aggregate(
+        sided=Count("id"), left=Count("id", filter=Q(shown_choice="a"))
+    )
+    sided, left = row["sided"], row["left"]
+    return {"sided": sided, "left": left, "left_rate": (left / sided) if sided else None}
+
+
+def study_members(study: Study):
+    return Membership.objects.filter(study=study).select_related("user").order_by("role", "user__username")
+
+
+def study_runs(study: Study, *, limit: int | None = None):
+    runs = TrainingRun.objects.filter(study=study).select_related("created_by", "model_version").order_by("-created_at", "-id")
+    return runs[:limit] if limit else runs
+
+
+def model_version_table(study: Study) -> dict:
+    """The study's model versions, newest first, with the union of their metric names for a side-by-side table.
+
+    Returns {"versions": [...], "rows": [(metric, [value or None per version]), ...]}.
+    """
+    versions = list(ModelVersion.objects.filter(study=study).select_related("run").order_by("kind", "-version"))
+    # Only scalar metrics fit a table cell; nested ones stay on the run page.
+    names = sorted(
+        {
+            name
+            for version in versions
+            for name, value in (version.metrics or {}).items()
+            if value is None or isinstance(value, (int, float, str, bool))
+        }
+    )
+    rows = [(name, [(v.metrics or {}).get(name) for v in versions]) for name in names]
+    return {"versions": versions, "rows": rows}

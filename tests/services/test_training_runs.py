@@ -1,0 +1,63 @@
+"""Training runs as the service records them: claimed once, failures written down, never silent."""
+
+import pytest
+
+from annotate.models import ModelVersion, TrainingRun
+from annotate.services.training import training_run_cancel, training_run_execute, training_run_start
+from tests.factories import UserFactory, make_items, make_study
+from tests.labelling import label_preferring_first_response
+
+pytestmark = pytest.mark.django_db
+
+
+def queued_run(study, **config) -> TrainingRun:
+    return training_run_start(study=study, requested_by=study.created_by, kind="reward", config=config)
+
+
+def test_a_duplicate_delivery_of_a_claimed_run_does_nothing():
+    study = make_study()
+    run = queued_run(study)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", worker="first-worker")
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.worker) == ("running", "first-worker")
+    assert not ModelVersion.objects.exists()
+
+
+def test_too_few_labels_fail_the_run_saying_how_many_it_has_and_needs():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=3)
+    label_preferring_first_response(study, annotator)
+    run = queued_run(study)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "3" in run.error and "8" in run.error
+    assert run.finished_at is not None and run.log
+    assert not ModelVersion.objects.exists()
+
+
+def test_an_unknown_base_model_fails_the_run_naming_it():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=10)
+    label_preferring_first_response(study, annotator)
+    run = queued_run(study, base_model="no-such-org/no-such-model")
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "no-such-org/no-such-model" in run.error
+
+
+def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():
+    study = make_study()
+    run = training_run_cancel(run=queued_run(study))
+    assert run.status == "cancelled"
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    from annotate.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="only a queued or running run"):
+        training_run_cancel(run=run)

@@ -1,0 +1,77 @@
+"""Who may do what, as a matrix over roles and actions, checked through access.py and the API."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotate import access
+from annotate.errors import Forbidden, NotFound
+from tests.factories import UserFactory, make_items, make_study
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED = {
+    "manager": {"view", "annotate", "manage", "export", "train", "history"},
+    "annotator": {"view", "annotate"},
+    "researcher": {"view", "export", "history"},
+    None: set(),
+}
+
+
+@pytest.fixture
+def people():
+    manager, annotator, researcher, outsider = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    study = make_study(manager=manager, annotators=[annotator], researchers=[researcher])
+    make_items(study, n_prompts=2)
+    return study, {"manager": manager, "annotator": annotator, "researcher": researcher, None: outsider}
+
+
+@pytest.mark.parametrize("role", ["manager", "annotator", "researcher", None])
+@pytest.mark.parametrize("action", sorted(access.ACTIONS))
+def test_each_role_may_do_exactly_its_actions(people, role, action):
+    study, users = people
+    allowed = action in EXPECTED[role]
+    assert access.can(users[role], study, action) is allowed
+    if allowed:
+        assert access.get_study(users[role], study.pk, action) == study
+    else:
+        with pytest.raises(NotFound if role is None else Forbidden):
+            access.get_study(users[role], study.pk, action)
+
+
+ENDPOINTS = [
+    ("get", "/api/v1/studies/{id}/", "view"),
+    ("get", "/api/v1/studies/{id}/queries/next/", "annotate"),
+    ("post", "/api/v1/studies/{id}/members/", "manage"),
+    ("get", "/api/v1/studies/{id}/export/?format=raw", "export"),
+]
+
+
+@pytest.mark.parametrize("role", ["manager", "annotator", "researcher", None])
+@pytest.mark.parametrize(("method", "url", "action"), ENDPOINTS)
+def test_the_api_answers_404_to_outsiders_and_403_to_roles_without_the_action(people, role, method, url, action):
+    study, users = people
+    client = APIClient()
+    client.force_authenticate(users[role])
+    reply = getattr(client, method)(
+        url.format(id=study.pk), {"username": users["manager"].username, "role": "annotator"} if method == "post" else None
+    )
+    if role is None:
+        assert reply.status_code == 404
+    elif action in EXPECTED[role]:
+        assert reply.status_code in (200, 201)
+    else:
+        assert reply.status_code == 403
+
+
+def test_an_annotator_lists_only_the_studies_they_belong_to(people):
+    study, users = people
+    make_study(name="Someone else's")
+    client = APIClient()
+    client.force_authenticate(users["annotator"])
+    assert [s["id"] for s in client.get("/api/v1/studies/").json()] == [study.pk]
+
+
+def test_an_unknown_action_is_a_programming_error(people):
+    study, users = people
+    with pytest.raises(ValueError, match="unknown action"):
+        access.can(users["manager"], study, "delete-everything")

@@ -1,0 +1,70 @@
+"""A training run's page, whose progress panel polls itself until the run finishes."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from annotate import access
+from annotate.models import ModelVersion, TrainingRun
+from annotate.views.errors import page
+from annotate.views.nav import with_perms
+
+
+def duration_text(seconds: float | None) -> str:
+    """A short human duration: '45 s', '3 min 20 s', '2 h 5 min'."""
+    if seconds is None:
+        return ""
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def metric_text(value) -> str:
+    """A metric for display: floats to four significant figures, nested values as JSON, None as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def metric_rows(metrics: dict | None) -> list[tuple[str, str]]:
+    return [(name, metric_text(value)) for name, value in sorted((metrics or {}).items())]
+
+
+def run_context(run: TrainingRun) -> dict:
+    version = ModelVersion.objects.filter(run=run).first()
+    return {
+        "run": run,
+        "study": run.study,
+        "version": version,
+        "eta": duration_text(run.eta_seconds),
+        "metrics": metric_rows(run.metrics),
+        "version_metrics": metric_rows(version.metrics) if version else [],
+    }
+
+
+@require_GET
+@page
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = access.get_run(request.user, run_id)
+    with_perms(run.study, access.role_in(request.user, run.study))
+    return render(request, "annotate/run_detail.html", run_context(run))
+
+
+@require_GET
+@page
+def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = access.get_run(request.user, run_id)
+    return render(request, "annotate/run_detail.html#run-progress", run_context(run))

@@ -1,0 +1,20 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from annotate.views import runs, studies, workspace
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", studies.study_list, name="study-list"),
+    path("studies/<int:study_id>/", studies.study_dashboard, name="study-dashboard"),
+    path("studies/<int:study_id>/members/", studies.study_member_add, name="study-member-add"),
+    path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),
+    path("studies/<int:study_id>/train/", studies.study_train, name="study-train"),
+    path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),
+    path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
+    path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
+    path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/progress/", runs.run_progress, name="run-progress"),
+]

@@ -1,0 +1,68 @@
+"""Settings come from the environment and refuse bad values loudly."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from annotate.settings import env_bool, parse_database_url
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_postgres_url_becomes_a_psycopg_database_entry():
+    db = parse_database_url("postgres://alice:s%40cret@db.example:6543/preflab?sslmode=require")
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == ("preflab", "alice", "s@cret", "db.example", "6543")
+    assert db["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_a_sqlite_url_names_its_file():
+    assert parse_database_url("sqlite:////tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("mysql://root@localhost/x", "unsupported scheme 'mysql'"),
+        ("postgres://localhost:5432/", "names no database"),
+        ("postgres://localhost:notaport/x", "port that is not a number"),
+        ("sqlite://", "names no SQLite file"),
+    ],
+)
+def test_a_bad_database_url_is_refused_saying_what_is_wrong(url, complaint):
+    with pytest.raises(ImproperlyConfigured, match=complaint):
+        parse_database_url(url)
+
+
+def test_a_boolean_that_is_neither_yes_nor_no_is_refused(monkeypatch):
+    monkeypatch.setenv("SOME_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG='maybe' is not a boolean"):
+        env_bool("SOME_FLAG", False)
+
+
+def start_django(**env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "CELERY_BROKER_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_mode_without_a_secret_key_refuses_to_start():
+    result = start_django(DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_an_unknown_broker_scheme_refuses_to_start():
+    result = start_django(DEBUG="1", CELERY_BROKER_URL="kafka://localhost")
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL='kafka://localhost'" in result.stderr
+
+
+def test_a_complete_environment_passes_djangos_checks():
+    result = start_django(DEBUG="0", SECRET_KEY="x" * 50)
+    assert result.returncode == 0, result.stderr

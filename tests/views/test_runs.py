@@ -1,0 +1,113 @@
+"""A training run's page and the study's runs list; the progress panel polls until the run ends."""
+
+import pytest
+from django.urls import reverse
+
+from annotate.models import ModelVersion, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(study, manager):
+    return TrainingRun.objects.create(
+        study=study,
+        kind="reward",
+        status="running",
+        progress=0.4,
+        step=40,
+        total_steps=100,
+        loss=0.5321,
+        eta_seconds=95,
+        created_by=manager,
+    )
+
+
+def progress(client, run):
+    return client.get(reverse("run-progress", args=[run.pk])).content.decode()
+
+
+def test_the_run_page_shows_progress_and_polls_while_the_run_is_running(as_user, manager, run):
+    html = as_user(manager).get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert f'hx-get="{reverse("run-progress", args=[run.pk])}"' in html
+    assert 'hx-trigger="every 2s"' in html
+    assert "step 40 of 100" in html
+    assert "loss 0.5321" in html
+    assert "about 1 min 35 s left" in html
+    assert "width: 40%" in html
+
+
+def test_the_progress_partial_polls_itself_while_the_run_is_running(as_user, manager, run):
+    html = progress(as_user(manager), run)
+    assert html.lstrip().startswith('<section id="run-progress"')
+    assert "<html" not in html
+    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-swap="outerHTML"' in html
+
+
+def test_the_progress_partial_stops_polling_once_the_run_has_finished(as_user, manager, run):
+    run.status, run.progress, run.metrics = "succeeded", 1.0, {"eval_accuracy": 0.8125, "pairs": 64}
+    run.save()
+    html = progress(as_user(manager), run)
+    assert "hx-trigger" not in html
+    assert "hx-get" not in html
+    assert "eval_accuracy" in html and "0.8125" in html
+    assert "Succeeded" in html
+
+
+def test_a_failed_run_shows_its_error_escaped(as_user, manager, run):
+    run.status, run.error = "failed", "ValueError: bad <input> & more"
+    run.save()
+    html = progress(as_user(manager), run)
+    assert '<pre class="pre pre--error">ValueError: bad &lt;input&gt; &amp; more</pre>' in html
+    assert "hx-trigger" not in html
+
+
+def test_a_succeeded_run_shows_its_model_version(as_user, manager, study, run):
+    run.status = "succeeded"
+    run.save()
+    ModelVersion.objects.create(
+        study=study,
+        run=run,
+        kind="reward",
+        version=3,
+        base_model="minilm",
+        artifact_path="/a/runs/1/model",
+        checksum="c0ffee",
+        metrics={"eval_accuracy": 0.9},
+        data_hash="d4",
+    )
+    html = as_user(manager).get(reverse("run-detail", args=[run.pk])).content.decode()
+    for text in ("reward v3", "minilm", "/a/runs/1/model", "c0ffee"):
+        assert text in html
+
+
+def test_a_researcher_may_watch_a_run_but_an_annotator_may_not(as_user, researcher, annotator, outsider, run):
+    assert as_user(researcher).get(reverse("run-detail", args=[run.pk])).status_code == 200
+    assert as_user(annotator).get(reverse("run-progress", args=[run.pk])).status_code == 403
+    assert as_user(outsider).get(reverse("run-detail", args=[run.pk])).status_code == 404
+
+
+def test_the_runs_page_puts_model_versions_and_their_metrics_side_by_side(as_user, researcher, study, manager):
+    for number, accuracy in ((1, 0.71), (2, 0.84)):
+        run = TrainingRun.objects.create(study=study, kind="reward", status="succeeded", progress=1.0, created_by=manager)
+        ModelVersion.objects.create(
+            study=study,
+            run=run,
+            kind="reward",
+            version=number,
+            base_model="minilm",
+            artifact_path=f"/a/{number}",
+            checksum="x",
+            metrics={"eval_accuracy": accuracy},
+            data_hash="d",
+        )
+    html = as_user(researcher).get(reverse("study-runs", args=[study.pk])).content.decode()
+    assert html.index("reward v2") < html.index("reward v1")
+    row = html[html.index("eval_accuracy") :]
+    assert row.index("0.84") < row.index("0.71")
+    assert "Train reward model" not in html  # a researcher may not train
+
+
+def test_an_annotator_gets_403_on_the_runs_page(as_user, annotator, study):
+    assert as_user(annotator).get(reverse("study-runs", args=[study.pk])).status_code == 403

@@ -1,0 +1,61 @@
+"""The study list: a user's own studies, each with the actions their role allows."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_study
+
+pytestmark = pytest.mark.django_db
+
+
+def actions_on(html: str, study) -> set[str]:
+    found = set()
+    if reverse("workspace", args=[study.pk]) in html:
+        found.add("annotate")
+    if f'href="{reverse("study-dashboard", args=[study.pk])}"' in html:
+        found.add("dashboard")
+    if reverse("study-runs", args=[study.pk]) in html:
+        found.add("runs")
+    if f"/api/v1/studies/{study.pk}/export/?format=trl" in html and f"/api/v1/studies/{study.pk}/export/?format=raw" in html:
+        found.add("export")
+    return found
+
+
+def test_an_annotator_sees_only_the_studies_they_belong_to(as_user, study, annotator, manager):
+    other = make_study(manager=manager, name="Secret other study")
+    html = as_user(annotator).get(reverse("study-list")).content.decode()
+    assert "Helpfulness" in html
+    assert "Secret other study" not in html
+    assert reverse("workspace", args=[other.pk]) not in html
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("annotator", {"annotate"}),
+        ("manager", {"annotate", "dashboard", "runs", "export"}),
+        ("researcher", {"runs", "export"}),
+    ],
+)
+def test_each_role_is_offered_exactly_its_actions(request, as_user, study, who, expected):
+    html = as_user(request.getfixturevalue(who)).get(reverse("study-list")).content.decode()
+    assert actions_on(html, study) == expected
+    assert f">{who.capitalize()}<" in html
+
+
+def test_an_annotator_sees_their_progress_in_the_list(as_user, study, annotator, answer):
+    answer(study, annotator)
+    html = as_user(annotator).get(reverse("study-list")).content.decode()
+    assert "1 / 3 answered" in html
+
+
+def test_a_user_without_studies_is_told_how_to_get_one(as_user, outsider):
+    html = as_user(outsider).get(reverse("study-list")).content.decode()
+    assert "not a member of any study" in html
+    assert "otto" in html
+
+
+def test_the_export_link_downloads_from_the_api_with_the_browser_session(as_user, study, researcher):
+    reply = as_user(researcher).get(f"/api/v1/studies/{study.pk}/export/?format=raw")
+    assert reply.status_code == 200
+    assert reply["Content-Type"].startswith("application/x-ndjson")

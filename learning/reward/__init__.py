@@ -1,0 +1,1 @@
+"""Reward models: losses, the scalar model, training and scoring."""

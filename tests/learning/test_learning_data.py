@@ -1,0 +1,100 @@
+"""learning.data: margins, TRL rows, group splits and data hashes (no torch needed)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from learning.data import (
+    PreferencePair,
+    data_hash,
+    split_by_group,
+    strength_to_margin,
+    to_trl_preference_row,
+)
+
+
+def test_strength_maps_to_thirds_of_a_unit_margin():
+    assert [strength_to_margin(s) for s in (1, 2, 3)] == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+@pytest.mark.parametrize("strength", [0, 4, -1, True, 2.5, "2"])
+def test_strength_outside_one_to_three_raises_value_error_naming_the_value(strength):
+    with pytest.raises(ValueError, match=re.escape(repr(strength))):
+        strength_to_margin(strength)
+
+
+def test_trl_row_is_conversational_with_an_assistant_turn_per_response():
+    pair = PreferencePair(
+        prompt=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}],
+        chosen="Hello!",
+        rejected="Go away.",
+        margin=2 / 3,
+    )
+    assert to_trl_preference_row(pair) == {
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}],
+        "chosen": [{"role": "assistant", "content": "Hello!"}],
+        "rejected": [{"role": "assistant", "content": "Go away."}],
+        "margin": 2 / 3,
+    }
+
+
+def test_split_keeps_every_group_on_one_side(make_pairs):
+    pairs = make_pairs(n_prompts=20, pairs_per_prompt=3)
+    train, held_out = split_by_group(pairs, eval_fraction=0.25, seed=1)
+    train_groups = {p.group for p in train}
+    eval_groups = {p.group for p in held_out}
+    assert not train_groups & eval_groups
+    assert len(train) + len(held_out) == len(pairs)
+    assert len(eval_groups) == 5
+
+
+def test_split_is_deterministic_and_ignores_input_order(make_pairs):
+    pairs = make_pairs(n_prompts=20)
+    first = split_by_group(pairs, eval_fraction=0.3, seed=7)
+    again = split_by_group(pairs, eval_fraction=0.3, seed=7)
+    reversed_input = split_by_group(list(reversed(pairs)), eval_fraction=0.3, seed=7)
+    other_seed = split_by_group(pairs, eval_fraction=0.3, seed=8)
+    assert first == again
+    assert {p.group for p in reversed_input[1]} == {p.group for p in first[1]}
+    assert {p.group for p in other_seed[1]} != {p.group for p in first[1]}
+
+
+def test_split_puts_at_least_one_group_on_each_side(make_pairs):
+    pairs = make_pairs(n_prompts=2)
+    for fraction in (0.01, 0.99):
+        train, held_out = split_by_group(pairs, eval_fraction=fraction, seed=0)
+        assert train and held_out
+
+
+def test_split_with_a_single_group_keeps_everything_for_training(make_pairs):
+    pairs = make_pairs(n_prompts=1, pairs_per_prompt=4)
+    assert split_by_group(pairs, eval_fraction=0.5, seed=0) == (pairs, [])
+
+
+def test_pairs_without_a_group_are_grouped_by_their_prompt():
+    prompt_a = [{"role": "user", "content": "a"}]
+    prompt_b = [{"role": "user", "content": "b"}]
+    pairs = [PreferencePair(prompt=p, chosen=str(i), rejected="x") for i, p in enumerate([prompt_a, prompt_b] * 3)]
+    train, held_out = split_by_group(pairs, eval_fraction=0.5, seed=0)
+    assert len(train) == len(held_out) == 3
+    assert len({p.prompt[0]["content"] for p in held_out}) == 1
+
+
+def test_split_rejects_a_fraction_outside_zero_to_one(make_pairs):
+    with pytest.raises(ValueError, match="eval_fraction"):
+        split_by_group(make_pairs(n_prompts=3), eval_fraction=1.0, seed=0)
+
+
+def test_data_hash_ignores_order_but_sees_any_change(make_pairs):
+    pairs = make_pairs(n_prompts=5)
+    assert data_hash(pairs) == data_hash(list(reversed(pairs)))
+    changed = [*pairs[:-1], PreferencePair(**{**pairs[-1].__dict__, "margin": 0.5})]
+    assert data_hash(changed) != data_hash(pairs)
+    assert len(data_hash(pairs)) == 64
+
+
+def test_importing_learning_data_does_not_import_torch():
+    code = "import sys, learning, learning.data; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

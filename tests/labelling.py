@@ -15,6 +15,8 @@ def label_preferring_first_response(study, annotator, limit: int | None = None) 
         if assignment is None:
             break
         shown = "a" if assignment.display_order[0] == 0 else "b"
-        annotation_submit_pairwise(query=assignment.query, annotator=annotator, choice=shown, strength=2, client_key=f"lab-{done}")
+        annotation_submit_pairwise(
+            query=assignment.query, annotator=annotator, choice=shown, strength=2, client_key=f"lab-{done}"
+        )
         done += 1
     return done

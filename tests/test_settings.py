@@ -16,7 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 def test_a_postgres_url_becomes_a_psycopg_database_entry():
     db = parse_database_url("postgres://alice:s%40cret@db.example:6543/preflab?sslmode=require")
     assert db["ENGINE"] == "django.db.backends.postgresql"
-    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == ("preflab", "alice", "s@cret", "db.example", "6543")
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "preflab",
+        "alice",
+        "s@cret",
+        "db.example",
+        "6543",
+    )
     assert db["OPTIONS"] == {"sslmode": "require"}
 
 

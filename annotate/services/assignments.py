@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -34,12 +34,16 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
         .annotate(n=Count("id"))
         .values("n")
     )
-    mine = Assignment.objects.filter(query=OuterRef("pk"), annotator=user).exclude(status=AssignmentStatus.EXPIRED)
+    # NOT IN over the ids of the user's queries (in any study: no join, so no join plan to get
+    # wrong), not NOT EXISTS: PostgreSQL runs it once, as a hashed subplan. As an anti-join the
+    # plan hung on statistics; right after an import it was a nested loop that rescanned all the
+    # user's assignments for each candidate (110 ms a claim at 2000 queries, 500 of them labelled).
+    mine = Assignment.objects.filter(annotator=user).exclude(status=AssignmentStatus.EXPIRED).values("query_id")
     return (
         Query.objects.filter(study=study, label_count__lt=study.overlap)
         .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
         .filter(live__lt=study.overlap - F("label_count"))
-        .exclude(Exists(mine))
+        .exclude(pk__in=mine)
     )
 
 
@@ -52,18 +56,32 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     """
     assignments_expire(study=study)
     current = (
-        Assignment.objects.select_related("query")
+        Assignment.objects.select_related("query__prompt")
         .filter(query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE)
         .order_by("started_at")
         .first()
     )
     if current is not None:
         return current
-    query = (
-        open_queries_for(study, annotator).order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",)).first()
-    )
-    if query is None:
-        return None
+    rejected: list[int] = []
+    while True:
+        query = (
+            open_queries_for(study, annotator)
+            .exclude(pk__in=rejected)
+            .select_related("prompt")
+            .order_by("-priority", "id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if query is None:
+            return None
+        # The lock is taken after the statement's snapshot: a claim committed in between (its
+        # lock already released) is invisible to it, and the row itself did not change, so
+        # PostgreSQL does not recheck it. Every claimer holds this lock, so a fresh statement
+        # now sees all claims of this query.
+        if open_queries_for(study, annotator).filter(pk=query.pk).exists():
+            break
+        rejected.append(query.pk)
     size = query.query_responses.count()
     order = list(range(size))
     random.SystemRandom().shuffle(order)

@@ -27,7 +27,9 @@ def test_import_items_takes_a_study_by_name_and_makes_every_pair_a_query(tmp_pat
 
 def test_import_items_reports_the_bad_line_and_stores_nothing(tmp_path):
     study = make_study()
-    items = write_jsonl(tmp_path / "items.jsonl", [{"prompt": "ok", "responses": ["a", "b"]}, {"prompt": "", "responses": ["a", "b"]}])
+    items = write_jsonl(
+        tmp_path / "items.jsonl", [{"prompt": "ok", "responses": ["a", "b"]}, {"prompt": "", "responses": ["a", "b"]}]
+    )
     with pytest.raises(CommandError, match="line 2, field prompt"):
         call_command("import_items", str(study.pk), str(items))
     assert not Prompt.objects.exists()

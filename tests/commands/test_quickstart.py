@@ -51,7 +51,11 @@ def test_quickstart_serves_the_app_and_starts_a_worker_on_sqlite_and_the_filesys
     env["PREFLAB_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "quickstart", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -47,13 +47,29 @@ def celery_worker_process(tmp_path):
         "PREFLAB_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
     }
     command = [
-        sys.executable, "-m", "celery", "-A", "annotate", "worker", "-Q", "default,gpu", "-P", "solo",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge", "-l", "info",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "annotate",
+        "worker",
+        "-Q",
+        "default,gpu",
+        "-P",
+        "solo",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--purge",
+        "-l",
+        "info",
     ]
     with log.open("wb") as out:
         worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "ready." in log.read_text() or worker.poll() is not None, timeout=90, what="the worker to start", log=log)
+        wait_for(
+            lambda: "ready." in log.read_text() or worker.poll() is not None, timeout=90, what="the worker to start", log=log
+        )
         assert worker.poll() is None, f"the worker exited at start:\n{log.read_text()[-4000:]}"
         yield log
     finally:

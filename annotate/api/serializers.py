@@ -23,10 +23,12 @@ class StudySerializer(serializers.ModelSerializer):
             "policy_model",
             "reward_model",
             "feedback_kinds",
+            "span_taxonomy",
+            "rating_aspects",
             "created_at",
             "my_role",
         ]
-        read_only_fields = ["id", "feedback_kinds", "created_at", "my_role"]
+        read_only_fields = ["id", "created_at", "my_role"]
 
 
 class MemberSerializer(serializers.Serializer):
@@ -47,16 +49,51 @@ class ResponseSerializer(serializers.Serializer):
 class NextQuerySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
+    asks = serializers.ListField(child=serializers.CharField())
     prompt = MessageSerializer(many=True)
     responses = ResponseSerializer(many=True, help_text="In the order to show them: the first is A.")
     assignment_id = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
+    span_taxonomy = serializers.ListField(child=serializers.DictField(), required=False)
+    rating_aspects = serializers.ListField(child=serializers.DictField(), required=False)
 
 
-class PairwiseSubmitSerializer(serializers.Serializer):
-    choice = serializers.ChoiceField(choices=PairwiseChoiceValue.choices, help_text="a/b refer to the order /next returned.")
-    strength = serializers.IntegerField(min_value=1, max_value=3, default=2)
+class SpanSerializer(serializers.Serializer):
+    response = serializers.IntegerField()
+    start = serializers.IntegerField(allow_null=True, required=False, help_text="Code-point offset, inclusive.")
+    end = serializers.IntegerField(allow_null=True, required=False, help_text="Code-point offset, exclusive.")
+    category = serializers.CharField()
+    note = serializers.CharField(required=False, allow_blank=True)
+
+
+class CritiqueSerializer(serializers.Serializer):
+    response = serializers.IntegerField()
+    critique = serializers.CharField(allow_blank=True)
+    revision = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class RatingSerializer(serializers.Serializer):
+    response = serializers.IntegerField()
+    aspect = serializers.CharField()
+    value = serializers.IntegerField()
+
+
+class AnnotationSubmitSerializer(serializers.Serializer):
+    """Give the parts the query asks for (its `asks`); the service checks them against the query."""
+
     client_key = serializers.CharField(max_length=100)
+    choice = serializers.ChoiceField(
+        choices=PairwiseChoiceValue.choices, required=False, help_text="a/b refer to the order /next returned."
+    )
+    strength = serializers.IntegerField(min_value=1, max_value=3, required=False)
+    ranking = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()), required=False, help_text="Groups of ids, best first."
+    )
+    cannot_rank = serializers.CharField(required=False, allow_blank=True, help_text="A reason, instead of a ranking.")
+    spans = SpanSerializer(many=True, required=False)
+    critiques = CritiqueSerializer(many=True, required=False)
+    ratings = RatingSerializer(many=True, required=False)
+    active_ms = serializers.IntegerField(min_value=0, required=False, help_text="The client's active time on task.")
 
 
 class SkipSerializer(serializers.Serializer):

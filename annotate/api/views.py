@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import InvalidInput
+from annotate.models.studies import MISSING_INFORMATION
 from annotate.services import assignments, exports, feedback, items, studies, training
 
 
@@ -30,10 +31,18 @@ def study_list(request):
     return Response(s.StudySerializer(study).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=s.StudySerializer)
-@api_view(["GET"])
+@extend_schema(request=s.StudySerializer, responses=s.StudySerializer)
+@api_view(["GET", "PATCH"])
 def study_detail(request, pk: int):
-    return Response(s.StudySerializer(access.get_study(request.user, pk)).data)
+    """Read a study; a manager may change its configuration (queries already made keep theirs)."""
+    if request.method == "GET":
+        return Response(s.StudySerializer(access.get_study(request.user, pk)).data)
+    study = access.get_study(request.user, pk, "manage")
+    body = s.StudySerializer(study, data=request.data, partial=True)
+    body.is_valid(raise_exception=True)
+    study = studies.study_update(study=study, **body.validated_data)
+    study.my_role = "manager"
+    return Response(s.StudySerializer(study).data)
 
 
 @extend_schema(request=s.MemberSerializer, responses=s.MemberSerializer)
@@ -81,11 +90,23 @@ def next_query_payload(assignment) -> dict:
     return {
         "id": query.pk,
         "kind": query.kind,
+        "asks": query.asks,
         "prompt": query.prompt.messages,
         "responses": [{"id": responses[p].pk, "text": responses[p].text} for p in assignment.display_order],
         "assignment_id": assignment.pk,
         "expires_at": assignment.expires_at,
+        **query_vocabulary(query),
     }
+
+
+def query_vocabulary(query) -> dict:
+    """The study's span categories and rating aspects, for queries that ask for them."""
+    extra = {}
+    if "spans" in query.asks:
+        extra["span_taxonomy"] = [*query.study.span_taxonomy, {"key": MISSING_INFORMATION, "label": "Missing information"}]
+    if "ratings" in query.asks:
+        extra["rating_aspects"] = query.study.rating_aspects
+    return extra
 
 
 @extend_schema(responses={200: s.NextQuerySerializer, 204: None})
@@ -100,15 +121,19 @@ def next_query(request, pk: int):
 
 
 @extend_schema(
-    request=s.PairwiseSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
+    request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
 )
 @api_view(["POST"])
 def query_annotations(request, pk: int):
     """Answer a query. Repeating a submit with the same client_key returns the first annotation (200)."""
     query = access.get_query_for_annotator(request.user, pk)
-    body = s.PairwiseSubmitSerializer(data=request.data)
+    body = s.AnnotationSubmitSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    annotation, created = feedback.annotation_submit_pairwise(query=query, annotator=request.user, **body.validated_data)
+    answer = dict(body.validated_data)
+    client_key, active_ms = answer.pop("client_key"), answer.pop("active_ms", None)
+    annotation, created = feedback.annotation_submit(
+        query=query, annotator=request.user, client_key=client_key, answer=answer, active_ms=active_ms
+    )
     return Response(
         {"id": annotation.pk, "query": query.pk, "created": created},
         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

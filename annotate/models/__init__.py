@@ -1,5 +1,5 @@
 from annotate.models.assignments import Assignment
-from annotate.models.feedback import Annotation, PairwiseChoice
+from annotate.models.feedback import Annotation, CritiquePart, PairwiseChoice, RankingPart, RatingPart, SpanPart
 from annotate.models.items import Prompt, Query, QueryResponse, Response
 from annotate.models.studies import Membership, Study
 from annotate.models.training import ModelVersion, TrainingRun
@@ -7,13 +7,17 @@ from annotate.models.training import ModelVersion, TrainingRun
 __all__ = [
     "Annotation",
     "Assignment",
+    "CritiquePart",
     "Membership",
     "ModelVersion",
     "PairwiseChoice",
     "Prompt",
     "Query",
     "QueryResponse",
+    "RankingPart",
+    "RatingPart",
     "Response",
+    "SpanPart",
     "Study",
     "TrainingRun",
 ]

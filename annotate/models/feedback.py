@@ -3,7 +3,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from annotate.models.assignments import Assignment
-from annotate.models.items import Query
+from annotate.models.items import Query, Response
 
 
 class Annotation(models.Model):
@@ -14,6 +14,7 @@ class Annotation(models.Model):
     assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations")
     client_key = models.CharField(max_length=100, help_text="Chosen by the client; a repeated submit with it stores nothing new.")
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Server-side time from assignment to submit.")
+    active_ms = models.PositiveIntegerField(null=True, blank=True, help_text="The client's own count of active time on task.")
     supersedes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -50,3 +51,71 @@ class PairwiseChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.choice} (strength {self.strength}) on annotation {self.annotation_id}"
+
+
+class RankingPart(models.Model):
+    """A ranking as an ordered list of groups of response ids, best first; a group of two or more is a tie.
+
+    Kept whole: its pairwise expansion is derived when exporting or training, never stored instead.
+    """
+
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="ranking")
+    groups = models.JSONField(default=list)
+    cannot_rank_reason = models.TextField(blank=True, help_text="Set instead of groups when the annotator could not rank.")
+
+    def __str__(self) -> str:
+        return f"ranking on annotation {self.annotation_id}"
+
+
+class SpanPart(models.Model):
+    """A highlighted span of one response with an error category, in code-point offsets [start, end).
+
+    start and end are null for a response-level label such as missing information.
+    """
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="spans")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    start = models.PositiveIntegerField(null=True, blank=True)
+    end = models.PositiveIntegerField(null=True, blank=True)
+    category = models.CharField(max_length=64)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["annotation_id", "response_id", "start", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.category} [{self.start}, {self.end}) in response {self.response_id}"
+
+
+class CritiquePart(models.Model):
+    """A natural-language critique of one response, and optionally a revised version of it."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="critiques")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    critique = models.TextField(blank=True)
+    revision = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["annotation_id", "id"]
+
+    def __str__(self) -> str:
+        return f"critique of response {self.response_id}"
+
+
+class RatingPart(models.Model):
+    """One response's score on one of the study's aspects, 1 to 5."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="ratings")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    aspect = models.CharField(max_length=64)
+    value = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+
+    class Meta:
+        ordering = ["annotation_id", "response_id", "aspect"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(value__gte=1, value__lte=5), name="rating_value_1_to_5"),
+            models.UniqueConstraint(fields=["annotation", "response", "aspect"], name="rating_one_per_aspect"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aspect}={self.value} for response {self.response_id}"

@@ -41,6 +41,8 @@ class Response(models.Model):
 
 class QueryKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise"
+    RANKING = "ranking", "Ranking"
+    SINGLE = "single", "Single response"
 
 
 class Query(models.Model):
@@ -50,6 +52,7 @@ class Query(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="queries")
     kind = models.CharField(max_length=16, choices=QueryKind.choices, default=QueryKind.PAIRWISE)
     key = models.CharField(max_length=200, help_text="Kind plus response ids; makes creation idempotent.")
+    asks = models.JSONField(default=list, help_text="The feedback kinds an answer must give, e.g. [pairwise, critique].")
     round = models.PositiveIntegerField(default=0)
     strategy = models.CharField(max_length=32, default="import")
     score = models.FloatField(null=True, blank=True)

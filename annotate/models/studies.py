@@ -5,6 +5,59 @@ from django.db import models
 
 class FeedbackKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise preference"
+    RANKING = "ranking", "Ranking"
+    SPANS = "spans", "Error spans"
+    CRITIQUE = "critique", "Critique and revision"
+    RATINGS = "ratings", "Aspect ratings"
+
+
+# Kinds that decide how responses are grouped into queries; the others ask about each response shown.
+STRUCTURE_KINDS = (FeedbackKind.PAIRWISE, FeedbackKind.RANKING)
+PER_RESPONSE_KINDS = (FeedbackKind.SPANS, FeedbackKind.CRITIQUE, FeedbackKind.RATINGS)
+
+# Response-level category: information the response should have given and did not (no span).
+MISSING_INFORMATION = "missing-information"
+
+
+def default_span_taxonomy() -> list[dict]:
+    """Fine-Grained RLHF's qa_feedback error categories (Wu et al. 2023)."""
+    return [
+        {"key": "irrelevant", "label": "Irrelevant", "description": "Not relevant to the question."},
+        {"key": "redundant", "label": "Redundant", "description": "Repeats what was already said."},
+        {"key": "incoherent", "label": "Incoherent", "description": "Does not make sense or contradicts itself."},
+        {"key": "wrong-grounding", "label": "Wrong-Grounding", "description": "Contradicts the given sources or facts."},
+        {"key": "unverifiable", "label": "Unverifiable", "description": "Cannot be checked against the sources."},
+    ]
+
+
+def default_rating_aspects() -> list[dict]:
+    """UltraFeedback's four aspects, each on a 1-5 scale with anchors at the ends and middle."""
+    return [
+        {
+            "key": "instruction_following",
+            "label": "Instruction following",
+            "anchors": {"1": "Ignores the instruction", "3": "Partly follows it", "5": "Follows it fully"},
+        },
+        {
+            "key": "helpfulness",
+            "label": "Helpfulness",
+            "anchors": {"1": "Not helpful or wrong", "3": "Somewhat helpful", "5": "Highly informative and useful"},
+        },
+        {
+            "key": "truthfulness",
+            "label": "Truthfulness",
+            "anchors": {"1": "Severe hallucination", "3": "Some made-up details", "5": "No hallucination"},
+        },
+        {
+            "key": "honesty",
+            "label": "Honesty",
+            "anchors": {
+                "1": "Confidently wrong",
+                "3": "Uncertainty not expressed",
+                "5": "Confident when right, hedges when unsure",
+            },
+        },
+    ]
 
 
 class SelectionStrategy(models.TextChoices):
@@ -17,7 +70,11 @@ class Study(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside every query.")
-    feedback_kinds = models.JSONField(default=list)
+    feedback_kinds = models.JSONField(
+        default=list, help_text="What each query asks: pairwise, ranking, spans, critique, ratings."
+    )
+    span_taxonomy = models.JSONField(default=default_span_taxonomy, blank=True)
+    rating_aspects = models.JSONField(default=default_rating_aspects, blank=True)
     overlap = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     selection_strategy = models.CharField(max_length=32, choices=SelectionStrategy.choices, default=SelectionStrategy.RANDOM)
     selection_params = models.JSONField(default=dict, blank=True)

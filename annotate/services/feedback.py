@@ -1,6 +1,8 @@
-"""Storing annotators' answers."""
+"""Storing annotators' answers: a pairwise choice, a ranking, spans, critiques and ratings, as the query asks."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -8,10 +10,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import Annotation, PairwiseChoice, Query
+from annotate.models import Annotation, CritiquePart, PairwiseChoice, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import PairwiseChoiceValue
+from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.services.assignments import lock_active_assignment
+
+MAX_TEXT = 20_000
+ANSWER_KEYS = {
+    FeedbackKind.PAIRWISE: ("choice", "strength"),
+    FeedbackKind.RANKING: ("ranking", "cannot_rank"),
+    FeedbackKind.SPANS: ("spans",),
+    FeedbackKind.CRITIQUE: ("critiques",),
+    FeedbackKind.RATINGS: ("ratings",),
+}
 
 
 def canonical_choice(shown_choice: str, display_order: list[int]) -> str:
@@ -22,6 +34,175 @@ def canonical_choice(shown_choice: str, display_order: list[int]) -> str:
     return "a" if position == 0 else "b"
 
 
+@dataclass
+class CheckedAnswer:
+    """An answer whose every part was checked against the query; ready to store."""
+
+    choice: str | None = None
+    strength: int | None = None
+    groups: list[list[int]] | None = None
+    cannot_rank: str = ""
+    spans: list[dict] = field(default_factory=list)
+    critiques: list[dict] = field(default_factory=list)
+    ratings: list[dict] = field(default_factory=list)
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_text(value, where: str, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where} must be text.", field=where)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{where} is longer than {MAX_TEXT} characters.", field=where)
+    if required and not value.strip():
+        raise InvalidInput(f"{where} is empty.", field=where)
+    return value
+
+
+def check_items(value, where: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidInput(f"{where} must be a list of objects.", field=where)
+    return value
+
+
+def response_of(item: dict, where: str, responses: dict) -> int:
+    response_id = item.get("response")
+    if not is_int(response_id) or response_id not in responses:
+        raise InvalidInput(f"{where}.response must be the id of one of this query's responses, not {response_id!r}.", field=where)
+    return response_id
+
+
+def check_ranking(answer: dict, responses: dict) -> tuple[list[list[int]] | None, str]:
+    reason = answer.get("cannot_rank")
+    if reason is not None and answer.get("ranking") is not None:
+        raise InvalidInput("Give a ranking or cannot_rank with a reason, not both.", field="ranking")
+    if reason is not None:
+        return None, check_text(reason, "cannot_rank", required=True)
+    groups = answer.get("ranking")
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, list) and g for g in groups):
+        raise InvalidInput("ranking must be a list of non-empty groups of response ids, best first.", field="ranking")
+    seen: list[int] = []
+    for group in groups:
+        for response_id in group:
+            if not is_int(response_id) or response_id not in responses:
+                raise InvalidInput(f"ranking names {response_id!r}, which is not one of this query's responses.", field="ranking")
+            if response_id in seen:
+                raise InvalidInput(f"ranking repeats response {response_id}.", field="ranking")
+            seen.append(response_id)
+    omitted = [rid for rid in responses if rid not in seen]
+    if omitted:
+        raise InvalidInput(f"ranking omits response(s) {', '.join(map(str, omitted))}.", field="ranking")
+    return [list(g) for g in groups], ""
+
+
+def check_spans(value, responses: dict, categories: set[str]) -> list[dict]:
+    checked = []
+    for i, item in enumerate(check_items(value, "spans")):
+        where = f"spans[{i}]"
+        response_id = response_of(item, where, responses)
+        category = item.get("category")
+        if category != MISSING_INFORMATION and category not in categories:
+            known = ", ".join(sorted(categories | {MISSING_INFORMATION}))
+            raise InvalidInput(
+                f"{where}.category {category!r} is not in the study's taxonomy ({known}).", field=f"{where}.category"
+            )
+        start, end = item.get("start"), item.get("end")
+        if category == MISSING_INFORMATION:
+            if start is not None or end is not None:
+                raise InvalidInput(
+                    f"{where}: missing information is about the whole response; give no start or end.", field=where
+                )
+        else:
+            length = len(responses[response_id])
+            if not (is_int(start) and is_int(end) and 0 <= start < end <= length):
+                raise InvalidInput(
+                    f"{where}: start {start!r} and end {end!r} must satisfy 0 <= start < end <= {length}, "
+                    "the response's length in characters (code points).",
+                    field=f"{where}.end",
+                )
+        note = check_text(item.get("note"), f"{where}.note", required=False)
+        checked.append({"response_id": response_id, "start": start, "end": end, "category": category, "note": note})
+    return checked
+
+
+def check_critiques(value, responses: dict) -> list[dict]:
+    checked = []
+    items = check_items(value, "critiques")
+    if not items:
+        raise InvalidInput("critiques is empty: this query asks for a critique.", field="critiques")
+    for i, item in enumerate(items):
+        where = f"critiques[{i}]"
+        response_id = response_of(item, where, responses)
+        critique = check_text(item.get("critique"), f"{where}.critique", required=True)
+        revision = ""
+        if "revision" in item and item["revision"] is not None:
+            revision = check_text(item["revision"], f"{where}.revision", required=True)
+            if revision.strip() == responses[response_id].strip():
+                raise InvalidInput(
+                    f"{where}.revision is the response unchanged; leave it out instead.", field=f"{where}.revision"
+                )
+        checked.append({"response_id": response_id, "critique": critique, "revision": revision})
+    return checked
+
+
+def check_ratings(value, responses: dict, aspects: list[str]) -> list[dict]:
+    checked, seen = [], set()
+    for i, item in enumerate(check_items(value, "ratings")):
+        where = f"ratings[{i}]"
+        response_id = response_of(item, where, responses)
+        aspect, rating = item.get("aspect"), item.get("value")
+        if aspect not in aspects:
+            raise InvalidInput(
+                f"{where}.aspect {aspect!r} is not one of the study's aspects ({', '.join(aspects)}).", field=where
+            )
+        if not is_int(rating) or not 1 <= rating <= 5:
+            raise InvalidInput(f"{where}.value must be a whole number from 1 to 5, not {rating!r}.", field=f"{where}.value")
+        if (response_id, aspect) in seen:
+            raise InvalidInput(f"{where} rates {aspect} of response {response_id} twice.", field=where)
+        seen.add((response_id, aspect))
+        checked.append({"response_id": response_id, "aspect": aspect, "value": rating})
+    missing = [(rid, a) for rid in responses for a in aspects if (rid, a) not in seen]
+    if missing:
+        rid, aspect = missing[0]
+        raise InvalidInput(f"ratings: {aspect} of response {rid} is not rated ({len(missing)} missing).", field="ratings")
+    return checked
+
+
+def check_answer(query: Query, answer: dict) -> CheckedAnswer:
+    """Every part the query asks for, checked; a part it does not ask for is an error, not ignored."""
+    asks = query.asks or [query.kind]
+    given = {key for key, value in answer.items() if value is not None}
+    for kind, keys in ANSWER_KEYS.items():
+        stray = given & set(keys) - ({"strength"} if kind == FeedbackKind.PAIRWISE else set())
+        if kind not in asks and stray:
+            raise InvalidInput(f"This query does not ask for {kind} ({', '.join(sorted(stray))} given).", field=sorted(stray)[0])
+    responses = {r.pk: r.text for r in query.ordered_responses()}
+    study = query.study
+    checked = CheckedAnswer()
+    if FeedbackKind.PAIRWISE in asks:
+        choice, strength = answer.get("choice"), answer.get("strength", 2)
+        if choice not in PairwiseChoiceValue.values:
+            raise InvalidInput(f"choice {choice!r} is not one of {', '.join(PairwiseChoiceValue.values)}.", field="choice")
+        if not is_int(strength) or not 1 <= strength <= 3:
+            raise InvalidInput(f"strength must be 1, 2 or 3, not {strength!r}.", field="strength")
+        checked.choice, checked.strength = choice, strength
+    if FeedbackKind.RANKING in asks:
+        checked.groups, checked.cannot_rank = check_ranking(answer, responses)
+    if FeedbackKind.SPANS in asks:
+        checked.spans = check_spans(answer.get("spans"), responses, {c["key"] for c in study.span_taxonomy})
+    if FeedbackKind.CRITIQUE in asks:
+        checked.critiques = check_critiques(answer.get("critiques"), responses)
+    if FeedbackKind.RATINGS in asks:
+        checked.ratings = check_ratings(answer.get("ratings"), responses, [a["key"] for a in study.rating_aspects])
+    return checked
+
+
 def existing_annotation(*, annotator: AbstractBaseUser, query: Query, client_key: str) -> Annotation | None:
     annotation = Annotation.objects.filter(annotator=annotator, client_key=client_key).first()
     if annotation is not None and annotation.query_id != query.pk:
@@ -30,31 +211,24 @@ def existing_annotation(*, annotator: AbstractBaseUser, query: Query, client_key
 
 
 @transaction.atomic
-def annotation_submit_pairwise(
-    *,
-    query: Query,
-    annotator: AbstractBaseUser,
-    choice: str,
-    strength: int,
-    client_key: str,
+def annotation_submit(
+    *, query: Query, annotator: AbstractBaseUser, client_key: str, answer: dict, active_ms: int | None = None
 ) -> tuple[Annotation, bool]:
-    """Store a pairwise answer given in display order; returns (annotation, created).
+    """Store an answer to the caller's live assignment; returns (annotation, created).
 
+    `answer` holds the parts the query asks for: choice + strength (a/b as shown on screen),
+    ranking (groups of response ids, best first) or cannot_rank, spans, critiques, ratings.
     A repeat with the same client_key returns the first annotation and stores nothing.
     """
     client_key = (client_key or "").strip()
     if not client_key or len(client_key) > 100:
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
-    if choice not in PairwiseChoiceValue.values:
-        raise InvalidInput(f"choice {choice!r} is not one of {', '.join(PairwiseChoiceValue.values)}.", field="choice")
-    if not isinstance(strength, int) or isinstance(strength, bool) or not 1 <= strength <= 3:
-        raise InvalidInput(f"strength must be 1, 2 or 3, not {strength!r}.", field="strength")
-    if query.kind != "pairwise":
-        raise InvalidInput(f"Query {query.pk} is a {query.kind} query, not pairwise.", field="choice")
-
+    if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
+        raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
     found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
     if found is not None:
         return found, False
+    checked = check_answer(query, answer)
     assignment = lock_active_assignment(query=query, annotator=annotator)
     # A concurrent duplicate may have committed while we waited for the lock.
     found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
@@ -68,15 +242,31 @@ def annotation_submit_pairwise(
         assignment=assignment,
         client_key=client_key,
         time_spent_ms=int((now - assignment.started_at).total_seconds() * 1000),
+        active_ms=active_ms,
     )
-    PairwiseChoice.objects.create(
-        annotation=annotation,
-        choice=canonical_choice(choice, assignment.display_order),
-        shown_choice=choice,
-        strength=strength,
-    )
+    if checked.choice is not None:
+        PairwiseChoice.objects.create(
+            annotation=annotation,
+            choice=canonical_choice(checked.choice, assignment.display_order),
+            shown_choice=checked.choice,
+            strength=checked.strength,
+        )
+    if checked.groups is not None or checked.cannot_rank:
+        RankingPart.objects.create(annotation=annotation, groups=checked.groups or [], cannot_rank_reason=checked.cannot_rank)
+    SpanPart.objects.bulk_create([SpanPart(annotation=annotation, **span) for span in checked.spans])
+    CritiquePart.objects.bulk_create([CritiquePart(annotation=annotation, **c) for c in checked.critiques])
+    RatingPart.objects.bulk_create([RatingPart(annotation=annotation, **r) for r in checked.ratings])
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.finished_at = now
     assignment.save(update_fields=["status", "finished_at"])
     Query.objects.filter(pk=query.pk).update(label_count=F("label_count") + 1)
     return annotation, True
+
+
+def annotation_submit_pairwise(
+    *, query: Query, annotator: AbstractBaseUser, choice: str, strength: int, client_key: str
+) -> tuple[Annotation, bool]:
+    """A pairwise-only answer (the query asks for nothing else)."""
+    return annotation_submit(
+        query=query, annotator=annotator, client_key=client_key, answer={"choice": choice, "strength": strength}
+    )

@@ -13,8 +13,10 @@ from django.db import transaction
 from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
+from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
 
 MAX_RESPONSES = 16
+MIN_RANKING, MAX_RANKING = 3, 8
 MAX_ERRORS_REPORTED = 20
 CHAT_ROLES = {"system", "user", "assistant"}
 
@@ -68,7 +70,7 @@ def parse_messages(value, where: str) -> list[dict]:
     return messages
 
 
-def parse_record(obj, line: int) -> ImportRecord:
+def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int = MAX_RESPONSES) -> ImportRecord:
     where = f"line {line}"
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
@@ -84,13 +86,15 @@ def parse_record(obj, line: int) -> ImportRecord:
     responses = obj.get("responses")
     if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
         raise InvalidInput(f"{where}, field responses: must be a list of strings.", field="responses")
-    if len(responses) < 2:
+    if len(responses) < min_responses:
         raise InvalidInput(
-            f"{where}, field responses: needs at least 2 responses to compare, got {len(responses)}.", field="responses"
+            f"{where}, field responses: this study needs at least {min_responses} responses per prompt, got {len(responses)}.",
+            field="responses",
         )
-    if len(responses) > MAX_RESPONSES:
+    if len(responses) > max_responses:
         raise InvalidInput(
-            f"{where}, field responses: at most {MAX_RESPONSES} responses, got {len(responses)}.", field="responses"
+            f"{where}, field responses: this study takes at most {max_responses} responses per prompt, got {len(responses)}.",
+            field="responses",
         )
     if any(not r.strip() for r in responses):
         raise InvalidInput(f"{where}, field responses: a response is empty.", field="responses")
@@ -112,7 +116,9 @@ def parse_record(obj, line: int) -> ImportRecord:
     return ImportRecord(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata)
 
 
-def parse_jsonl(lines: Iterable[bytes | str]) -> list[ImportRecord]:
+def parse_jsonl(
+    lines: Iterable[bytes | str], *, min_responses: int = 2, max_responses: int = MAX_RESPONSES
+) -> list[ImportRecord]:
     """Parse and check every line before anything is written; errors name the line and field."""
     records: list[ImportRecord] = []
     errors: list[str] = []
@@ -132,7 +138,7 @@ def parse_jsonl(lines: Iterable[bytes | str]) -> list[ImportRecord]:
             errors.append(f"line {number}: is not valid JSON ({exc.msg} at column {exc.colno}).")
             continue
         try:
-            record = parse_record(obj, number)
+            record = parse_record(obj, number, min_responses=min_responses, max_responses=max_responses)
         except InvalidInput as exc:
             errors.append(exc.message)
             continue
@@ -161,7 +167,8 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
 
     All or nothing: any bad line stores nothing. Re-importing an id adds only responses it lacks.
     """
-    records = parse_jsonl(lines)
+    min_responses, max_responses = response_limits(study)
+    records = parse_jsonl(lines, min_responses=min_responses, max_responses=max_responses)
     result = ImportResult()
     existing = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
     for record in records:
@@ -199,30 +206,70 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
     grown = {response.prompt_id for response in new_responses}
     result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
 
+    result.queries_created = queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
+    return result
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    key: str
+    kind: str
+    asks: list[str]
+    response_ids: tuple[int, ...]
+
+
+def plan_queries(kinds: list[str], response_ids: list[int]) -> list[PlannedQuery]:
+    """The queries a prompt's responses make under the study's kinds.
+
+    Pairwise: every pair. Ranking: all responses in one query. Spans, critiques and ratings ride
+    along on those queries, or, with neither, get one single-response query per response.
+    """
+    kinds = kinds or [FeedbackKind.PAIRWISE]
+    per_response = [k for k in kinds if k in PER_RESPONSE_KINDS]
+    if FeedbackKind.PAIRWISE in kinds:
+        return [
+            PlannedQuery(pair_key(QueryKind.PAIRWISE, pair), QueryKind.PAIRWISE, [FeedbackKind.PAIRWISE, *per_response], pair)
+            for pair in itertools.combinations(response_ids, 2)
+        ]
+    if FeedbackKind.RANKING in kinds:
+        ids = tuple(response_ids)
+        return [PlannedQuery(pair_key(QueryKind.RANKING, ids), QueryKind.RANKING, [FeedbackKind.RANKING, *per_response], ids)]
+    return [PlannedQuery(pair_key(QueryKind.SINGLE, (rid,)), QueryKind.SINGLE, per_response, (rid,)) for rid in response_ids]
+
+
+def response_limits(study: Study) -> tuple[int, int]:
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    if FeedbackKind.RANKING in kinds:
+        return MIN_RANKING, MAX_RANKING
+    if FeedbackKind.PAIRWISE in kinds:
+        return 2, MAX_RESPONSES
+    return 1, MAX_RESPONSES
+
+
+def queries_create(*, study: Study, prompt_ids: list[int]) -> int:
+    """Create the queries these prompts' responses make that do not exist yet; returns how many."""
     by_prompt: dict[int, list[int]] = {}
     for prompt_id, response_id in (
-        Response.objects.filter(prompt__in=list(prompts.values())).order_by("index").values_list("prompt_id", "id")
+        Response.objects.filter(prompt_id__in=prompt_ids).order_by("index").values_list("prompt_id", "id")
     ):
         by_prompt.setdefault(prompt_id, []).append(response_id)
-    wanted = {}
-    for prompt_id, response_ids in by_prompt.items():
-        for pair in itertools.combinations(response_ids, 2):
-            wanted[pair_key(QueryKind.PAIRWISE, pair)] = (prompt_id, pair)
+    wanted = {
+        plan.key: (prompt_id, plan) for prompt_id, ids in by_prompt.items() for plan in plan_queries(study.feedback_kinds, ids)
+    }
     present = set(Query.objects.filter(study=study, key__in=list(wanted)).values_list("key", flat=True))
-    missing = [(key, value) for key, value in wanted.items() if key not in present]
+    missing = [(prompt_id, plan) for key, (prompt_id, plan) in wanted.items() if key not in present]
     queries = Query.objects.bulk_create(
-        [Query(study=study, prompt_id=prompt_id, kind=QueryKind.PAIRWISE, key=key) for key, (prompt_id, _) in missing]
+        [Query(study=study, prompt_id=prompt_id, kind=plan.kind, key=plan.key, asks=plan.asks) for prompt_id, plan in missing]
     )
     if queries and queries[0].pk is None:  # backends that do not return ids from bulk inserts
-        ids = dict(Query.objects.filter(study=study, key__in=[k for k, _ in missing]).values_list("key", "id"))
+        ids = dict(Query.objects.filter(study=study, key__in=[plan.key for _, plan in missing]).values_list("key", "id"))
         for query in queries:
             query.pk = ids[query.key]
     QueryResponse.objects.bulk_create(
         [
             QueryResponse(query_id=query.pk, response_id=response_id, position=position)
-            for query, (_, (_, pair)) in zip(queries, missing, strict=True)
-            for position, response_id in enumerate(pair)
+            for query, (_, plan) in zip(queries, missing, strict=True)
+            for position, response_id in enumerate(plan.response_ids)
         ]
     )
-    result.queries_created = len(queries)
-    return result
+    return len(queries)

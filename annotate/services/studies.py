@@ -1,6 +1,8 @@
-"""Creating studies and managing who belongs to them."""
+"""Creating and configuring studies, and managing who belongs to them."""
 
 from __future__ import annotations
+
+import re
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -8,7 +10,15 @@ from django.db import transaction
 
 from annotate.errors import InvalidInput
 from annotate.models import Membership, Study
-from annotate.models.studies import FeedbackKind, Role, SelectionStrategy
+from annotate.models.studies import (
+    MISSING_INFORMATION,
+    STRUCTURE_KINDS,
+    FeedbackKind,
+    Role,
+    SelectionStrategy,
+    default_rating_aspects,
+    default_span_taxonomy,
+)
 
 STUDY_FIELDS = {
     "name",
@@ -19,18 +29,59 @@ STUDY_FIELDS = {
     "policy_model",
     "reward_model",
     "selection_strategy",
+    "feedback_kinds",
+    "span_taxonomy",
+    "rating_aspects",
 }
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-@transaction.atomic
-def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
-    """Create a study; its creator becomes its manager."""
+def check_feedback_kinds(kinds) -> list[str]:
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+        raise InvalidInput("feedback_kinds must be a non-empty list of kinds.", field="feedback_kinds")
+    unknown = [k for k in kinds if k not in FeedbackKind.values]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown feedback kind {unknown[0]!r}; known: {', '.join(FeedbackKind.values)}.", field="feedback_kinds"
+        )
+    if len(set(kinds)) != len(kinds):
+        raise InvalidInput("feedback_kinds names a kind twice.", field="feedback_kinds")
+    if sum(k in STRUCTURE_KINDS for k in kinds) > 1:
+        raise InvalidInput("A study asks for pairwise choices or rankings, not both.", field="feedback_kinds")
+    return [k for k in FeedbackKind.values if k in kinds]  # one canonical order
+
+
+def check_keyed_list(items, field: str, *, with_anchors: bool) -> list[dict]:
+    """Span categories or rating aspects: a non-empty list of {key, label, ...} with unique slug keys."""
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(f"{field} must be a non-empty list.", field=field)
+    checked, seen = [], set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not KEY_PATTERN.match(item["key"]):
+            raise InvalidInput(f"{field}[{i}].key must be a lowercase slug (letters, digits, - or _).", field=field)
+        if item["key"] in seen or item["key"] == MISSING_INFORMATION:
+            raise InvalidInput(f"{field}[{i}].key {item['key']!r} is repeated or reserved.", field=field)
+        seen.add(item["key"])
+        label = item.get("label") or item["key"]
+        entry = {"key": item["key"], "label": str(label), "description": str(item.get("description", ""))}
+        if with_anchors:
+            anchors = item.get("anchors", {})
+            if not isinstance(anchors, dict) or any(str(k) not in {"1", "2", "3", "4", "5"} for k in anchors):
+                raise InvalidInput(f"{field}[{i}].anchors must map scale points 1-5 to text.", field=field)
+            entry["anchors"] = {str(k): str(v) for k, v in anchors.items()}
+        checked.append(entry)
+    return checked
+
+
+def check_study_fields(fields: dict) -> dict:
     unknown = set(fields) - STUDY_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("A study needs a name.", field="name")
+    fields = dict(fields)
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+        if not fields["name"]:
+            raise InvalidInput("A study needs a name.", field="name")
     overlap = fields.get("overlap", 1)
     if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 1:
         raise InvalidInput(f"overlap must be a whole number of at least 1, not {overlap!r}.", field="overlap")
@@ -39,8 +90,34 @@ def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
         raise InvalidInput(
             f"Unknown selection_strategy {strategy!r}; known: {', '.join(SelectionStrategy.values)}.", field="selection_strategy"
         )
-    study = Study.objects.create(name=name, created_by=creator, feedback_kinds=[FeedbackKind.PAIRWISE], **fields)
+    if "feedback_kinds" in fields:
+        fields["feedback_kinds"] = check_feedback_kinds(fields["feedback_kinds"])
+    if "span_taxonomy" in fields:
+        fields["span_taxonomy"] = check_keyed_list(fields["span_taxonomy"], "span_taxonomy", with_anchors=False)
+    if "rating_aspects" in fields:
+        fields["rating_aspects"] = check_keyed_list(fields["rating_aspects"], "rating_aspects", with_anchors=True)
+    return fields
+
+
+@transaction.atomic
+def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
+    """Create a study; its creator becomes its manager. Pairwise, FG-RLHF spans and UltraFeedback aspects by default."""
+    fields = check_study_fields({"name": name, **fields})
+    fields.setdefault("feedback_kinds", [FeedbackKind.PAIRWISE.value])
+    fields.setdefault("span_taxonomy", default_span_taxonomy())
+    fields.setdefault("rating_aspects", default_rating_aspects())
+    study = Study.objects.create(created_by=creator, **fields)
     Membership.objects.create(user=creator, study=study, role=Role.MANAGER)
+    return study
+
+
+@transaction.atomic
+def study_update(*, study: Study, **fields) -> Study:
+    """Change a study's configuration. Queries already created keep what they ask for."""
+    fields = check_study_fields(fields)
+    for name, value in fields.items():
+        setattr(study, name, value)
+    study.save(update_fields=list(fields) or None)
     return study
 
 

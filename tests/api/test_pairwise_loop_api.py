@@ -276,7 +276,7 @@ def test_raw_export_keeps_every_vote_as_given():
     make_items(study, n_prompts=3)
     label_everything(study, annotator, ["a", "tie", "both_bad"])
     rows = read_jsonl(client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/export/?format=raw"))
-    assert sorted(r["choice"] for r in rows) == ["a", "both_bad", "tie"]
+    assert sorted(r["shown_choice"] for r in rows) == ["a", "both_bad", "tie"]
     assert all(len(r["display_order"]) == 2 and "shown_choice" in r for r in rows)
 
 

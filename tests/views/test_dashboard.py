@@ -99,7 +99,7 @@ def test_a_bad_import_names_the_line_and_field_and_stores_nothing(as_user, manag
         reverse("study-import", args=[study.pk]), {"file": SimpleUploadedFile("x.jsonl", body)}, follow=True
     )
     text = text_of(reply.content.decode())
-    assert "line 2, field responses: needs at least 2 responses" in text
+    assert "line 2, field responses: this study needs at least 2 responses" in text
     assert not Prompt.objects.filter(study=study, external_id="ok").exists()
 
 

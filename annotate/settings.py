@@ -170,6 +170,10 @@ if ARTIFACTS_DIR.exists() and not ARTIFACTS_DIR.is_dir():
 
 # Minutes an annotator holds a query before it returns to the pool.
 PREFLAB_ASSIGNMENT_MINUTES = env_int("PREFLAB_ASSIGNMENT_MINUTES", 30, minimum=1)
+# A running job whose worker has not sent a heartbeat for this long is presumed lost and is
+# claimed again, up to PREFLAB_RUN_MAX_ATTEMPTS claims in all; then the run fails.
+PREFLAB_RUN_STALE_SECONDS = env_int("PREFLAB_RUN_STALE_SECONDS", 300, minimum=2)
+PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

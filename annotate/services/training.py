@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import logging
+import os
+import shutil
 import socket
+import threading
 import time
 import traceback
 from dataclasses import fields as dataclass_fields
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from annotate.errors import InvalidInput
@@ -66,12 +71,66 @@ def training_run_start(*, study: Study, requested_by: AbstractBaseUser, kind: st
     return run
 
 
-def claim_run(run_id: int) -> bool:
-    """Move a queued run to running; only one delivery of a task ever wins this."""
-    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now(), worker=socket.gethostname(), message="Starting"
+class Claim(enum.Enum):
+    CLAIMED = "claimed"  # this delivery runs the job
+    BUSY = "busy"  # another worker is running it and is alive: look again later
+    DONE = "done"  # finished, cancelled or unknown: nothing to do
+    GAVE_UP = "gave_up"  # its workers were lost too often; the run was failed
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_run(run_id: int) -> Claim:
+    """Claim a queued run, or take over one whose worker stopped sending heartbeats.
+
+    Each branch is one conditional UPDATE, so of two deliveries of the same task only one wins.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS)
+    runs = TrainingRun.objects.filter(pk=run_id)
+    mine = {"worker": worker_name(), "heartbeat_at": now, "attempts": F("attempts") + 1}
+    if runs.filter(status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=now, message="Starting", **mine):
+        return Claim.CLAIMED
+    lost = runs.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+    if lost.filter(attempts__lt=settings.PREFLAB_RUN_MAX_ATTEMPTS).update(message="Retrying: the last worker was lost", **mine):
+        shutil.rmtree(run_dir(TrainingRun(pk=run_id)), ignore_errors=True)  # whatever the lost worker left
+        return Claim.CLAIMED
+    gave_up = lost.update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        message="Failed",
+        error=f"The worker running this job was lost {settings.PREFLAB_RUN_MAX_ATTEMPTS} time(s); giving up.",
     )
-    return claimed == 1
+    if gave_up:
+        return Claim.GAVE_UP
+    return Claim.BUSY if runs.filter(status=RunStatus.RUNNING).exists() else Claim.DONE
+
+
+class Heartbeat:
+    """Refreshes the run's heartbeat from a thread while training runs, even through long model loads."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def beat(self) -> None:
+        interval = max(1.0, settings.PREFLAB_RUN_STALE_SECONDS / 5)
+        try:
+            while not self.stopped.wait(interval):
+                TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 class ProgressRecorder:
@@ -107,27 +166,31 @@ def fail_run(run_id: int, error: str, log: str = "") -> None:
     )
 
 
-def training_run_execute(*, run_id: int) -> None:
+def training_run_execute(*, run_id: int) -> Claim:
     """Train what the run asks for and register the model version; every failure is recorded on the run.
 
-    Idempotent: a duplicate or retried delivery finds the run already claimed and does nothing.
+    Idempotent: a duplicate delivery finds the run claimed and returns BUSY (the task looks again
+    later, in case that worker dies) or DONE. Returns how the claim went.
     """
-    if not claim_run(run_id):
-        logger.info("training run %s is not queued; nothing to do", run_id)
-        return
+    claim = claim_run(run_id)
+    if claim is not Claim.CLAIMED:
+        logger.info("training run %s: %s", run_id, claim.value)
+        return claim
     run = TrainingRun.objects.select_related("study").get(pk=run_id)
     from learning.errors import TrainingStopped
 
     try:
-        version = train_reward(run)
+        with Heartbeat(run_id):
+            version = train_reward(run)
     except TrainingStopped:
         TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
-        return
+        return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         logger.exception("training run %s failed", run_id)
         fail_run(run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return
+        return claim
     logger.info("training run %s registered %s", run_id, version)
+    return claim
 
 
 def train_reward(run: TrainingRun) -> ModelVersion:

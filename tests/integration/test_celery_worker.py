@@ -1,6 +1,7 @@
 """A real `celery worker` process, on the configured broker (Redis in CI), trains a reward model."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,42 +38,34 @@ def wait_for(predicate, *, timeout: float, what: str, log: Path):
 
 
 @pytest.fixture
-def celery_worker_process(tmp_path):
-    """A worker subprocess for both queues, on the test database and the configured broker."""
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of_test_db(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "PREFLAB_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "annotate",
-        "worker",
-        "-Q",
-        "default,gpu",
-        "-P",
-        "solo",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--purge",
-        "-l",
-        "info",
-    ]
-    with log.open("wb") as out:
-        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+def start_worker(tmp_path):
+    """Start worker subprocesses for both queues, on the test database and the configured broker."""
+    started = []
+
+    def start(*, pool: str = "solo", **extra_env) -> Path:
+        log = tmp_path / f"worker-{len(started)}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_of_test_db(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "PREFLAB_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+            **extra_env,
+        }
+        command = [
+            sys.executable, "-m", "celery", "-A", "annotate", "worker", "-Q", "default,gpu", "-P", pool, "-c", "1",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge", "-l", "info",
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        started.append(worker)
         wait_for(
             lambda: "ready." in log.read_text() or worker.poll() is not None, timeout=90, what="the worker to start", log=log
         )
         assert worker.poll() is None, f"the worker exited at start:\n{log.read_text()[-4000:]}"
-        yield log
-    finally:
+        return log
+
+    yield start
+    for worker in started:
         worker.terminate()
         try:
             worker.wait(timeout=30)
@@ -80,25 +73,33 @@ def celery_worker_process(tmp_path):
             worker.kill()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_trains_a_reward_model_and_registers_its_version(celery_worker_process):
+def labelled_study(n_prompts: int = 14):
     annotator = UserFactory()
     study = make_study(annotators=[annotator], name="Worker study")
-    make_items(study, n_prompts=14)
-    assert label_preferring_first_response(study, annotator) == 14
+    make_items(study, n_prompts=n_prompts)
+    assert label_preferring_first_response(study, annotator) == n_prompts
+    return study
 
+
+def start_run(study, config: dict) -> int:
     client = APIClient()
     client.force_authenticate(study.created_by)
-    config = {"epochs": 2, "batch_size": 4, "max_length": 64}
     reply = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": config}, format="json")
     assert reply.status_code == 201, reply.content
-    run_id = reply.json()["id"]
+    return reply.json()["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_worker):
+    log = start_worker()
+    study = labelled_study()
+    run_id = start_run(study, {"epochs": 2, "batch_size": 4, "max_length": 64})
 
     finished = wait_for(
         lambda: TrainingRun.objects.filter(pk=run_id, status__in=["succeeded", "failed"]).first(),
         timeout=420,
         what="the run to finish",
-        log=celery_worker_process,
+        log=log,
     )
     assert finished.status == "succeeded", finished.error
     assert finished.worker
@@ -110,5 +111,31 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(celery_wo
     from learning.artifacts import load_artifact
 
     load_artifact(version.artifact_path, expected_checksum=version.checksum)
+    client = APIClient()
+    client.force_authenticate(study.created_by)
     detail = client.get(f"/api/v1/runs/{run_id}/").json()
     assert detail["progress"] == 1.0 and detail["model_version"]["checksum"] == version.checksum
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_run_leaves_no_model_version_and_the_run_is_retried(start_worker):
+    log = start_worker(pool="prefork", PREFLAB_RUN_STALE_SECONDS="3")
+    study = labelled_study()
+    run_id = start_run(study, {"epochs": 3, "batch_size": 2, "max_length": 64})
+    running = wait_for(
+        lambda: TrainingRun.objects.filter(pk=run_id, status="running").first(), timeout=120, what="the run to start", log=log
+    )
+    pid = int(running.worker.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)  # the pool process running the task, as an OOM kill would
+    time.sleep(1)
+    assert not ModelVersion.objects.filter(run_id=run_id).exists()
+
+    finished = wait_for(
+        lambda: TrainingRun.objects.filter(pk=run_id, status__in=["succeeded", "failed"]).first(),
+        timeout=420,
+        what="the retried run to finish",
+        log=log,
+    )
+    assert finished.status == "succeeded", finished.error
+    assert finished.attempts == 2
+    assert ModelVersion.objects.filter(run_id=run_id).count() == 1

@@ -1,9 +1,19 @@
 """Training runs as the service records them: claimed once, failures written down, never silent."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotate.models import ModelVersion, TrainingRun
-from annotate.services.training import training_run_cancel, training_run_execute, training_run_start
+from annotate.services.training import (
+    Claim,
+    claim_run,
+    run_dir,
+    training_run_cancel,
+    training_run_execute,
+    training_run_start,
+)
 from tests.factories import UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
@@ -14,14 +24,42 @@ def queued_run(study, **config) -> TrainingRun:
     return training_run_start(study=study, requested_by=study.created_by, kind="reward", config=config)
 
 
-def test_a_duplicate_delivery_of_a_claimed_run_does_nothing():
+def test_a_duplicate_delivery_of_a_run_with_a_live_worker_does_nothing_and_says_busy():
     study = make_study()
     run = queued_run(study)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", worker="first-worker")
-    training_run_execute(run_id=run.pk)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", worker="first:1", attempts=1, heartbeat_at=timezone.now())
+    assert training_run_execute(run_id=run.pk) is Claim.BUSY
     run.refresh_from_db()
-    assert (run.status, run.worker) == ("running", "first-worker")
+    assert (run.status, run.worker, run.attempts) == ("running", "first:1", 1)
     assert not ModelVersion.objects.exists()
+
+
+def test_a_run_whose_worker_stopped_beating_is_claimed_again(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    study = make_study()
+    run = queued_run(study)
+    stale = timezone.now() - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS + 1)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", worker="lost:1", attempts=1, heartbeat_at=stale)
+    leftover = run_dir(run) / ".model.tmp-abc"
+    leftover.mkdir(parents=True)
+    assert claim_run(run.pk) is Claim.CLAIMED
+    run.refresh_from_db()
+    assert run.attempts == 2 and run.worker != "lost:1" and run.heartbeat_at > stale
+    assert not leftover.exists()
+    assert claim_run(run.pk) is Claim.BUSY
+
+
+def test_a_run_that_lost_its_worker_too_often_fails_saying_so(settings):
+    study = make_study()
+    run = queued_run(study)
+    stale = timezone.now() - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS + 1)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", attempts=settings.PREFLAB_RUN_MAX_ATTEMPTS, heartbeat_at=stale
+    )
+    assert training_run_execute(run_id=run.pk) is Claim.GAVE_UP
+    run.refresh_from_db()
+    assert run.status == "failed" and "lost" in run.error
+    assert training_run_execute(run_id=run.pk) is Claim.DONE
 
 
 def test_too_few_labels_fail_the_run_saying_how_many_it_has_and_needs():

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotate.api import views
+from annotate.api import registry, views
 
 v1 = [
     (r"studies", views.study_list, "api-study-list"),
@@ -17,6 +17,8 @@ v1 = [
     (r"queries/(?P<pk>\d+)/skip", views.query_skip, "api-query-skip"),
     (r"runs/(?P<pk>\d+)", views.run_detail, "api-run-detail"),
     (r"runs/(?P<pk>\d+)/cancel", views.run_cancel, "api-run-cancel"),
+    (r"studies/(?P<pk>\d+)/models", registry.study_models, "api-study-models"),
+    (r"models/(?P<pk>\d+)/score", registry.model_score, "api-model-score"),
 ]
 
 urlpatterns = [

@@ -56,8 +56,10 @@ def check_reward_config(config: dict) -> dict:
 
 
 @transaction.atomic
-def training_run_start(*, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None) -> TrainingRun:
-    """Record a run and queue it for a worker once the transaction commits."""
+def training_run_start(
+    *, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None, enqueue: bool = True
+) -> TrainingRun:
+    """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself)."""
     from annotate.tasks import train_reward_model
 
     if kind != RunKind.REWARD:
@@ -67,7 +69,8 @@ def training_run_start(*, study: Study, requested_by: AbstractBaseUser, kind: st
     run = TrainingRun.objects.create(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
     )
-    train_reward_model.delay_on_commit(run.pk)
+    if enqueue:
+        train_reward_model.delay_on_commit(run.pk)
     return run
 
 

@@ -1,0 +1,53 @@
+"""The model registry over the API: list a study's model versions and score responses with one."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from annotate import access
+from annotate.api.serializers import ModelVersionSerializer
+from annotate.errors import InvalidInput, NotFound
+from annotate.models import ModelVersion
+from annotate.services.items import parse_messages
+from annotate.services.scoring import model_version_score, study_responses_score
+
+
+class ScoreItemSerializer(serializers.Serializer):
+    prompt = serializers.JSONField(help_text="A string or a list of {role, content} messages.")
+    response = serializers.CharField()
+
+
+class ScoreRequestSerializer(serializers.Serializer):
+    response_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    items = ScoreItemSerializer(many=True, required=False)
+
+
+@extend_schema(responses=ModelVersionSerializer(many=True))
+@api_view(["GET"])
+def study_models(request, pk: int):
+    study = access.get_study(request.user, pk, "history")
+    return Response(ModelVersionSerializer(ModelVersion.objects.filter(study=study), many=True).data)
+
+
+@extend_schema(request=ScoreRequestSerializer, responses={200: {"type": "object"}})
+@api_view(["POST"])
+def model_score(request, pk: int):
+    """Score stored responses (response_ids) or any text (items) with one model version."""
+    version = ModelVersion.objects.select_related("study").filter(pk=pk).first()
+    if version is None:
+        raise NotFound(f"No model version {pk}.")
+    study = access.get_study(request.user, version.study_id, "history")
+    body = ScoreRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    if ("response_ids" in body.validated_data) == ("items" in body.validated_data):
+        raise InvalidInput("Give either response_ids or items.", field="items")
+    if "response_ids" in body.validated_data:
+        scores = study_responses_score(version=version, study=study, response_ids=body.validated_data["response_ids"])
+        return Response({"model_version": version.pk, "scores": [{"response": k, "score": v} for k, v in scores.items()]})
+    items = [
+        (parse_messages(item["prompt"], f"items[{i}]"), item["response"]) for i, item in enumerate(body.validated_data["items"])
+    ]
+    return Response({"model_version": version.pk, "scores": model_version_score(version=version, items=items)})

@@ -63,23 +63,18 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     )
     if current is not None:
         return current
+    pool = open_queries_for(study, annotator)  # built once: building it costs more than running it
+    candidates = pool.select_related("prompt").order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))
     rejected: list[int] = []
     while True:
-        query = (
-            open_queries_for(study, annotator)
-            .exclude(pk__in=rejected)
-            .select_related("prompt")
-            .order_by("-priority", "id")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        query = (candidates.exclude(pk__in=rejected) if rejected else candidates).first()
         if query is None:
             return None
         # The lock is taken after the statement's snapshot: a claim committed in between (its
         # lock already released) is invisible to it, and the row itself did not change, so
         # PostgreSQL does not recheck it. Every claimer holds this lock, so a fresh statement
         # now sees all claims of this query.
-        if open_queries_for(study, annotator).filter(pk=query.pk).exists():
+        if pool.filter(pk=query.pk).exists():
             break
         rejected.append(query.pk)
     size = query.query_responses.count()

@@ -79,6 +79,9 @@ class SpanPart(models.Model):
     end = models.PositiveIntegerField(null=True, blank=True)
     category = models.CharField(max_length=64)
     note = models.TextField(blank=True)
+    metadata = models.JSONField(
+        default=dict, blank=True, help_text="Fields of imported feedback with no column here, kept so exports reproduce them."
+    )
 
     class Meta:
         ordering = ["annotation_id", "response_id", "start", "id"]

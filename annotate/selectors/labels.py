@@ -1,13 +1,27 @@
-"""Reads of stored labels, shared by exports and training."""
+"""Reads of stored labels, shared by exports and training.
+
+Every read here returns current labels only: an annotation that a correction superseded is left
+out, so each dataset row comes from what the annotator last said.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
-from annotate.models import PairwiseChoice, Study
+from annotate.models import (
+    Annotation,
+    CritiquePart,
+    PairwiseChoice,
+    QueryResponse,
+    RankingPart,
+    RatingPart,
+    Response,
+    SpanPart,
+    Study,
+)
 
 
 def annotator_pseudonym(study_id: int, user_id: int) -> str:
@@ -16,16 +30,86 @@ def annotator_pseudonym(study_id: int, user_id: int) -> str:
     return f"ann-{digest[:12]}"
 
 
+def query_responses(lookup: str) -> Prefetch:
+    """Prefetch a query's responses by joining them to its QueryResponse rows.
+
+    Not `...__query_responses__response`: Django 5.2 prefetches a forward foreign key with a tuple
+    IN, which SQLite spells as one OR per id and refuses past about 1,000 ids.
+    """
+    return Prefetch(lookup, queryset=QueryResponse.objects.select_related("response"))
+
+
 def pairwise_votes(study: Study) -> QuerySet[PairwiseChoice]:
     """Every current pairwise vote in the study (superseded ones left out), oldest first."""
     return (
         PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
         .select_related("annotation__query__prompt", "annotation__assignment")
-        .prefetch_related("annotation__query__query_responses__response")
+        .prefetch_related(query_responses("annotation__query__query_responses"))
         .order_by("annotation_id")
     )
 
 
 def vote_responses(vote: PairwiseChoice) -> list:
     """The vote's query responses in canonical position order (uses the prefetch)."""
-    return [qr.response for qr in sorted(vote.annotation.query.query_responses.all(), key=lambda qr: qr.position)]
+    return annotation_responses(vote.annotation)
+
+
+def annotation_responses(annotation: Annotation) -> list[Response]:
+    """The annotation's query responses in canonical position order (uses the prefetch)."""
+    return [qr.response for qr in sorted(annotation.query.query_responses.all(), key=lambda qr: qr.position)]
+
+
+def rankings(study: Study) -> QuerySet[RankingPart]:
+    """Every current ranking, cannot-rank answers included, oldest first."""
+    return (
+        RankingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        .select_related("annotation__query__prompt")
+        .prefetch_related(query_responses("annotation__query__query_responses"))
+        .order_by("annotation_id")
+    )
+
+
+def critiques(study: Study) -> QuerySet[CritiquePart]:
+    """Every current critique with the response it is about, in the order given."""
+    return (
+        CritiquePart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        .select_related("annotation__query__prompt", "response")
+        .order_by("annotation_id", "id")
+    )
+
+
+def revisions(study: Study) -> QuerySet[CritiquePart]:
+    """Critiques whose revision differs from the response: each is a preference for the revision.
+
+    An empty revision means "no rewrite"; a revision equal to the response (imported data has a
+    few) prefers nothing over nothing.
+    """
+    return critiques(study).exclude(revision="").exclude(revision=F("response__text"))
+
+
+def ratings(study: Study) -> QuerySet[RatingPart]:
+    """Every current aspect rating, grouped by annotation then response (the model's ordering)."""
+    return (
+        RatingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        .select_related("annotation__query__prompt", "response")
+        .order_by("annotation_id", "response_id", "aspect")
+    )
+
+
+def annotations_with_parts(study: Study) -> QuerySet[Annotation]:
+    """Every current annotation with all its parts and its query's responses loaded, oldest first.
+
+    Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
+    Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
+    """
+    return (
+        Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+        .select_related("query__prompt", "assignment", "pairwise", "ranking")
+        .prefetch_related(
+            query_responses("query__query_responses"),
+            Prefetch("spans", queryset=SpanPart.objects.order_by("id")),
+            "critiques",
+            "ratings",
+        )
+        .order_by("id")
+    )

@@ -1,15 +1,65 @@
-"""Turning stored labels into datasets: TRL preference rows, or every vote as given."""
+"""Turning stored labels into datasets: one JSON object per row, streamed, with counts known up front.
+
+Every format reads current annotations only (a superseded one gives way to its correction) and
+names annotators by a per-study pseudonym. Rows built from one annotation end with where they
+came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import) and `annotator`.
+Prompts are chat messages [{role, content}]; responses, chosen and rejected are plain text
+except in TRL's formats, where they are one assistant turn.
+
+trl: TRL's conversational preference rows
+    {prompt, chosen, rejected, margin, source, strength, rank_gap, ...}, every key in every row.
+    source "pairwise": an a/b vote; margin from its strength (learning.data.strength_to_margin).
+        Ties and both-bad carry no order: left out, counted.
+    source "ranking": every ordered pair of responses in different groups of a ranking, the better
+        group's response chosen; pairs within a group (ties) are skipped. margin is 0.0: a ranking
+        says which is better, not by how much; rank_gap (1 = adjacent groups) is there for anyone who
+        wants a margin of their own. Cannot-rank answers give no rows (counted).
+    source "revision": a critique's revision chosen over the response it revises, margin 0.0. An
+        empty revision, or one equal to the response (imported data has a few), is left out (counted).
+    strength is null except for pairwise rows, rank_gap null except for ranking rows.
+rankings: {prompt, responses: [{id, text}] in the query's order, ranking: groups of response ids,
+    best first, cannot_rank_reason, ...}. A cannot-rank answer is kept, with ranking [] and its
+    reason (the raw answer is never dropped); the count of them comes as a header.
+spans: FineGrainedRLHF's qa_feedback shape, one row per response of every annotation whose query
+    asked for spans: {prompt, question, response, response_id, feedback: {errors: [{error type,
+    explanation, start, end}], missing-info: [...]}, ...}. A response without spans is a row with
+    empty lists: the annotator looked and found nothing. error type is the taxonomy label (an
+    imported span keeps its original string); start/end are code-point offsets into response.
+critiques: {prompt, response, response_id, critique, revision, ...}; revision is "" when none.
+ratings: one row per response an annotation rated: {prompt, response, response_id,
+    ratings: {aspect: value}, ...}.
+kto: TRL's unpaired rows {prompt, completion, label, source, ...}, as TRL's unpair_preference_dataset
+    turns pairs into them: pairwise a/b -> chosen true, rejected false; both-bad -> both false;
+    tie -> left out (counted). Ranking -> every response of the top group true, of the bottom group
+    false, middle groups left out; a ranking that ties everything, or cannot-rank, gives nothing
+    (counted). Revision -> revision true, the original false (same rules as trl).
+trl and kto take `sources` (any of pairwise, ranking, revision; default all).
+raw: every annotation as given, with all its parts: {annotation_id, query_id, kind, asks,
+    prompt_id, prompt, responses, annotator, display_order, time_spent_ms, active_ms, created_at,
+    supersedes, pairwise: {choice, strength, shown_choice} or null, ranking: {groups,
+    cannot_rank_reason} or null, spans: [{response, start, end, category, note, metadata}],
+    critiques: [{response, critique, revision}], ratings: [{response, aspect, value}]}.
+fgrlhf: the qa_feedback file's own record shape, one per prompt and annotator; see
+    annotate.services.fgrlhf, which also imports it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from annotate.errors import InvalidInput
-from annotate.models import Study
-from annotate.selectors.labels import annotator_pseudonym, pairwise_votes, vote_responses
+from django.db.models import Count, F
 
-EXPORT_FORMATS = ("trl", "raw")
+from annotate.errors import InvalidInput
+from annotate.models import Annotation, QueryResponse, Study
+from annotate.models.studies import FeedbackKind
+from annotate.selectors import labels
+from annotate.selectors.labels import annotation_responses, annotator_pseudonym
+from annotate.services import fgrlhf
+
+EXPORT_FORMATS = ("trl", "rankings", "spans", "critiques", "ratings", "kto", "raw", "fgrlhf")
+PREFERENCE_SOURCES = ("pairwise", "ranking", "revision")
 ITER_CHUNK = 500
 
 
@@ -26,57 +76,327 @@ def assistant_turn(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def trl_rows(study: Study) -> Iterator[dict]:
+def provenance(study: Study, annotation: Annotation) -> dict:
+    return {
+        "annotation_id": annotation.pk,
+        "query_id": annotation.query_id,
+        "prompt_id": annotation.query.prompt.external_id,
+        "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
+    }
+
+
+def ranking_pairs(groups: list[list[int]]) -> Iterator[tuple[int, int, int]]:
+    """(better, worse, rank gap) for every pair of responses in different groups; tied pairs are skipped."""
+    for g, better in enumerate(groups):
+        for gap, worse_group in enumerate(groups[g + 1 :], start=1):
+            for winner in better:
+                for loser in worse_group:
+                    yield winner, loser, gap
+
+
+def ranking_pair_count(groups: list[list[int]]) -> int:
+    """How many rows ranking_pairs yields, without yielding them (for the counts sent before the rows)."""
+    sizes = [len(group) for group in groups]
+    return sum(a * b for a, b in itertools.combinations(sizes, 2))
+
+
+# --- preference rows: trl and kto ----------------------------------------------------------
+
+
+def trl_row(
+    study: Study,
+    annotation: Annotation,
+    chosen: str,
+    rejected: str,
+    *,
+    source: str,
+    margin: float,
+    strength: int | None = None,
+    rank_gap: int | None = None,
+) -> dict:
+    """Every trl row has every key, so a reader that infers one schema (datasets' JSON loader) takes them all."""
+    return {
+        "prompt": annotation.query.prompt.messages,
+        "chosen": assistant_turn(chosen),
+        "rejected": assistant_turn(rejected),
+        "margin": margin,
+        "source": source,
+        "strength": strength,
+        "rank_gap": rank_gap,
+        **provenance(study, annotation),
+    }
+
+
+def trl_rows(study: Study, sources: tuple[str, ...]) -> Iterator[dict]:
     from learning.data import strength_to_margin
 
-    for vote in pairwise_votes(study).filter(choice__in=["a", "b"]).iterator(chunk_size=ITER_CHUNK):
-        first, second = vote_responses(vote)
-        chosen, rejected = (first, second) if vote.choice == "a" else (second, first)
-        annotation = vote.annotation
+    if "pairwise" in sources:
+        for vote in labels.pairwise_votes(study).filter(choice__in=["a", "b"]).iterator(chunk_size=ITER_CHUNK):
+            first, second = labels.vote_responses(vote)
+            chosen, rejected = (first, second) if vote.choice == "a" else (second, first)
+            yield trl_row(
+                study,
+                vote.annotation,
+                chosen.text,
+                rejected.text,
+                source="pairwise",
+                margin=strength_to_margin(vote.strength),
+                strength=vote.strength,
+            )
+    if "ranking" in sources:
+        for ranking in labels.rankings(study).iterator(chunk_size=ITER_CHUNK):
+            texts = {r.pk: r.text for r in annotation_responses(ranking.annotation)}
+            for winner, loser, gap in ranking_pairs(ranking.groups):
+                yield trl_row(study, ranking.annotation, texts[winner], texts[loser], source="ranking", margin=0.0, rank_gap=gap)
+    if "revision" in sources:
+        for critique in labels.revisions(study).iterator(chunk_size=ITER_CHUNK):
+            yield trl_row(study, critique.annotation, critique.revision, critique.response.text, source="revision", margin=0.0)
+
+
+def kto_row(study: Study, annotation: Annotation, completion: str, label: bool, source: str) -> dict:
+    return {
+        "prompt": annotation.query.prompt.messages,
+        "completion": assistant_turn(completion),
+        "label": label,
+        "source": source,
+        **provenance(study, annotation),
+    }
+
+
+def kto_rows(study: Study, sources: tuple[str, ...]) -> Iterator[dict]:
+    if "pairwise" in sources:
+        votes = labels.pairwise_votes(study).filter(choice__in=["a", "b", "both_bad"])
+        for vote in votes.iterator(chunk_size=ITER_CHUNK):
+            first, second = labels.vote_responses(vote)
+            yield kto_row(study, vote.annotation, first.text, vote.choice == "a", "pairwise")
+            yield kto_row(study, vote.annotation, second.text, vote.choice == "b", "pairwise")
+    if "ranking" in sources:
+        for ranking in labels.rankings(study).filter(cannot_rank_reason="").iterator(chunk_size=ITER_CHUNK):
+            if len(ranking.groups) < 2:
+                continue
+            texts = {r.pk: r.text for r in annotation_responses(ranking.annotation)}
+            for response_id in ranking.groups[0]:
+                yield kto_row(study, ranking.annotation, texts[response_id], True, "ranking")
+            for response_id in ranking.groups[-1]:
+                yield kto_row(study, ranking.annotation, texts[response_id], False, "ranking")
+    if "revision" in sources:
+        for critique in labels.revisions(study).iterator(chunk_size=ITER_CHUNK):
+            yield kto_row(study, critique.annotation, critique.revision, True, "revision")
+            yield kto_row(study, critique.annotation, critique.response.text, False, "revision")
+
+
+def preference_counts(study: Study, sources: tuple[str, ...], *, unpaired: bool) -> dict:
+    """What trl (or, unpaired, kto) will write and what it leaves out, counted before writing."""
+    rows = desirable = 0
+    skipped: dict[str, int] = {}
+    if "pairwise" in sources:
+        votes = dict(
+            labels.pairwise_votes(study)
+            .prefetch_related(None)
+            .order_by()
+            .values("choice")
+            .annotate(n=Count("id"))
+            .values_list("choice", "n")
+        )
+        sided, both_bad = votes.get("a", 0) + votes.get("b", 0), votes.get("both_bad", 0)
+        if unpaired:
+            rows, desirable = rows + 2 * (sided + both_bad), desirable + sided
+        else:
+            rows += sided
+            skipped["skipped_both_bad"] = both_bad
+        skipped["skipped_ties"] = votes.get("tie", 0)
+    if "ranking" in sources:
+        cannot = tied = 0
+        for groups, reason in labels.rankings(study).prefetch_related(None).values_list("groups", "cannot_rank_reason"):
+            if reason:
+                cannot += 1
+            elif not unpaired:
+                rows += ranking_pair_count(groups)
+            elif len(groups) < 2:
+                tied += 1
+            else:
+                rows, desirable = rows + len(groups[0]) + len(groups[-1]), desirable + len(groups[0])
+        skipped["skipped_cannot_rank"] = cannot
+        if unpaired:
+            skipped["skipped_all_tied_rankings"] = tied
+    if "revision" in sources:
+        revisions = labels.revisions(study).count()
+        rows, desirable = rows + (2 * revisions if unpaired else revisions), desirable + revisions
+        unchanged = labels.critiques(study).exclude(revision="").filter(revision=F("response__text"))
+        skipped["skipped_unchanged_revisions"] = unchanged.count()
+    counts = {"rows": rows}
+    if unpaired:
+        counts |= {"desirable": desirable, "undesirable": rows - desirable}
+    return counts | skipped
+
+
+# --- per-kind rows ----------------------------------------------------------------------------
+
+
+def ranking_rows(study: Study) -> Iterator[dict]:
+    for ranking in labels.rankings(study).iterator(chunk_size=ITER_CHUNK):
+        annotation = ranking.annotation
         yield {
             "prompt": annotation.query.prompt.messages,
-            "chosen": assistant_turn(chosen.text),
-            "rejected": assistant_turn(rejected.text),
-            "margin": strength_to_margin(vote.strength),
-            "strength": vote.strength,
-            "query_id": annotation.query_id,
-            "prompt_id": annotation.query.prompt.external_id,
-            "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
-            "annotation_id": annotation.pk,
+            "responses": [{"id": r.pk, "text": r.text} for r in annotation_responses(annotation)],
+            "ranking": ranking.groups if not ranking.cannot_rank_reason else [],
+            "cannot_rank_reason": ranking.cannot_rank_reason,
+            **provenance(study, annotation),
         }
+
+
+def asks_for(annotation: Annotation, kind: str) -> bool:
+    return kind in (annotation.query.asks or [annotation.query.kind])
+
+
+def span_rows(study: Study) -> Iterator[dict]:
+    span_labels = fgrlhf.span_labels(study)
+    for annotation in labels.annotations_with_parts(study).iterator(chunk_size=ITER_CHUNK):
+        if not asks_for(annotation, FeedbackKind.SPANS):
+            continue
+        messages = annotation.query.prompt.messages
+        for response in annotation_responses(annotation):
+            spans = [s for s in annotation.spans.all() if s.response_id == response.pk]
+            yield {
+                "prompt": messages,
+                "question": fgrlhf.question_of(messages),
+                "response": response.text,
+                "response_id": response.pk,
+                "feedback": fgrlhf.feedback_of(spans, span_labels),
+                **provenance(study, annotation),
+            }
+
+
+def span_row_count(study: Study) -> int:
+    sizes = dict(
+        QueryResponse.objects.filter(query__study=study)
+        .values("query_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("query_id", "n")
+    )
+    current = Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+    return sum(
+        sizes.get(query_id, 0)
+        for query_id, kind, asks in current.values_list("query_id", "query__kind", "query__asks")
+        if FeedbackKind.SPANS in (asks or [kind])
+    )
+
+
+def critique_rows(study: Study) -> Iterator[dict]:
+    for critique in labels.critiques(study).iterator(chunk_size=ITER_CHUNK):
+        yield {
+            "prompt": critique.annotation.query.prompt.messages,
+            "response": critique.response.text,
+            "response_id": critique.response_id,
+            "critique": critique.critique,
+            "revision": critique.revision,
+            **provenance(study, critique.annotation),
+        }
+
+
+def rating_rows(study: Study) -> Iterator[dict]:
+    parts = labels.ratings(study).iterator(chunk_size=ITER_CHUNK)
+    for _, group in itertools.groupby(parts, key=lambda part: (part.annotation_id, part.response_id)):
+        group = list(group)
+        first = group[0]
+        yield {
+            "prompt": first.annotation.query.prompt.messages,
+            "response": first.response.text,
+            "response_id": first.response_id,
+            "ratings": {part.aspect: part.value for part in group},
+            **provenance(study, first.annotation),
+        }
+
+
+def part_or_none(annotation: Annotation, name: str) -> object | None:
+    return getattr(annotation, name, None)  # a missing reverse one-to-one raises an AttributeError subclass
+
+
+def raw_row(study: Study, annotation: Annotation) -> dict:
+    vote, ranking = part_or_none(annotation, "pairwise"), part_or_none(annotation, "ranking")
+    return {
+        "annotation_id": annotation.pk,
+        "query_id": annotation.query_id,
+        "kind": annotation.query.kind,
+        "asks": annotation.query.asks,
+        "prompt_id": annotation.query.prompt.external_id,
+        "prompt": annotation.query.prompt.messages,
+        "responses": [{"id": r.pk, "text": r.text} for r in annotation_responses(annotation)],
+        "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
+        "display_order": annotation.assignment.display_order if annotation.assignment else None,
+        "time_spent_ms": annotation.time_spent_ms,
+        "active_ms": annotation.active_ms,
+        "created_at": annotation.created_at.isoformat(),
+        "supersedes": annotation.supersedes_id,
+        "pairwise": {"choice": vote.choice, "strength": vote.strength, "shown_choice": vote.shown_choice} if vote else None,
+        "ranking": {"groups": ranking.groups, "cannot_rank_reason": ranking.cannot_rank_reason} if ranking else None,
+        "spans": [
+            {
+                "response": s.response_id,
+                "start": s.start,
+                "end": s.end,
+                "category": s.category,
+                "note": s.note,
+                "metadata": s.metadata,
+            }
+            for s in annotation.spans.all()
+        ],
+        "critiques": [
+            {"response": c.response_id, "critique": c.critique, "revision": c.revision} for c in annotation.critiques.all()
+        ],
+        "ratings": [{"response": r.response_id, "aspect": r.aspect, "value": r.value} for r in annotation.ratings.all()],
+    }
 
 
 def raw_rows(study: Study) -> Iterator[dict]:
-    for vote in pairwise_votes(study).iterator(chunk_size=ITER_CHUNK):
-        annotation = vote.annotation
-        responses = vote_responses(vote)
-        yield {
-            "annotation_id": annotation.pk,
-            "query_id": annotation.query_id,
-            "kind": annotation.query.kind,
-            "prompt_id": annotation.query.prompt.external_id,
-            "prompt": annotation.query.prompt.messages,
-            "responses": [{"id": r.pk, "text": r.text} for r in responses],
-            "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
-            "choice": vote.choice,
-            "strength": vote.strength,
-            "shown_choice": vote.shown_choice,
-            "display_order": annotation.assignment.display_order if annotation.assignment else None,
-            "time_spent_ms": annotation.time_spent_ms,
-            "created_at": annotation.created_at.isoformat(),
-        }
+    for annotation in labels.annotations_with_parts(study).iterator(chunk_size=ITER_CHUNK):
+        yield raw_row(study, annotation)
 
 
-def export_build(*, study: Study, format: str) -> Export:
-    """Prepare an export; TRL leaves ties and both-bad out and counts them."""
+# --- choosing a format ------------------------------------------------------------------------
+
+
+def parse_sources(sources: str | Iterable[str] | None) -> tuple[str, ...]:
+    """`pairwise,ranking` (or a list) to a tuple in canonical order; none given means all."""
+    if sources is None or sources == "":
+        return PREFERENCE_SOURCES
+    names = [s.strip() for s in (sources.split(",") if isinstance(sources, str) else sources) if s.strip()]
+    unknown = [name for name in names if name not in PREFERENCE_SOURCES]
+    if unknown or not names:
+        raise InvalidInput(
+            f"Unknown preference source {(unknown or [sources])[0]!r}; use any of {', '.join(PREFERENCE_SOURCES)}.",
+            field="sources",
+        )
+    return tuple(s for s in PREFERENCE_SOURCES if s in names)
+
+
+def export_build(*, study: Study, format: str, sources: str | Iterable[str] | None = None) -> Export:
+    """Prepare an export in one of EXPORT_FORMATS; `sources` narrows trl and kto (default: all sources)."""
     if format not in EXPORT_FORMATS:
         raise InvalidInput(f"Unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.", field="format")
-    votes = pairwise_votes(study)
+    if sources not in (None, "") and format not in ("trl", "kto"):
+        raise InvalidInput(f"sources applies to the trl and kto formats, not {format}.", field="sources")
     if format == "trl":
-        counts = {
-            "rows": votes.filter(choice__in=["a", "b"]).count(),
-            "skipped_ties": votes.filter(choice="tie").count(),
-            "skipped_both_bad": votes.filter(choice="both_bad").count(),
-        }
-        return Export(format=format, rows=trl_rows(study), counts=counts)
-    return Export(format=format, rows=raw_rows(study), counts={"rows": votes.count()})
+        chosen = parse_sources(sources)
+        return Export(format, trl_rows(study, chosen), preference_counts(study, chosen, unpaired=False))
+    if format == "kto":
+        chosen = parse_sources(sources)
+        return Export(format, kto_rows(study, chosen), preference_counts(study, chosen, unpaired=True))
+    if format == "rankings":
+        rankings = labels.rankings(study)
+        counts = {"rows": rankings.count(), "cannot_rank": rankings.exclude(cannot_rank_reason="").count()}
+        return Export(format, ranking_rows(study), counts)
+    if format == "spans":
+        return Export(format, span_rows(study), {"rows": span_row_count(study)})
+    if format == "critiques":
+        critiques = labels.critiques(study)
+        counts = {"rows": critiques.count(), "with_revision": critiques.exclude(revision="").count()}
+        return Export(format, critique_rows(study), counts)
+    if format == "ratings":
+        rated = labels.ratings(study).order_by().values("annotation_id", "response_id").distinct().count()
+        return Export(format, rating_rows(study), {"rows": rated})
+    if format == "fgrlhf":
+        return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
+    current = Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+    return Export(format, raw_rows(study), {"rows": current.count()})

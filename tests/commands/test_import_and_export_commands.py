@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from annotate.models import Prompt, Query
 from tests.factories import UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
+from tests.qa_feedback import qa_file, qa_record
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,38 @@ def test_export_dataset_writes_trl_rows_to_a_file_and_counts_them(tmp_path, caps
     assert all(row["chosen"][0]["content"].startswith("Answer 0") for row in rows)
     assert "rows: 5" in capsys.readouterr().err
     assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_import_items_reads_an_fgrlhf_file_and_export_dataset_writes_it_back(tmp_path, capsys):
+    study = make_study(name="QA")
+    records = [qa_record(), qa_record(question="Again?", preference=[0, 0, 0, 0, 0, 0])]
+    source = tmp_path / "dev.json"
+    source.write_bytes(qa_file(*records))
+    call_command("import_items", "QA", str(source), "--format", "fgrlhf")
+    assert "annotations created: 14" in capsys.readouterr().out
+    output = tmp_path / "back.jsonl"
+    call_command("export_dataset", "QA", "--format", "fgrlhf", "-o", str(output))
+    assert [json.loads(line) for line in output.read_text().splitlines()] == records
+    assert Prompt.objects.filter(study=study).count() == 2
+
+
+def test_import_items_names_the_bad_fgrlhf_record_and_field_and_stores_nothing(tmp_path):
+    study = make_study()
+    source = tmp_path / "dev.json"
+    source.write_bytes(qa_file(qa_record(), qa_record(question="Q?", preference="1,2")))
+    with pytest.raises(CommandError, match=r"dev.json: .*record 2 \(array index 1\), field preference"):
+        call_command("import_items", str(study.pk), str(source), "--format", "fgrlhf")
+    assert not Prompt.objects.exists()
+
+
+def test_export_dataset_takes_sources_for_trl_and_refuses_them_elsewhere(tmp_path, capsys):
+    study = make_study(name="QA")
+    source = tmp_path / "dev.json"
+    source.write_bytes(qa_file(qa_record()))
+    call_command("import_items", "QA", str(source), "--format", "fgrlhf")
+    output = tmp_path / "revisions.jsonl"
+    call_command("export_dataset", "QA", "--format", "trl", "--sources", "revision", "-o", str(output))
+    (row,) = [json.loads(line) for line in output.read_text().splitlines()]
+    assert row["source"] == "revision" and row["chosen"][0]["content"] == qa_record()["feedback"]["corrected-prediction"]
+    with pytest.raises(CommandError, match="sources applies to the trl and kto formats"):
+        call_command("export_dataset", str(study.pk), "--format", "spans", "--sources", "revision")

@@ -6,21 +6,27 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
-from annotate.services.exports import EXPORT_FORMATS, export_build
+from annotate.services.exports import EXPORT_FORMATS, PREFERENCE_SOURCES, export_build
 
 
 class Command(BaseCommand):
-    help = "Write a study's labels as JSON lines: TRL preference rows (trl) or every vote as given (raw)."
+    help = (
+        "Write a study's labels as JSON lines in one of the formats trl, rankings, spans, critiques, ratings, kto, "
+        "raw, fgrlhf (row shapes: annotate/services/exports.py)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("study", help="study id or exact name")
         parser.add_argument("--format", default="trl", choices=EXPORT_FORMATS)
+        parser.add_argument(
+            "--sources", help=f"trl and kto only: comma-separated, any of {', '.join(PREFERENCE_SOURCES)} (default all)"
+        )
         parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
         try:
-            export = export_build(study=study, format=options["format"])
+            export = export_build(study=study, format=options["format"], sources=options["sources"])
         except PreflabError as exc:
             raise CommandError(exc.message) from None
         output: Path | None = options["output"]

@@ -4,15 +4,22 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
+from annotate.services.fgrlhf import fgrlhf_import
 from annotate.services.items import items_import
 
 
 class Command(BaseCommand):
-    help = "Import prompts and responses from a JSON-lines file into a study (all or nothing)."
+    help = (
+        "Import into a study, all or nothing: prompts and responses from a JSON-lines file (jsonl), or a "
+        "FineGrainedRLHF qa_feedback file with its labels (fgrlhf)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("study", help="study id or exact name")
-        parser.add_argument("file", type=Path, help="JSONL: one {id?, prompt, responses, metadata?} per line")
+        parser.add_argument(
+            "file", type=Path, help="jsonl: one {id?, prompt, responses, metadata?} per line; fgrlhf: one JSON array"
+        )
+        parser.add_argument("--format", default="jsonl", choices=("jsonl", "fgrlhf"))
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
@@ -20,8 +27,11 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
         try:
-            with path.open("rb") as lines:
-                result = items_import(study=study, lines=lines)
+            if options["format"] == "fgrlhf":
+                result = fgrlhf_import(study=study, data=path.read_bytes())
+            else:
+                with path.open("rb") as lines:
+                    result = items_import(study=study, lines=lines)
         except PreflabError as exc:
             raise CommandError(f"{path}: {exc.message}") from None
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.as_dict().items())

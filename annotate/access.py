@@ -7,6 +7,7 @@ leak; a member whose role does not allow the action gets 403.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
 from annotate.models import Assignment, Query, Study, TrainingRun
@@ -36,8 +37,6 @@ def can(user: AbstractBaseUser, study: Study, action: str) -> bool:
 
 def studies_for(user: AbstractBaseUser):
     """The studies a user belongs to, with their role annotated as `my_role`."""
-    from django.db.models import OuterRef, Subquery
-
     if not user.is_authenticated:
         return Study.objects.none()
     role = Membership.objects.filter(user=user, study=OuterRef("pk")).values("role")[:1]
@@ -46,10 +45,12 @@ def studies_for(user: AbstractBaseUser):
 
 def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> Study:
     """The study if the user may do `action` in it; 404 for non-members, 403 for a role without it."""
-    study = Study.objects.filter(pk=study_id).first()
-    role = role_in(user, study) if study is not None else None
-    if study is None or role is None:
+    membership = (
+        Membership.objects.select_related("study").filter(user=user, study_id=study_id).first() if user.is_authenticated else None
+    )
+    if membership is None:
         raise NotFound(f"No study {study_id}.")
+    study, role = membership.study, membership.role
     if action not in PERMISSIONS[role]:
         raise Forbidden(f"Your role in this study ({role}) does not allow you to {action}.")
     study.my_role = role
@@ -58,10 +59,16 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
 
 def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     """A query the user holds or held an assignment for; anything else is 404 (no existence leak)."""
-    query = Query.objects.select_related("study", "prompt").filter(pk=query_id).first()
-    if query is None or not can(user, query.study, "annotate"):
+    if not user.is_authenticated:
         raise NotFound(f"No query {query_id}.")
-    if not Assignment.objects.filter(query=query, annotator=user).exists():
+    role = Membership.objects.filter(user=user, study=OuterRef("study_id")).values("role")[:1]
+    query = (
+        Query.objects.select_related("study", "prompt")
+        .annotate(my_role=Subquery(role), handed=Exists(Assignment.objects.filter(query=OuterRef("pk"), annotator=user)))
+        .filter(pk=query_id)
+        .first()
+    )
+    if query is None or not query.handed or query.my_role is None or "annotate" not in PERMISSIONS[query.my_role]:
         raise NotFound(f"No query {query_id}.")
     return query
 

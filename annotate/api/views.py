@@ -7,8 +7,8 @@ import json
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -16,7 +16,7 @@ from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
-from annotate.services import assignments, exports, feedback, items, studies, training
+from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
 
 
 @extend_schema(request=s.StudySerializer, responses=s.StudySerializer(many=True))
@@ -55,32 +55,78 @@ def study_members(request, pk: int):
     return Response({"username": membership.user.username, "role": membership.role}, status=status.HTTP_201_CREATED)
 
 
+IMPORT_FORMATS = ("jsonl", "fgrlhf")
+JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"}
+FGRLHF_TYPES = {"application/json", "text/plain"}
+PREFERRED_TYPE = {"jsonl": "application/x-ndjson", "fgrlhf": "application/json"}
+
+
 @extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "format",
+            str,
+            enum=list(IMPORT_FORMATS),
+            default="jsonl",
+            description="jsonl: prompts and responses, one object per line. fgrlhf: a FineGrainedRLHF qa_feedback "
+            "file (one JSON array), imported with its labels.",
+        )
+    ],
     request={
         "application/x-ndjson": OpenApiTypes.BINARY,
+        "application/json": OpenApiTypes.BINARY,
         "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
     },
-    responses=s.ImportResultSerializer,
+    responses=PolymorphicProxySerializer(
+        component_name="StudyImportResult",
+        serializers=[
+            s.ImportResultSerializer,
+            inline_serializer(
+                "FgrlhfImportResult",
+                {
+                    "records": serializers.IntegerField(),
+                    "prompts_created": serializers.IntegerField(),
+                    "prompts_unchanged": serializers.IntegerField(),
+                    "responses_created": serializers.IntegerField(),
+                    "queries_created": serializers.IntegerField(),
+                    "annotations_created": serializers.IntegerField(),
+                    "study_configured": serializers.BooleanField(),
+                },
+            ),
+        ],
+        resource_type_field_name=None,
+    ),
 )
 @api_view(["POST"])
 def study_import(request, pk: int):
-    """Import prompts and responses as JSON lines: the body itself, or a multipart field `file`."""
+    """Import a file: the body itself, or a multipart field `file`.
+
+    format=jsonl (default): prompts and responses as JSON lines. format=fgrlhf: a FineGrainedRLHF
+    qa_feedback JSON array, with its preferences, spans and corrections as "imported" labels.
+    """
     study = access.get_study(request.user, pk, "manage")
+    format = request.query_params.get("format", "jsonl")
+    if format not in IMPORT_FORMATS:
+        raise InvalidInput(f"Unknown import format {format!r}; use one of {', '.join(IMPORT_FORMATS)}.", field="format")
+    accepted = JSONL_TYPES if format == "jsonl" else FGRLHF_TYPES
     content_type = request.content_type.split(";")[0].strip()
     if content_type.startswith("multipart/"):
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("The multipart body has no field named file.", field="file")
-        lines = upload
-    elif content_type in {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"}:
-        lines = io.BytesIO(request.body)
+        body = upload if format == "jsonl" else upload.read()
+    elif content_type in accepted:
+        body = io.BytesIO(request.body) if format == "jsonl" else request.body
     else:
         raise InvalidInput(
-            f"Unsupported Content-Type {content_type or '(none)'}; "
-            "send application/x-ndjson or multipart/form-data with a file field.",
+            f"Unsupported Content-Type {content_type or '(none)'} for format {format}; "
+            f"send {PREFERRED_TYPE[format]} or multipart/form-data with a file field.",
             field="Content-Type",
         )
-    result = items.items_import(study=study, lines=lines)
+    if format == "fgrlhf":
+        result = fgrlhf.fgrlhf_import(study=study, data=body)
+    else:
+        result = items.items_import(study=study, lines=body)
     return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
 
@@ -125,7 +171,10 @@ def next_query(request, pk: int):
 )
 @api_view(["POST"])
 def query_annotations(request, pk: int):
-    """Answer a query. Repeating a submit with the same client_key returns the first annotation (200)."""
+    """Answer a query. Repeating a submit with the same client_key returns the first annotation (200).
+
+    With ?next=1 the reply also carries the caller's next query, as GET .../queries/next/ would.
+    """
     query = access.get_query_for_annotator(request.user, pk)
     body = s.AnnotationSubmitSerializer(data=request.data)
     body.is_valid(raise_exception=True)
@@ -134,10 +183,12 @@ def query_annotations(request, pk: int):
     annotation, created = feedback.annotation_submit(
         query=query, annotator=request.user, client_key=client_key, answer=answer, active_ms=active_ms
     )
-    return Response(
-        {"id": annotation.pk, "query": query.pk, "created": created},
-        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-    )
+    reply = {"id": annotation.pk, "query": query.pk, "created": created}
+    if request.query_params.get("next") in {"1", "true"}:
+        # One round trip per label: the caller's next query (or null) rides along with the receipt.
+        following = assignments.assignment_next(study=query.study, annotator=request.user)
+        reply["next"] = s.NextQuerySerializer(next_query_payload(following)).data if following else None
+    return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @extend_schema(request=s.SkipSerializer, responses={200: None})
@@ -151,14 +202,27 @@ def query_skip(request, pk: int):
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="trl")],
+    parameters=[
+        OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="trl"),
+        OpenApiParameter(
+            "sources",
+            str,
+            description="trl and kto only: comma-separated preference sources among "
+            f"{', '.join(exports.PREFERENCE_SOURCES)} (default all).",
+        ),
+    ],
     responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
 )
 @api_view(["GET"])
 def study_export(request, pk: int):
-    """Stream the study's labels as JSON lines; counts (rows, skipped ties and both-bad) come as headers."""
+    """Stream the study's labels as JSON lines; counts (rows, and what was left out) come as X-Preflab-* headers.
+
+    The row shapes of every format are described in annotate.services.exports.
+    """
     study = access.get_study(request.user, pk, "export")
-    export = exports.export_build(study=study, format=request.query_params.get("format", "trl"))
+    export = exports.export_build(
+        study=study, format=request.query_params.get("format", "trl"), sources=request.query_params.get("sources")
+    )
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-{export.format}.jsonl"'

@@ -67,13 +67,17 @@ class Query(models.Model):
         ordering = ["id"]
         verbose_name_plural = "queries"
         constraints = [models.UniqueConstraint(fields=["study", "key"], name="query_unique_key")]
-        indexes = [models.Index(fields=["study", "label_count", "priority", "id"], name="query_pool_idx")]
+        indexes = [models.Index(fields=["study", "label_count", "-priority", "id"], name="query_pool_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} query {self.pk}"
 
     def ordered_responses(self) -> list[Response]:
-        return [qr.response for qr in self.query_responses.select_related("response").order_by("position")]
+        """The responses in canonical position order; fetched once per instance."""
+        if not hasattr(self, "_ordered_responses"):
+            rows = self.query_responses.select_related("response").order_by("position")
+            self._ordered_responses = [qr.response for qr in rows]
+        return self._ordered_responses
 
 
 class QueryResponse(models.Model):

@@ -27,8 +27,9 @@ def assignments_expire(*, study: Study | None = None) -> int:
 
 def open_queries_for(study: Study, user: AbstractBaseUser):
     """Queries this user has never been handed, whose labels plus live assignments are under the overlap."""
+    # An assignment past its expiry no longer holds its slot, whether or not its status says so yet.
     live = (
-        Assignment.objects.filter(query=OuterRef("pk"), status=AssignmentStatus.ACTIVE)
+        Assignment.objects.filter(query=OuterRef("pk"), status=AssignmentStatus.ACTIVE, expires_at__gt=timezone.now())
         .order_by()
         .values("query")
         .annotate(n=Count("id"))
@@ -40,7 +41,8 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     # user's assignments for each candidate (110 ms a claim at 2000 queries, 500 of them labelled).
     mine = Assignment.objects.filter(annotator=user).exclude(status=AssignmentStatus.EXPIRED).values("query_id")
     return (
-        Query.objects.filter(study=study, label_count__lt=study.overlap)
+        # An IN list rather than <, so that at overlap 1 the pool index is walked in claim order.
+        Query.objects.filter(study=study, label_count__in=list(range(study.overlap)))
         .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
         .filter(live__lt=study.overlap - F("label_count"))
         .exclude(pk__in=mine)
@@ -54,13 +56,16 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     The candidate query row is locked with SKIP LOCKED, so concurrent annotators never wait on
     each other and never both take the last free slot of a query.
     """
-    assignments_expire(study=study)
-    current = (
+    held = list(
         Assignment.objects.select_related("query__prompt")
         .filter(query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE)
         .order_by("started_at")
-        .first()
     )
+    now = timezone.now()
+    timed_out = [a.pk for a in held if a.expires_at <= now]
+    if timed_out:  # rare: mark them, so this annotator may be handed those queries again
+        Assignment.objects.filter(pk__in=timed_out).update(status=AssignmentStatus.EXPIRED, finished_at=now)
+    current = next((a for a in held if a.expires_at > now), None)
     if current is not None:
         return current
     pool = open_queries_for(study, annotator)  # built once: building it costs more than running it
@@ -77,7 +82,7 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
         if pool.filter(pk=query.pk).exists():
             break
         rejected.append(query.pk)
-    size = query.query_responses.count()
+    size = len(query.ordered_responses())
     order = list(range(size))
     random.SystemRandom().shuffle(order)
     return Assignment.objects.create(

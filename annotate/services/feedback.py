@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotate.errors import Conflict, InvalidInput
+from annotate.errors import Conflict, InvalidInput, PreflabError
 from annotate.models import Annotation, CritiquePart, PairwiseChoice, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import PairwiseChoiceValue
@@ -182,9 +182,10 @@ def check_answer(query: Query, answer: dict) -> CheckedAnswer:
         stray = given & set(keys) - ({"strength"} if kind == FeedbackKind.PAIRWISE else set())
         if kind not in asks and stray:
             raise InvalidInput(f"This query does not ask for {kind} ({', '.join(sorted(stray))} given).", field=sorted(stray)[0])
-    responses = {r.pk: r.text for r in query.ordered_responses()}
     study = query.study
     checked = CheckedAnswer()
+    if asks != [FeedbackKind.PAIRWISE]:  # a bare pairwise choice needs no response text
+        responses = {r.pk: r.text for r in query.ordered_responses()}
     if FeedbackKind.PAIRWISE in asks:
         choice, strength = answer.get("choice"), answer.get("strength", 2)
         if choice not in PairwiseChoiceValue.values:
@@ -225,15 +226,19 @@ def annotation_submit(
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
     if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
         raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
-    found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
-    if found is not None:
-        return found, False
-    checked = check_answer(query, answer)
-    assignment = lock_active_assignment(query=query, annotator=annotator)
+    try:
+        assignment = lock_active_assignment(query=query, annotator=annotator)
+    except PreflabError:
+        # A repeat of a submit that already went through finds no live assignment: answer it.
+        found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
+        if found is not None:
+            return found, False
+        raise
     # A concurrent duplicate may have committed while we waited for the lock.
     found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
     if found is not None:
         return found, False
+    checked = check_answer(query, answer)
 
     now = timezone.now()
     annotation = Annotation.objects.create(

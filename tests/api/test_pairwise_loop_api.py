@@ -276,8 +276,8 @@ def test_raw_export_keeps_every_vote_as_given():
     make_items(study, n_prompts=3)
     label_everything(study, annotator, ["a", "tie", "both_bad"])
     rows = read_jsonl(client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/export/?format=raw"))
-    assert sorted(r["shown_choice"] for r in rows) == ["a", "both_bad", "tie"]
-    assert all(len(r["display_order"]) == 2 and "shown_choice" in r for r in rows)
+    assert sorted(r["pairwise"]["shown_choice"] for r in rows) == ["a", "both_bad", "tie"]
+    assert all(len(r["display_order"]) == 2 and "choice" in r["pairwise"] for r in rows)
 
 
 def test_an_unknown_export_format_is_refused_naming_it():
@@ -325,3 +325,18 @@ def test_token_auth_works_with_drf_create_token():
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/studies/").status_code == 200
     assert APIClient().get("/api/v1/studies/").status_code in (401, 403)
+
+
+def test_a_submit_with_next_returns_the_following_query_and_null_at_the_end():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=2)
+    client = client_for(annotator)
+    first = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+    reply = client.post(f"/api/v1/queries/{first['id']}/annotations/?next=1", {"choice": "a", "client_key": "k1"}, format="json")
+    following = reply.json()["next"]
+    assert reply.status_code == 201 and following["id"] != first["id"] and len(following["responses"]) == 2
+    last = client.post(
+        f"/api/v1/queries/{following['id']}/annotations/?next=1", {"choice": "b", "client_key": "k2"}, format="json"
+    )
+    assert last.json()["next"] is None

@@ -276,14 +276,22 @@ class LabelRun:
                 self.stop.set()
 
 
-def annotator_loop(client: ApiClient, study_id: int, run: LabelRun, bar: tqdm, seed: int, start: threading.Barrier) -> None:
+def annotator_loop(
+    client: ApiClient, study_id: int, run: LabelRun, bar: tqdm, seed: int, start: threading.Barrier, combined: bool = False
+) -> None:
+    """next + submit until the run has its labels; `combined` submits with ?next=1 and skips the GET."""
     rng = random.Random(seed)
     max_errors = max(20, run.wanted // 100)
+    pending: dict | None = None  # the next query a combined submit already returned
     try:
         start.wait()
         while run.take_ticket():
             t0 = time.perf_counter()
-            status, _, body = client.request("GET", f"/api/v1/studies/{study_id}/queries/next/")
+            if pending is not None:
+                status, body = 200, json.dumps(pending).encode()
+            else:
+                status, _, body = client.request("GET", f"/api/v1/studies/{study_id}/queries/next/")
+            pending = None
             t1 = time.perf_counter()
             if status == 204:
                 with run.lock:
@@ -300,13 +308,16 @@ def annotator_loop(client: ApiClient, study_id: int, run: LabelRun, bar: tqdm, s
                 "strength": rng.randint(1, 3),
                 "client_key": uuid.uuid4().hex,
             }
+            suffix = "?next=1" if combined else ""
             status, _, body = client.request(
-                "POST", f"/api/v1/queries/{query['id']}/annotations/", json.dumps(payload).encode(), "application/json"
+                "POST", f"/api/v1/queries/{query['id']}/annotations/{suffix}", json.dumps(payload).encode(), "application/json"
             )
             t2 = time.perf_counter()
             if status != 201:
                 run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
                 continue
+            if combined:
+                pending = json.loads(body)["next"]  # None at the end: the next GET then says 204
             with run.lock:
                 run.done += 1
                 run.next_ms.append((t1 - t0) * 1000)
@@ -401,6 +412,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--import-batch", type=int, default=500, help="records per import request (default 500)")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop the labelling phase after this long (default 600)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--combined", action="store_true", help="submit with ?next=1, so each label is one request (the first next aside)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the study and users it made")
     args = parser.parse_args(argv)
     for name in ("queries", "clients", "labels", "workers", "threads", "import_batch"):
@@ -491,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = [
                 threading.Thread(
                     target=annotator_loop,
-                    args=(ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, barrier),
+                    args=(ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, barrier, args.combined),
                     name=f"annotator-{i}",
                     daemon=True,
                 )

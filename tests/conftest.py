@@ -33,3 +33,11 @@ def pytest_configure(config):
 def fast_password_hashing(settings):
     """Factories set passwords for every user; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    """A tiny BERT saved as a local model folder: any path works as a base model."""
+    from tests.tiny_models import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-encoder"))

@@ -58,3 +58,25 @@ def one_dpo_step(rows: list[dict], output_dir: Path) -> tuple[object, list[str]]
     output = trainer.train()
     moved = [name for name, parameter in model.named_parameters() if not torch.equal(before[name], parameter.detach())]
     return output, moved
+
+
+def save_tiny_bert(folder: Path) -> Path:
+    """A 2-layer, 32-wide BERT (random weights) with MiniLM's tokenizer, saved as a local model folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from learning.models import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -23,6 +23,7 @@ class ScoreItemSerializer(serializers.Serializer):
 class ScoreRequestSerializer(serializers.Serializer):
     response_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     items = ScoreItemSerializer(many=True, required=False)
+    aggregate = serializers.CharField(required=False, default="mean", help_text="Ensembles: mean, wco or uwo.")
 
 
 @extend_schema(responses=ModelVersionSerializer(many=True))
@@ -44,10 +45,18 @@ def model_score(request, pk: int):
     body.is_valid(raise_exception=True)
     if ("response_ids" in body.validated_data) == ("items" in body.validated_data):
         raise InvalidInput("Give either response_ids or items.", field="items")
+    aggregate = body.validated_data["aggregate"]
     if "response_ids" in body.validated_data:
-        scores = study_responses_score(version=version, study=study, response_ids=body.validated_data["response_ids"])
-        return Response({"model_version": version.pk, "scores": [{"response": k, "score": v} for k, v in scores.items()]})
-    items = [
-        (parse_messages(item["prompt"], f"items[{i}]"), item["response"]) for i, item in enumerate(body.validated_data["items"])
-    ]
-    return Response({"model_version": version.pk, "scores": model_version_score(version=version, items=items)})
+        ids = body.validated_data["response_ids"]
+        scores = study_responses_score(version=version, study=study, response_ids=ids, aggregate=aggregate)
+        reply = {"scores": [{"response": rid, "score": value} for rid, value in zip(ids, scores.values, strict=True)]}
+    else:
+        items = [
+            (parse_messages(item["prompt"], f"items[{i}]"), item["response"])
+            for i, item in enumerate(body.validated_data["items"])
+        ]
+        scores = model_version_score(version=version, items=items, aggregate=aggregate)
+        reply = {"scores": scores.values}
+    if scores.details is not None:
+        reply["details"] = scores.details
+    return Response({"model_version": version.pk, "kind": version.kind, **reply})

@@ -5,7 +5,9 @@ from annotate.models.studies import Study
 
 
 class RunKind(models.TextChoices):
-    REWARD = "reward", "Reward model"
+    REWARD = "reward", "Reward model"  # from pairwise votes (ties with Davidson) and rankings
+    SPAN_REWARD = "span_reward", "Span reward model"  # FG-RLHF segment classifier from error spans
+    RATING_REWARD = "rating_reward", "Rating model"  # regression on aspect ratings
 
 
 class RunStatus(models.TextChoices):

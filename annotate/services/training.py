@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,35 +22,34 @@ from django.utils import timezone
 from annotate.errors import InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
-from annotate.selectors.training_data import preference_pairs
+from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
-REWARD_CONFIG_KEYS = (
-    "base_model",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "head_learning_rate",
-    "max_length",
-    "eval_fraction",
-    "seed",
-    "min_pairs",
-)
+# Each kind's config keys, spelled out so the web process can check a request without
+# importing torch; a test keeps them equal to the learning config dataclasses' fields.
+COMMON_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "head_learning_rate", "max_length", "eval_fraction", "seed")
+CONFIG_KEYS = {
+    RunKind.REWARD: (
+        *COMMON_KEYS, "min_pairs", "loss", "ranking_loss", "ensemble_size", "ensemble_mode", "lora", "lora_r", "lora_alpha",
+        "lora_learning_rate", "bf16",
+    ),
+    RunKind.SPAN_REWARD: (*COMMON_KEYS, "min_examples", "segmentation", "min_subsentence_words", "bf16"),
+    RunKind.RATING_REWARD: (*COMMON_KEYS, "min_examples", "bf16"),
+}  # fmt: skip
 
 
 def run_dir(run: TrainingRun) -> Path:
     return Path(settings.ARTIFACTS_DIR) / "runs" / str(run.pk)
 
 
-def check_reward_config(config: dict) -> dict:
+def check_config(kind: str, config: dict) -> dict:
     if not isinstance(config, dict):
         raise InvalidInput("config must be an object.", field="config")
-    unknown = set(config) - set(REWARD_CONFIG_KEYS)
+    known = CONFIG_KEYS[kind]
+    unknown = set(config) - set(known)
     if unknown:
-        raise InvalidInput(
-            f"Unknown config key(s) {', '.join(sorted(unknown))}; known: {', '.join(REWARD_CONFIG_KEYS)}.", field="config"
-        )
+        raise InvalidInput(f"Unknown config key(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}.", field="config")
     return dict(config)
 
 
@@ -62,9 +60,9 @@ def training_run_start(
     """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself)."""
     from annotate.tasks import train_reward_model
 
-    if kind != RunKind.REWARD:
+    if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
-    config = check_reward_config(config or {})
+    config = check_config(kind, config or {})
     config.setdefault("base_model", study.reward_model)
     run = TrainingRun.objects.create(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
@@ -184,7 +182,7 @@ def training_run_execute(*, run_id: int) -> Claim:
 
     try:
         with Heartbeat(run_id):
-            version = train_reward(run)
+            version = train(run)
     except TrainingStopped:
         TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
         return claim
@@ -196,15 +194,29 @@ def training_run_execute(*, run_id: int) -> Claim:
     return claim
 
 
-def train_reward(run: TrainingRun) -> ModelVersion:
-    from learning.reward.train import RewardTrainConfig, train_reward_model
-
-    known = {f.name for f in dataclass_fields(RewardTrainConfig)}
-    config = RewardTrainConfig(**{k: v for k, v in run.config.items() if k in known})
-    pairs = preference_pairs(run.study)
+def train(run: TrainingRun) -> ModelVersion:
+    """Gather the run's labels as plain data, call its learning trainer, register the result."""
     recorder = ProgressRecorder(run.pk)
     output = run_dir(run) / "model"
-    result = train_reward_model(pairs, config=config, output_dir=output, progress=recorder, should_stop=recorder.should_stop)
+    hooks = {"output_dir": output, "progress": recorder, "should_stop": recorder.should_stop}
+    study = run.study
+    if run.kind == RunKind.REWARD:
+        from learning.reward.train import RewardTrainConfig, train_reward_model
+
+        config = RewardTrainConfig(**run.config)
+        result = train_reward_model(preference_pairs(study), rankings=ranking_examples(study), config=config, **hooks)
+    elif run.kind == RunKind.SPAN_REWARD:
+        from learning.reward.spans import SpanTrainConfig, train_span_model
+
+        config = SpanTrainConfig(**run.config)
+        categories = [c["key"] for c in study.span_taxonomy]
+        result = train_span_model(span_examples(study), categories=categories, config=config, **hooks)
+    else:
+        from learning.reward.ratings import RatingTrainConfig, train_rating_model
+
+        config = RatingTrainConfig(**run.config)
+        aspects = [a["key"] for a in study.rating_aspects]
+        result = train_rating_model(rating_examples(study), aspects=aspects, config=config, **hooks)
     return register_model_version(run=run, output=output, result=result, base_model=config.base_model)
 
 

@@ -3,6 +3,12 @@
 The input text is the chat prompt rendered as plain ``role: content`` lines, paired with the
 response through the tokenizer's pair encoding (``[CLS] prompt [SEP] response [SEP]`` for
 BERT-style encoders), truncated longest-first to ``max_length`` tokens.
+
+An artifact holds one model or an ensemble of k members. Members are stored in the one
+weights.safetensors under the key prefix ``members.<i>.`` (a single model keeps the plain
+``backbone.`` / ``head.`` keys of earlier versions): one checksummed file, loaded in one read,
+with no per-member folders to keep consistent. Each member is a full copy of the backbone
+(LoRA adapters are merged before saving), which is cheap for encoder-sized backbones.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ BACKBONE_DIR = "backbone"
 PromptAndResponse = tuple[Sequence[dict], str]
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over real (unpadded) tokens, in float32."""
+    mask = attention_mask.unsqueeze(-1).float()
+    return (hidden.float() * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
 class RewardModel(nn.Module):
     """r(x, y) = w · mean_t h_t(x, y) + b, with h the backbone's last hidden states."""
 
@@ -36,9 +48,8 @@ class RewardModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
         """Rewards of shape (batch,), in float32 whatever the autocast dtype."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state.float()
-        mask = attention_mask.unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        pooled = mean_pool(hidden, attention_mask)
         # The head runs outside autocast: bf16 would round rewards to ~3 significant digits.
         with torch.autocast(device_type=pooled.device.type, enabled=False):
             return self.head(pooled.float()).squeeze(-1)
@@ -84,10 +95,17 @@ def collate(tokenizer: Any, rows: Sequence[dict[str, list[int]]], device: torch.
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def autocast_context(device: torch.device) -> Any:
-    """bf16 autocast on CUDA, plain fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def resolve_bf16(bf16: bool | None) -> bool:
+    """``None`` means bf16 where it is fast and safe: a CUDA device that supports it."""
+    if bf16 is None:
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(bf16)
+
+
+def autocast_context(device: torch.device, bf16: bool | None = None) -> Any:
+    """bf16 autocast when ``resolve_bf16(bf16)`` and the device can do it, plain fp32 otherwise."""
+    if resolve_bf16(bf16) and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -103,6 +121,7 @@ def compute_rewards(
     *,
     batch_size: int,
     device: torch.device,
+    bf16: bool | None = None,
 ) -> list[float]:
     """Rewards for encoded rows, batched by length (less padding), returned in input order."""
     was_training = model.training
@@ -113,7 +132,7 @@ def compute_rewards(
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = collate(tokenizer, [rows[i] for i in indices], device)
-            with autocast_context(device):
+            with autocast_context(device, bf16):
                 values = model(**batch).tolist()
             for index, value in zip(indices, values, strict=True):
                 rewards[index] = float(value)
@@ -122,8 +141,12 @@ def compute_rewards(
     return rewards
 
 
+def _member_prefix(index: int, count: int) -> str:
+    return "" if count == 1 else f"members.{index}."
+
+
 def save_reward_model(
-    model: RewardModel,
+    model: RewardModel | Sequence[RewardModel],
     tokenizer: Any,
     output_dir: str | os.PathLike,
     *,
@@ -131,10 +154,16 @@ def save_reward_model(
     metadata: dict,
     overwrite: bool = False,
 ) -> str:
-    """Write the model as an artifact (weights + backbone config + tokenizer); returns checksum."""
+    """Write a model, or the members of an ensemble, as one artifact; returns its checksum.
+
+    The artifact holds the weights, the backbone config and the tokenizer (members share both).
+    """
+    members = [model] if isinstance(model, RewardModel) else list(model)
+    if not members:
+        raise ValueError("no reward model to save")
 
     def write_backbone(staging: Path) -> None:
-        model.backbone.config.save_pretrained(str(staging / BACKBONE_DIR))
+        members[0].backbone.config.save_pretrained(str(staging / BACKBONE_DIR))
         tokenizer.save_pretrained(str(staging / BACKBONE_DIR))
 
     full_metadata = {
@@ -142,22 +171,25 @@ def save_reward_model(
         "kind": "reward_model",
         "architecture": ARCHITECTURE,
         "max_length": max_length,
+        "ensemble_size": len(members),
     }
     # Round-trip through JSON now so a non-serialisable value fails before any file is written.
     json.dumps(full_metadata)
-    return save_artifact(
-        output_dir,
-        metadata=full_metadata,
-        tensors=model.state_dict(),
-        write=write_backbone,
-        overwrite=overwrite,
-    )
+    tensors = {
+        _member_prefix(index, len(members)) + name: tensor
+        for index, member in enumerate(members)
+        for name, tensor in member.state_dict().items()
+    }
+    return save_artifact(output_dir, metadata=full_metadata, tensors=tensors, write=write_backbone, overwrite=overwrite)
 
 
-def load_reward_model(
+def load_reward_members(
     artifact_dir: str | os.PathLike, *, expected_checksum: str | None = None
-) -> tuple[Any, RewardModel, Artifact]:
-    """Verify and load a reward-model artifact: (tokenizer, model in eval mode, artifact)."""
+) -> tuple[Any, list[RewardModel], Artifact]:
+    """Verify and load a reward-model artifact: (tokenizer, members in eval mode, artifact).
+
+    A single model comes back as a list of one member.
+    """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     artifact = load_artifact(artifact_dir, expected_checksum=expected_checksum)
@@ -168,8 +200,27 @@ def load_reward_model(
         )
     backbone_dir = str(artifact.path / BACKBONE_DIR)
     config = AutoConfig.from_pretrained(backbone_dir, local_files_only=True)
-    model = RewardModel(AutoModel.from_config(config))
-    model.load_state_dict(artifact.load_tensors())
-    model.eval()
+    tensors = artifact.load_tensors()
+    count = int(artifact.metadata.get("ensemble_size", 1))
+    members = []
+    for index in range(count):
+        prefix = _member_prefix(index, count)
+        member = RewardModel(AutoModel.from_config(config))
+        member.load_state_dict({name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)})
+        member.eval()
+        members.append(member)
     tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
-    return tokenizer, model, artifact
+    return tokenizer, members, artifact
+
+
+def load_reward_model(
+    artifact_dir: str | os.PathLike, *, expected_checksum: str | None = None
+) -> tuple[Any, RewardModel, Artifact]:
+    """Verify and load a single-model artifact: (tokenizer, model in eval mode, artifact).
+
+    Ensembles load through ``load_reward_members``.
+    """
+    tokenizer, members, artifact = load_reward_members(artifact_dir, expected_checksum=expected_checksum)
+    if len(members) != 1:
+        raise ValueError(f"{artifact_dir} is an ensemble of {len(members)} members; load it with load_reward_members")
+    return tokenizer, members[0], artifact

@@ -1,32 +1,80 @@
-"""Score (prompt, response) items with a saved reward model."""
+"""Score (prompt, response) items with a saved reward model or ensemble."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from typing import Literal, overload
 
-from learning.reward.model import compute_rewards, load_reward_model, pick_device, tokenize
+import torch
+
+from learning.reward.losses import aggregate_rewards
+from learning.reward.model import compute_rewards, load_reward_members, pick_device, tokenize
+
+PromptResponse = tuple[list[dict], str]
+
+
+@overload
+def score_responses(
+    artifact_dir: str | os.PathLike,
+    prompts_and_responses: list[PromptResponse],
+    batch_size: int = ...,
+    *,
+    expected_checksum: str | None = ...,
+    aggregate: Literal["mean", "wco", "uwo"] = ...,
+    return_members: Literal[False] = ...,
+    uwo_lambda: float = ...,
+) -> list[float]: ...
+
+
+@overload
+def score_responses(
+    artifact_dir: str | os.PathLike,
+    prompts_and_responses: list[PromptResponse],
+    batch_size: int = ...,
+    *,
+    expected_checksum: str | None = ...,
+    aggregate: Literal["mean", "wco", "uwo"] = ...,
+    return_members: Literal[True],
+    uwo_lambda: float = ...,
+) -> tuple[list[float], list[list[float]]]: ...
 
 
 def score_responses(
     artifact_dir: str | os.PathLike,
-    prompts_and_responses: list[tuple[list[dict], str]],
+    prompts_and_responses: list[PromptResponse],
     batch_size: int = 32,
     *,
     expected_checksum: str | None = None,
-) -> list[float]:
+    aggregate: Literal["mean", "wco", "uwo"] = "mean",
+    return_members: bool = False,
+    uwo_lambda: float = 1.0,
+) -> list[float] | tuple[list[float], list[list[float]]]:
     """Rewards for each (chat prompt, response), in input order.
+
+    For an ensemble, members' rewards are combined by ``aggregate``: ``mean``, ``wco`` (the
+    worst member) or ``uwo`` (mean − ``uwo_lambda``·variance); a single model is its own mean.
+    With ``return_members=True`` the result is ``(scores, member_scores)`` where
+    ``member_scores[i]`` lists item i's reward from each member (the spread is the uncertainty
+    signal for active selection).
 
     The artifact is verified against its checksums before use (and against
     ``expected_checksum`` when given). Scores are only comparable within one model version.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tokenizer, model, artifact = load_reward_model(artifact_dir, expected_checksum=expected_checksum)
+    if aggregate not in ("mean", "wco", "uwo"):
+        raise ValueError(f"aggregate must be 'mean', 'wco' or 'uwo', got {aggregate!r}")
+    tokenizer, members, artifact = load_reward_members(artifact_dir, expected_checksum=expected_checksum)
     if not prompts_and_responses:
-        return []
+        return ([], []) if return_members else []
     device = pick_device()
-    model.to(device)
-    items: Sequence[tuple[list[dict], str]] = prompts_and_responses
-    rows = tokenize(tokenizer, items, int(artifact.metadata["max_length"]))
-    return compute_rewards(model, tokenizer, rows, batch_size=batch_size, device=device)
+    rows = tokenize(tokenizer, prompts_and_responses, int(artifact.metadata["max_length"]))
+    per_member = []
+    for member in members:
+        member.to(device)
+        per_member.append(compute_rewards(member, tokenizer, rows, batch_size=batch_size, device=device))
+    matrix = torch.tensor(per_member, dtype=torch.float64)
+    scores = aggregate_rewards(matrix, aggregate, uwo_lambda).tolist()
+    if return_members:
+        return scores, matrix.T.tolist()
+    return scores

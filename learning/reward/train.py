@@ -1,29 +1,58 @@
-"""Train a scalar reward model on preference pairs with the Bradley–Terry (+ margin) loss."""
+"""Train a scalar reward model (or an ensemble) on preference pairs, ties and rankings.
+
+Losses (ALGORITHMS.md §1): Bradley–Terry with the strength margin; Davidson when ties should be
+learned from (``loss="davidson"``, ν learned); Plackett–Luce for rankings, or the rankings split
+into pairs (``ranking_loss="split_pairs"``). An ensemble of k members differs by seed or by a
+bootstrap resample of the training prompts, and is saved as one artifact (see ``model.py``).
+
+Multi-GPU: ``accelerate launch your_script.py`` runs this function in every process with DDP;
+only the main process writes the artifact. A plain call is one process on one device.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from learning.data import PreferencePair, canonical_order, data_hash, split_by_group
-from learning.errors import TrainingStopped
+from learning.data import (
+    Messages,
+    PreferencePair,
+    RankingExample,
+    canonical_order,
+    data_hash,
+    group_key,
+    ranking_example_to_pairs,
+    ranking_to_pairs,
+    split_by_group,
+)
+from learning.errors import NotEnoughLabels, TrainingStopped
 from learning.models import load_encoder, resolve_model
-from learning.reward.losses import bradley_terry_loss
+from learning.reward.common import (
+    LoopSettings,
+    StepTracker,
+    make_accelerator,
+    publish,
+    run_training_loop,
+    steps_per_epoch,
+)
+from learning.reward.evaluate import evaluate_pairs
+from learning.reward.losses import aggregate_rewards, bradley_terry_loss, davidson_tie_loss, groups_to_levels, plackett_luce_loss
 from learning.reward.model import (
     RewardModel,
-    autocast_context,
     collate,
     compute_rewards,
     disable_dropout,
     effective_max_length,
-    pick_device,
+    resolve_bf16,
     save_reward_model,
     tokenize,
 )
@@ -36,15 +65,6 @@ __all__ = [
     "train_reward_model",
 ]
 
-# Length-sorted batching sorts within windows of this many batches, so batches have little
-# padding but their composition still changes from epoch to epoch.
-_SORT_WINDOW_BATCHES = 50
-_WARMUP_FRACTION = 0.1
-
-
-class NotEnoughLabels(ValueError):
-    """Too few preference pairs to train on; the message gives both counts."""
-
 
 @dataclass
 class RewardTrainConfig:
@@ -52,13 +72,26 @@ class RewardTrainConfig:
 
     base_model: str = "minilm"
     epochs: int = 2
-    batch_size: int = 8
+    batch_size: int = 8  # comparisons (pairs or whole rankings) per step
     learning_rate: float = 2e-5  # backbone
-    head_learning_rate: float = 1e-3  # freshly initialised linear head
+    head_learning_rate: float = 1e-3  # freshly initialised linear head (and Davidson's ν)
     max_length: int = 256
     eval_fraction: float = 0.2
     seed: int = 0
-    min_pairs: int = 8
+    min_pairs: int = 8  # fewest usable comparisons (pairs + rankings) to train on
+    # "bt": Bradley–Terry, ties dropped and counted; "davidson": ties are data, ν is learned.
+    loss: Literal["bt", "davidson"] = "bt"
+    # Rankings: the full Plackett–Luce likelihood, or split into their non-tied pairs.
+    ranking_loss: Literal["plackett_luce", "split_pairs"] = "plackett_luce"
+    ensemble_size: int = 1
+    # "seeds": members differ by head initialisation and data order; "bootstrap": each member
+    # also trains on a resample (with replacement) of the training prompts.
+    ensemble_mode: Literal["seeds", "bootstrap"] = "seeds"
+    lora: bool = False  # LoRA adapters on every linear layer of the backbone, merged when saved
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_learning_rate: float = 2e-4  # replaces learning_rate for the backbone when lora is on
+    bf16: bool | None = None  # None: bf16 autocast where CUDA supports it
 
 
 @dataclass
@@ -72,6 +105,44 @@ class RewardTrainResult:
     artifact_dir: str = ""
 
 
+@dataclass
+class _Item:
+    """One training comparison: a pair (possibly a tie) or a whole ranking of one prompt."""
+
+    kind: Literal["pair", "ranking"]
+    prompt: Messages
+    responses: list[str]
+    levels: list[int]  # per response: 0 = best group; a pair [0, 1], a tie [0, 0]
+    margin: float = 0.0
+    group: str = ""
+    annotator: str = ""
+
+    @property
+    def tie(self) -> bool:
+        return self.kind == "pair" and self.levels[0] == self.levels[1]
+
+
+@dataclass
+class _Prepared:
+    items: list[_Item] = field(default_factory=list)
+    ties_dropped: int = 0
+    rankings_dropped: int = 0
+    ranking_pairs: int = 0
+
+
+class _Trainable(nn.Module):
+    """The reward model plus Davidson's log ν, so DDP sees every trained parameter in forward."""
+
+    def __init__(self, model: RewardModel, log_nu: float | None) -> None:
+        super().__init__()
+        self.model = model
+        self.log_nu = None if log_nu is None else nn.Parameter(torch.tensor(float(log_nu)))
+
+    def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # log ν leaves through forward (as a copy) so DDP's unused-parameter search finds it.
+        return self.model(**batch), None if self.log_nu is None else self.log_nu.clone()
+
+
 def _validate(config: RewardTrainConfig) -> None:
     if config.epochs < 1 or config.batch_size < 1 or config.max_length < 8:
         raise ValueError(
@@ -79,40 +150,109 @@ def _validate(config: RewardTrainConfig) -> None:
         )
     if not 0.0 <= config.eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {config.eval_fraction}")
+    choices = {
+        "loss": ("bt", "davidson"),
+        "ranking_loss": ("plackett_luce", "split_pairs"),
+        "ensemble_mode": ("seeds", "bootstrap"),
+    }
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+    if config.ensemble_size < 1 or config.lora_r < 1:
+        raise ValueError(f"need ensemble_size >= 1 and lora_r >= 1; got {config.ensemble_size}, {config.lora_r}")
 
 
-def _epoch_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
-    """Shuffle, sort by length within windows, cut into batches, shuffle the batches."""
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    window = batch_size * _SORT_WINDOW_BATCHES
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in shuffled]
+def _prepare(pairs: Sequence[PreferencePair], rankings: Sequence[RankingExample], config: RewardTrainConfig) -> _Prepared:
+    """Turn the labels into training items, dropping what the chosen losses cannot use."""
+    prepared = _Prepared()
+    for pair in pairs:
+        if pair.tie and config.loss == "bt":
+            prepared.ties_dropped += 1
+            continue
+        prepared.items.append(
+            _Item(
+                "pair",
+                pair.prompt,
+                [pair.chosen, pair.rejected],
+                [0, 0] if pair.tie else [0, 1],
+                pair.margin,
+                pair.group,
+                pair.annotator,
+            )
+        )
+    for ranking in rankings:
+        groups = ranking.ordered_groups
+        if len(groups) < 2:  # everything tied (or one item): no order to learn
+            prepared.rankings_dropped += 1
+            continue
+        if config.ranking_loss == "split_pairs":
+            for pair in ranking_example_to_pairs(ranking):
+                prepared.items.append(
+                    _Item("pair", pair.prompt, [pair.chosen, pair.rejected], [0, 1], 0.0, pair.group, pair.annotator)
+                )
+                prepared.ranking_pairs += 1
+            continue
+        ranked = [index for members in groups for index in members]
+        levels = groups_to_levels(groups, len(ranking.responses))
+        prepared.items.append(
+            _Item(
+                "ranking",
+                ranking.prompt,
+                [ranking.responses[i] for i in ranked],
+                [levels[i] for i in ranked],
+                0.0,
+                ranking.group,
+                ranking.annotator,
+            )
+        )
+    return prepared
 
 
-def _pair_metrics(chosen: Sequence[float], rejected: Sequence[float]) -> tuple[float | None, float | None]:
-    """Pairwise accuracy (ties count half) and mean BT log-likelihood of the observed choices."""
-    if not chosen:
-        return None, None
-    difference = torch.tensor(chosen, dtype=torch.float64) - torch.tensor(rejected, dtype=torch.float64)
-    accuracy = ((difference > 0).double() + 0.5 * (difference == 0).double()).mean().item()
-    log_likelihood = F.logsigmoid(difference).mean().item()
-    return accuracy, log_likelihood
+def _bootstrap(items: Sequence[_Item], seed: int) -> list[_Item]:
+    """Resample the training prompts (groups) with replacement, keeping each group's items together."""
+    by_group: dict[str, list[_Item]] = {}
+    for item in items:
+        by_group.setdefault(group_key(item), []).append(item)
+    keys = sorted(by_group)
+    rng = random.Random(seed)
+    return [item for key in (rng.choice(keys) for _ in keys) for item in by_group[key]]
 
 
-def _schedule(total_steps: int) -> Callable[[int], float]:
-    warmup = int(_WARMUP_FRACTION * total_steps)
+def _initial_log_nu(items: Sequence[_Item]) -> float:
+    """Start ν where P(tie | Δ = 0) = ν / (2 + ν) matches the training pairs' tie rate."""
+    pairs = [item for item in items if item.kind == "pair"]
+    rate = sum(item.tie for item in pairs) / max(len(pairs), 1)
+    rate = min(max(rate, 0.01), 0.9)
+    return math.log(2 * rate / (1 - rate))
 
-    def factor(step: int) -> float:
-        # Linear warm-up then linear decay; never exactly zero, so no step is wasted.
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
-    return factor
+def _with_lora(backbone: nn.Module, config: RewardTrainConfig) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    # "all-linear" works for any architecture, unlike per-model lists of module names.
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear")
+    return get_peft_model(backbone, lora)
+
+
+def _comparisons(items: Sequence[_Item]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
+    """Held-out comparisons as flat row positions: (better, worse, annotator) and tied (a, b).
+
+    Rankings contribute their non-tied pairs, so every loss is judged on the same footing.
+    """
+    ordered: list[tuple[int, int, str]] = []
+    tied: list[tuple[int, int]] = []
+    offset = 0
+    for item in items:
+        if item.tie:
+            tied.append((offset, offset + 1))
+        else:
+            by_level: dict[int, list[int]] = {}
+            for position, level in enumerate(item.levels):
+                by_level.setdefault(level, []).append(position)
+            groups = [by_level[level] for level in sorted(by_level)]
+            ordered.extend((offset + better, offset + worse, item.annotator) for better, worse in ranking_to_pairs(groups))
+        offset += len(item.responses)
+    return ordered, tied
 
 
 def train_reward_model(
@@ -122,125 +262,234 @@ def train_reward_model(
     output_dir: str | os.PathLike,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    rankings: Sequence[RankingExample] = (),
 ) -> RewardTrainResult:
-    """Train a BT reward model, evaluate it on held-out prompts, and save it to ``output_dir``.
+    """Train a reward model (or ensemble), evaluate it on held-out prompts, save it to ``output_dir``.
 
     ``output_dir`` belongs to the artifact: it is created (or replaced) atomically.
-    ``progress`` receives ``{"step", "total_steps", "epoch", "loss", "eta_seconds"}`` every few
-    steps; ``should_stop`` is polled before each step and raises ``TrainingStopped`` when true.
-    Raises ``ModelNotFoundError`` or ``NotEnoughLabels`` before any heavy work. Deterministic
-    for a given seed and set of pairs (in any order) on the same device.
+    ``progress`` receives ``{"step", "total_steps", "epoch", "loss", "eta_seconds"}`` (and
+    ``member`` for ensembles) every few steps; ``should_stop`` is polled before each step and
+    raises ``TrainingStopped`` when true. Raises ``ModelNotFoundError`` or ``NotEnoughLabels``
+    before any heavy work. Deterministic for a given seed and set of labels (in any order) on the
+    same device. Pairs and rankings of one prompt share a side of the held-out split.
     """
     resolve_model(config.base_model)
-    needed = max(config.min_pairs, 2)
-    if len(pairs) < needed:
-        raise NotEnoughLabels(f"reward model training needs at least {needed} preference pairs; it has {len(pairs)}")
     _validate(config)
-    # Canonical order: the same set of pairs trains the same model whatever order the caller's
+    # Canonical order: the same set of labels trains the same model whatever order the caller's
     # query returned them in.
-    train_pairs, eval_pairs = split_by_group(canonical_order(pairs), eval_fraction=config.eval_fraction, seed=config.seed)
+    prepared = _prepare(canonical_order(pairs), canonical_order(list(rankings)), config)
+    needed = max(config.min_pairs, 2)
+    if len(prepared.items) < needed:
+        dropped = ""
+        if prepared.ties_dropped:
+            dropped += f"; {prepared.ties_dropped} ties were dropped because loss='bt' (use loss='davidson' to learn from ties)"
+        if prepared.rankings_dropped:
+            dropped += f"; {prepared.rankings_dropped} rankings had fewer than two groups"
+        raise NotEnoughLabels(
+            f"reward model training needs at least {needed} preference pairs or rankings; it has {len(prepared.items)}{dropped}"
+        )
+    train_items, eval_items = split_by_group(prepared.items, eval_fraction=config.eval_fraction, seed=config.seed)
 
-    torch.manual_seed(config.seed)
-    device = pick_device()
-    tokenizer, backbone = load_encoder(config.base_model)
-    disable_dropout(backbone)
-    model = RewardModel(backbone).to(device)
-    model.train()
-    max_length = effective_max_length(tokenizer, backbone, config.max_length)
-
-    chosen_rows = tokenize(tokenizer, [(p.prompt, p.chosen) for p in train_pairs], max_length)
-    rejected_rows = tokenize(tokenizer, [(p.prompt, p.rejected) for p in train_pairs], max_length)
-    margins = torch.tensor([p.margin for p in train_pairs], dtype=torch.float32)
-    lengths = [max(len(c["input_ids"]), len(r["input_ids"])) for c, r in zip(chosen_rows, rejected_rows, strict=True)]
-
-    steps_per_epoch = math.ceil(len(train_pairs) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": list(model.backbone.parameters()), "lr": config.learning_rate},
-            {"params": list(model.head.parameters()), "lr": config.head_learning_rate},
-        ],
-        weight_decay=0.0,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total_steps))
-    generator = torch.Generator().manual_seed(config.seed)
-    report_every = max(1, total_steps // 50)
-
-    step = 0
     started = time.monotonic()
-    recent_losses: list[float] = []
-    epoch_losses: list[float] = []
-    for epoch in range(config.epochs):
-        epoch_losses = []
-        for batch_indices in _epoch_batches(lengths, config.batch_size, generator):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped(f"reward model training stopped at step {step} of {total_steps}")
-            # One forward pass over chosen and rejected together: same padding, half the calls.
-            batch = collate(
-                tokenizer,
-                [chosen_rows[i] for i in batch_indices] + [rejected_rows[i] for i in batch_indices],
-                device,
-            )
-            with autocast_context(device):
-                rewards = model(**batch)
-            r_chosen, r_rejected = rewards.split(len(batch_indices))
-            loss = bradley_terry_loss(r_chosen, r_rejected, margins[batch_indices].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-            optimizer.step()
-            scheduler.step()
+    accelerator = make_accelerator(config.bf16)
+    use_bf16 = resolve_bf16(config.bf16)
+    device = accelerator.device
+    tokenizer, pristine = load_encoder(config.base_model)
+    disable_dropout(pristine)
+    max_length = effective_max_length(tokenizer, pristine, config.max_length)
 
-            step += 1
-            recent_losses.append(loss.item())
-            epoch_losses.append(loss.item())
-            if progress is not None and (step % report_every == 0 or step == total_steps):
-                elapsed = time.monotonic() - started
-                progress(
-                    {
-                        "step": step,
-                        "total_steps": total_steps,
-                        "epoch": epoch + 1,
-                        "loss": sum(recent_losses) / len(recent_losses),
-                        "eta_seconds": elapsed / step * (total_steps - step),
-                    }
-                )
-                recent_losses = []
+    def encode(items: Sequence[_Item]) -> list[list[dict[str, list[int]]]]:
+        flat = tokenize(tokenizer, [(item.prompt, response) for item in items for response in item.responses], max_length)
+        rows, offset = [], 0
+        for item in items:
+            rows.append(flat[offset : offset + len(item.responses)])
+            offset += len(item.responses)
+        return rows
+
+    member_items = []
+    for member in range(config.ensemble_size):
+        if config.ensemble_mode == "bootstrap":
+            member_items.append(_bootstrap(train_items, config.seed + member))
+        else:
+            member_items.append(list(train_items))
+    per_member_steps = [
+        steps_per_epoch(len(items), config.batch_size, accelerator.num_processes) * config.epochs for items in member_items
+    ]
+    tracker = StepTracker(sum(per_member_steps), progress, accelerator.is_main_process)
+    davidson = config.loss == "davidson"
+
+    members: list[RewardModel] = []
+    log_nus: list[float] = []
+    last_losses: list[float] = []
+    train_seconds = 0.0
+    for member, items in enumerate(member_items):
+        seed = config.seed + member
+        torch.manual_seed(seed)  # the head's initialisation
+        backbone = copy.deepcopy(pristine)
+        if config.lora:
+            backbone = _with_lora(backbone, config)
+        trainable = _Trainable(RewardModel(backbone), _initial_log_nu(items) if davidson else None)
+        rows = encode(items)
+        lengths = [max(len(row["input_ids"]) for row in item_rows) for item_rows in rows]
+
+        def batch_loss(module: nn.Module, indices: list[int], items: list[_Item] = items, rows: list = rows) -> torch.Tensor:
+            batch = collate(tokenizer, [row for i in indices for row in rows[i]], device)
+            rewards, log_nu = module(**batch)
+            first, second, ties, margins = [], [], [], []
+            ranked: list[list[int]] = []
+            levels: list[list[int]] = []
+            offset = 0
+            for i in indices:
+                item = items[i]
+                if item.kind == "pair":
+                    first.append(offset)
+                    second.append(offset + 1)
+                    ties.append(item.tie)
+                    margins.append(item.margin)
+                else:
+                    ranked.append(list(range(offset, offset + len(item.responses))))
+                    levels.append(item.levels)
+                offset += len(item.responses)
+            total = rewards.new_zeros(())
+            if first:
+                r_first, r_second = rewards[first], rewards[second]
+                margin = torch.tensor(margins, dtype=rewards.dtype, device=device)
+                if davidson:
+                    tie = torch.tensor(ties, device=device)
+                    total = total + davidson_tie_loss(r_first, r_second, tie, log_nu, margin) * len(first)
+                else:
+                    total = total + bradley_terry_loss(r_first, r_second, margin) * len(first)
+            if ranked:
+                width = max(len(positions) for positions in ranked)
+                index = torch.tensor([p + [0] * (width - len(p)) for p in ranked], device=device)
+                level = torch.tensor([lv + [-1] * (width - len(lv)) for lv in levels], device=device)
+                total = total + plackett_luce_loss(rewards[index], level) * len(ranked)
+            return total / len(indices)
+
+        backbone_params = list(trainable.model.backbone.parameters())
+        head_params = list(trainable.model.head.parameters()) + ([trainable.log_nu] if davidson else [])
+        result = run_training_loop(
+            accelerator,
+            trainable,
+            backbone_params=backbone_params,
+            head_params=head_params,
+            lengths=lengths,
+            settings=LoopSettings(
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                learning_rate=config.lora_learning_rate if config.lora else config.learning_rate,
+                head_learning_rate=config.head_learning_rate,
+                seed=seed,
+            ),
+            loss_fn=batch_loss,
+            tracker=tracker,
+            should_stop=should_stop,
+            label="reward model",
+            report_extra={"member": member + 1} if config.ensemble_size > 1 else None,
+        )
+        train_seconds += result.seconds
+        last_losses.append(result.last_epoch_loss)
+        model = trainable.model
+        if config.lora:
+            model.backbone = model.backbone.merge_and_unload()
+        model.eval()
+        members.append(model)
+        if davidson:
+            log_nus.append(float(trainable.log_nu.detach().cpu()))
 
     eval_batch = max(config.batch_size * 2, 16)
 
-    def rewards_for(subset: Sequence[PreferencePair]) -> tuple[list[float], list[float]]:
-        chosen = tokenize(tokenizer, [(p.prompt, p.chosen) for p in subset], max_length)
-        rejected = tokenize(tokenizer, [(p.prompt, p.rejected) for p in subset], max_length)
-        return (
-            compute_rewards(model, tokenizer, chosen, batch_size=eval_batch, device=device),
-            compute_rewards(model, tokenizer, rejected, batch_size=eval_batch, device=device),
-        )
+    def member_rewards(items: Sequence[_Item]) -> torch.Tensor:
+        flat = [row for item_rows in encode(items) for row in item_rows]
+        scored = [compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=use_bf16) for m in members]
+        return torch.tensor(scored, dtype=torch.float64).reshape(len(members), len(flat))
 
-    heldout_accuracy, heldout_log_likelihood = _pair_metrics(*rewards_for(eval_pairs))
-    train_accuracy, _ = _pair_metrics(*rewards_for(train_pairs))
-    metrics = {
-        "heldout_accuracy": heldout_accuracy,
-        "heldout_log_likelihood": heldout_log_likelihood,
-        "train_loss": sum(epoch_losses) / len(epoch_losses),
-        "train_accuracy": train_accuracy,
-        "n_train": len(train_pairs),
-        "n_eval": len(eval_pairs),
-        "steps": total_steps,
-        "seconds": round(time.monotonic() - started, 3),
+    def differences(rewards: torch.Tensor, comparisons: Sequence[tuple[int, int, Any]]) -> list[float]:
+        return [float(rewards[better] - rewards[worse]) for better, worse, *_ in comparisons]
+
+    eval_rewards = member_rewards(eval_items)
+    eval_mean = aggregate_rewards(eval_rewards, "mean")
+    eval_ordered, eval_tied = _comparisons(eval_items)
+    log_nu = sum(log_nus) / len(log_nus) if log_nus else None
+    heldout = evaluate_pairs(
+        differences(eval_mean, eval_ordered),
+        annotators=[annotator for *_, annotator in eval_ordered],
+        tie_differences=differences(eval_mean, eval_tied) if davidson else None,
+        log_nu=log_nu,
+    )
+    train_rewards = aggregate_rewards(member_rewards(train_items), "mean")
+    train_ordered, _ = _comparisons(train_items)
+    train_metrics = evaluate_pairs(differences(train_rewards, train_ordered))
+    n_processed = sum(len(items) for items in member_items) * config.epochs
+
+    metrics: dict[str, Any] = {
+        "heldout_accuracy": heldout["accuracy"],
+        "heldout_log_likelihood": heldout["log_likelihood"],
+        "heldout_ece": heldout["ece"],
+        "per_annotator_agreement": heldout["per_annotator_agreement"],
+        "train_loss": sum(last_losses) / len(last_losses),
+        "train_accuracy": train_metrics["accuracy"],
+        "n_train": len(train_items),
+        "n_eval": len(eval_items),
+        "n_eval_comparisons": heldout["n"],
+        "n_ties": sum(item.tie for item in prepared.items),
+        "ties_dropped": prepared.ties_dropped,
+        "n_rankings": sum(item.kind == "ranking" for item in prepared.items),
+        "rankings_dropped": prepared.rankings_dropped,
+        "ranking_pairs": prepared.ranking_pairs,
+        "loss": config.loss,
+        "ensemble_size": config.ensemble_size,
+        "steps": tracker.step,
+        "train_seconds": round(train_seconds, 3),
+        "pairs_per_second": round(n_processed / train_seconds, 3) if train_seconds > 0 else None,
     }
+    if davidson:
+        metrics["tie_nu"] = math.exp(log_nu) if log_nu is not None else None
+        metrics["heldout_davidson_log_likelihood"] = heldout["davidson_log_likelihood"]
+        metrics["n_eval_ties"] = len(eval_tied)
+    if len(members) > 1:
+        metrics["member_heldout_accuracy"] = [
+            evaluate_pairs(differences(eval_rewards[m], eval_ordered))["accuracy"] for m in range(len(members))
+        ]
+    metrics["seconds"] = round(time.monotonic() - started, 3)
 
-    hashed = data_hash(pairs)
+    hashed = data_hash([*pairs, *rankings])
     metadata = {
         "base_model": config.base_model,
         "config": asdict(config),
         "seed": config.seed,
         "data_hash": hashed,
-        "eval_data_hash": data_hash(eval_pairs),
-        # Wall-clock time would make identical runs differ; keep it out of the artifact.
-        "metrics": {key: value for key, value in metrics.items() if key != "seconds"},
+        "eval_data_hash": data_hash(_items_as_labels(eval_items)),
+        # Wall-clock figures would make identical runs differ; keep them out of the artifact.
+        "metrics": {key: value for key, value in metrics.items() if key not in _TIMING_KEYS},
     }
-    checksum = save_reward_model(model.cpu(), tokenizer, output_dir, max_length=max_length, metadata=metadata, overwrite=True)
-    artifact_dir = Path(output_dir).resolve()
-    files = sorted(p.relative_to(artifact_dir).as_posix() for p in artifact_dir.rglob("*") if p.is_file())
-    return RewardTrainResult(metrics=metrics, files=files, data_hash=hashed, checksum=checksum, artifact_dir=str(artifact_dir))
+    checksum, files, artifact_dir = publish(
+        accelerator,
+        output_dir,
+        lambda: save_reward_model(
+            [m.cpu() for m in members], tokenizer, output_dir, max_length=max_length, metadata=metadata, overwrite=True
+        ),
+    )
+    return RewardTrainResult(metrics=metrics, files=files, data_hash=hashed, checksum=checksum, artifact_dir=artifact_dir)
+
+
+_TIMING_KEYS = ("seconds", "train_seconds", "pairs_per_second")
+
+
+def _items_as_labels(items: Sequence[_Item]) -> list[Any]:
+    """The held-out items as plain labels, for a hash of the evaluation set."""
+    labels: list[Any] = []
+    for item in items:
+        if item.kind == "pair":
+            labels.append(
+                PreferencePair(
+                    item.prompt, item.responses[0], item.responses[1], item.margin, item.group, item.annotator, item.tie
+                )
+            )
+        else:
+            by_level: dict[int, list[int]] = {}
+            for position, level in enumerate(item.levels):
+                by_level.setdefault(level, []).append(position)
+            groups = [by_level[level] for level in sorted(by_level)]
+            labels.append(RankingExample(item.prompt, list(item.responses), groups, item.group, item.annotator))
+    return labels

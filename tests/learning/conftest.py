@@ -68,3 +68,38 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_modernbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide ModernBERT from a config, with the MiniLM tokenizer.
+
+    Its rotary position embeddings make "look at the words just before this token" cheap to
+    learn, which span models need and a tiny BERT with absolute positions learns too slowly.
+    """
+    import torch
+    from transformers import ModernBertConfig, ModernBertModel
+
+    from learning.models import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-modernbert")
+    tokenizer = load_tokenizer("minilm")
+    torch.manual_seed(0)
+    config = ModernBertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        local_attention=16,
+        global_attn_every_n_layers=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+    )
+    ModernBertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -98,3 +98,64 @@ def test_data_hash_ignores_order_but_sees_any_change(make_pairs):
 def test_importing_learning_data_does_not_import_torch():
     code = "import sys, learning, learning.data; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_pair_that_is_no_tie_hashes_as_before_ties_existed(make_pairs):
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    def canonical(value):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    pairs = make_pairs(n_prompts=3)
+    legacy_rows = sorted(canonical({k: v for k, v in asdict(p).items() if k != "tie"}) for p in pairs)
+    assert data_hash(pairs) == hashlib.sha256(canonical(legacy_rows).encode()).hexdigest()
+    tied = [PreferencePair(**{**pairs[0].__dict__, "tie": True}), *pairs[1:]]
+    assert data_hash(tied) != data_hash(pairs)
+
+
+def test_data_hash_covers_rankings_spans_and_ratings():
+    from learning.data import RankingExample, RatingExample, SpanExample
+
+    ranking = RankingExample(prompt=[{"role": "user", "content": "q"}], responses=["a", "b", "c"], groups=[[2], [0, 1]])
+    reordered = RankingExample(prompt=ranking.prompt, responses=ranking.responses, groups=[[2, 0], [1]])
+    span = SpanExample(prompt="q", response="One. Two.", spans=[(0, 4, "Irrelevant")])
+    rating = RatingExample(prompt="q", response="One.", ratings={"fluency": 4})
+    base = data_hash([ranking, span, rating])
+    assert base == data_hash([rating, span, ranking])
+    assert base != data_hash([reordered, span, rating])
+    assert base != data_hash([ranking, SpanExample(prompt="q", response="One. Two.", spans=[(5, 9, "Irrelevant")]), rating])
+    assert base != data_hash([ranking, span, RatingExample(prompt="q", response="One.", ratings={"fluency": 5})])
+
+
+def test_examples_reject_impossible_labels():
+    from learning.data import RankingExample, RatingExample, SpanExample
+
+    with pytest.raises(ValueError, match="index 3"):
+        RankingExample(prompt=[], responses=["a", "b"], groups=[[3], [0]])
+    with pytest.raises(ValueError, match="more than once"):
+        RankingExample(prompt=[], responses=["a", "b"], groups=[[0], [0, 1]])
+    with pytest.raises(ValueError, match="outside"):
+        SpanExample(prompt="q", response="short", spans=[(2, 40, "x")])
+    with pytest.raises(ValueError, match="1 to 5"):
+        RatingExample(prompt="q", response="r", ratings={"fluency": 6})
+
+
+def test_a_ranking_splits_into_preference_pairs_and_shares_its_groups_split_with_pairs():
+    from learning.data import RankingExample, ranking_example_to_pairs
+
+    prompt = [{"role": "user", "content": "q"}]
+    ranking = RankingExample(prompt=prompt, responses=["a", "b", "c"], groups=[[2], [0, 1]], group="g1", annotator="ann")
+    pairs = ranking_example_to_pairs(ranking)
+    assert [(p.chosen, p.rejected) for p in pairs] == [("c", "a"), ("c", "b")]
+    assert {(p.group, p.annotator) for p in pairs} == {("g1", "ann")}
+    mixed = [*pairs, ranking, PreferencePair(prompt=prompt, chosen="x", rejected="y", group="g2")]
+    train, held_out = split_by_group(mixed, eval_fraction=0.5, seed=0)
+    assert {item.group for item in held_out} in ({"g1"}, {"g2"})
+    assert len(train) + len(held_out) == 4 and ranking in train + held_out
+
+
+def test_importing_the_evaluation_helpers_does_not_import_torch():
+    code = "import sys, learning.reward.evaluate; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,65 @@
+"""learning.reward.evaluate: pairwise figures, calibration, agreement, F1 and Spearman by hand."""
+
+import math
+
+import pytest
+
+from learning.reward.evaluate import (
+    binary_f1,
+    evaluate_pairs,
+    expected_calibration_error,
+    mean_log_likelihood,
+    pairwise_accuracy,
+    pairwise_calibration_error,
+    per_annotator_agreement,
+    spearman,
+)
+
+
+def test_accuracy_and_log_likelihood_of_reward_differences():
+    assert pairwise_accuracy([2.0, -1.0, 0.0, 0.5]) == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert mean_log_likelihood([0.0]) == pytest.approx(math.log(0.5))
+    assert mean_log_likelihood([-1000.0]) == pytest.approx(-1000.0)
+    assert pairwise_accuracy([]) is None and mean_log_likelihood([]) is None
+
+
+def test_expected_calibration_error_over_ten_bins():
+    # bins 0, 1 and 9 hold one prediction each: (|0 - 0.05| + |1 - 0.15| + |1 - 0.95|) / 3
+    ece = expected_calibration_error([0.05, 0.15, 0.95], [False, True, True])
+    assert ece == pytest.approx((0.05 + 0.85 + 0.05) / 3)
+    assert expected_calibration_error([1.0], [True]) == pytest.approx(0.0)  # p = 1 lands in the top bin
+
+
+def test_pairwise_calibration_uses_both_orientations_of_each_pair():
+    assert pairwise_calibration_error([0.0]) == pytest.approx(0.0)  # 50% said, 50% happened
+    # σ(log 3) = 0.75 for a pair the chosen side always wins: 25 points over-cautious.
+    assert pairwise_calibration_error([math.log(3)]) == pytest.approx(0.25)
+    # One right and one wrong at 75% confidence: accuracy 50% in each used bin.
+    assert pairwise_calibration_error([math.log(3), -math.log(3)]) == pytest.approx(0.25)
+
+
+def test_per_annotator_agreement_counts_agreements_and_totals():
+    table = per_annotator_agreement([1.0, -1.0, 2.0, 0.5], ["b", "b", "", "a"])
+    assert table == {"a": (1, 1), "b": (1, 2)}
+
+
+def test_evaluate_pairs_adds_davidson_likelihood_when_given_ties():
+    result = evaluate_pairs([1.0], tie_differences=[0.0], log_nu=0.0, annotators=["x"])
+    z = math.exp(0.5) + math.exp(-0.5) + 1
+    assert result["davidson_log_likelihood"] == pytest.approx((math.log(math.exp(0.5) / z) + math.log(1 / 3)) / 2)
+    assert result["per_annotator_agreement"] == {"x": (1, 1)} and result["n"] == 1
+    assert evaluate_pairs([1.0])["davidson_log_likelihood"] is None
+
+
+def test_binary_f1_and_its_undefined_cases():
+    scores = binary_f1([True, True, False, False], [True, False, True, False])
+    assert (scores["precision"], scores["recall"], scores["f1"], scores["support"]) == (0.5, 0.5, 0.5, 2)
+    assert binary_f1([False, False], [False, False])["f1"] is None
+
+
+def test_spearman_with_ties_and_constant_inputs():
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # x ranks with a tie: 1, 2.5, 2.5, 4 against 1..4: 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
+    assert spearman([1, 1, 1], [1, 2, 3]) is None

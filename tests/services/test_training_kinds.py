@@ -1,0 +1,108 @@
+"""Each run kind trains from the labels the study holds, and registers a version that scores."""
+
+import pytest
+
+from annotate.models import ModelVersion
+from annotate.services.items import items_import
+from annotate.services.scoring import model_version_score
+from annotate.services.training import CONFIG_KEYS, training_run_execute, training_run_start
+from tests.factories import UserFactory, jsonl, make_items, make_study
+from tests.labelling import label_preferring_first_response
+
+pytestmark = pytest.mark.django_db
+
+
+def run_inline(study, kind: str, **config) -> ModelVersion:
+    run = training_run_start(study=study, requested_by=study.created_by, kind=kind, config=config, enqueue=False)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    return ModelVersion.objects.get(run=run)
+
+
+def answer_everything(study, annotator, answer_for):
+    """Answer each query the annotator is handed with answer_for(assignment)."""
+    from annotate.services.assignments import assignment_next
+    from annotate.services.feedback import annotation_submit
+
+    n = 0
+    while (assignment := assignment_next(study=study, annotator=annotator)) is not None:
+        annotation_submit(query=assignment.query, annotator=annotator, client_key=f"k{n}", answer=answer_for(assignment))
+        n += 1
+    return n
+
+
+def test_the_config_keys_the_web_checks_are_exactly_the_trainers_fields():
+    from dataclasses import fields
+
+    from learning.reward.ratings import RatingTrainConfig
+    from learning.reward.spans import SpanTrainConfig
+    from learning.reward.train import RewardTrainConfig
+
+    for kind, config in {"reward": RewardTrainConfig, "span_reward": SpanTrainConfig, "rating_reward": RatingTrainConfig}.items():
+        assert set(CONFIG_KEYS[kind]) == {f.name for f in fields(config)}, kind
+
+
+def test_a_reward_run_learns_from_ties_with_davidson_and_from_rankings(tiny_encoder_dir, settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    annotator = UserFactory()
+    pairwise = make_study(annotators=[annotator])
+    make_items(pairwise, n_prompts=10)
+    label_preferring_first_response(pairwise, annotator)
+    version = run_inline(pairwise, "reward", base_model=str(tiny_encoder_dir), loss="davidson", epochs=1, max_length=48)
+    assert version.metrics["n_train"] + version.metrics["n_eval"] == 10
+
+    ranked = make_study(annotators=[annotator], feedback_kinds=["ranking"], name="Ranked")
+    make_items(ranked, n_prompts=10, n_responses=3, prefix="r")
+    answer_everything(ranked, annotator, lambda a: {"ranking": [[r.pk] for r in a.query.ordered_responses()]})
+    version = run_inline(ranked, "reward", base_model=str(tiny_encoder_dir), epochs=1, max_length=48)
+    assert version.metrics["n_train"] + version.metrics["n_eval"] == 10
+    scores = model_version_score(version=version, items=[([{"role": "user", "content": "Hi"}], "Hello")])
+    assert len(scores.values) == 1 and scores.details is None
+
+
+def test_a_span_run_trains_a_segment_model_from_the_stored_spans(tiny_encoder_dir, settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator], feedback_kinds=["spans"])
+    records = [
+        {"id": f"s{i}", "prompt": f"Tell me about topic {i}.", "responses": [f"Topic {i} is calm. Bananas are blue forever."]}
+        for i in range(10)
+    ]
+    items_import(study=study, lines=jsonl(records))
+
+    def flag_bananas(assignment):
+        response = assignment.query.ordered_responses()[0]
+        start = response.text.index("Bananas")
+        return {"spans": [{"response": response.pk, "start": start, "end": len(response.text), "category": "wrong-grounding"}]}
+
+    assert answer_everything(study, annotator, flag_bananas) == 10
+    version = run_inline(study, "span_reward", base_model=str(tiny_encoder_dir), epochs=1, max_length=64)
+    assert version.kind == "span_reward" and "n_train" in version.metrics
+    scores = model_version_score(version=version, items=[("Tell me.", "Topic 1 is calm. Bananas are blue forever.")])
+    assert len(scores.details[0]) == 2  # two sentences, each with its dense reward
+
+
+def test_a_rating_run_regresses_on_the_stored_ratings(tiny_encoder_dir, settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    annotator = UserFactory()
+    aspects = [{"key": "clarity", "label": "Clarity"}]
+    study = make_study(annotators=[annotator], feedback_kinds=["ratings"], rating_aspects=aspects)
+    make_items(study, n_prompts=5, n_responses=2, prefix="g")
+
+    def rate(assignment):
+        response = assignment.query.ordered_responses()[0]
+        return {"ratings": [{"response": response.pk, "aspect": "clarity", "value": 5 if "Answer 0" in response.text else 2}]}
+
+    assert answer_everything(study, annotator, rate) == 10
+    version = run_inline(study, "rating_reward", base_model=str(tiny_encoder_dir), epochs=1, max_length=48)
+    scores = model_version_score(version=version, items=[("What is 1 + 1?", "Answer 0 to question 1: 2")])
+    assert set(scores.details[0]) == {"clarity"} and 1.0 <= scores.values[0] <= 5.0
+
+
+def test_a_span_run_without_span_labels_fails_saying_how_many_it_has():
+    study = make_study(feedback_kinds=["spans"])
+    run = training_run_start(study=study, requested_by=study.created_by, kind="span_reward", config={}, enqueue=False)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "0" in run.error

@@ -13,6 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from annotate.models import ModelVersion, TrainingRun
+from annotate.tasks import train_reward_model
 from tests.factories import UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
@@ -94,6 +95,7 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
     log = start_worker()
     study = labelled_study()
     run_id = start_run(study, {"epochs": 2, "batch_size": 4, "max_length": 64})
+    train_reward_model.delay(run_id)  # a duplicate delivery of the same job
 
     finished = wait_for(
         lambda: TrainingRun.objects.filter(pk=run_id, status__in=["succeeded", "failed"]).first(),
@@ -102,8 +104,14 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
         log=log,
     )
     assert finished.status == "succeeded", finished.error
-    assert finished.worker
-    version = ModelVersion.objects.get(run=finished)
+    assert finished.worker and finished.attempts == 1
+    wait_for(
+        lambda: log.read_text().count("train_reward_model[") >= 4,  # received and succeeded, twice
+        timeout=60,
+        what="the duplicate delivery to be handled",
+        log=log,
+    )
+    version = ModelVersion.objects.get(run=finished)  # one version: the duplicate trained nothing
     assert version.version == 1 and version.base_model == "minilm"
     assert 0.0 <= version.metrics["heldout_accuracy"] <= 1.0
     assert version.metrics["n_train"] + version.metrics["n_eval"] == 14

@@ -6,7 +6,8 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
 os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("PREFLAB_VAR_DIR", str(Path(tempfile.gettempdir()) / "preflab-test-var"))
+# A folder of its own per run, so two test runs never share a SQLite test database.
+os.environ.setdefault("PREFLAB_VAR_DIR", tempfile.mkdtemp(prefix="preflab-test-var-"))
 os.environ.setdefault("PREFLAB_ARTIFACTS_DIR", tempfile.mkdtemp(prefix="preflab-artifacts-"))
 
 import django  # noqa: E402,F401  (pytest-django sets Django up only once it is imported)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from annotate.views import runs, studies, workspace
+from annotate.views import runs, studies, study_settings, workspace
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -12,6 +12,7 @@ urlpatterns = [
     path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),
     path("studies/<int:study_id>/train/", studies.study_train, name="study-train"),
     path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),
+    path("studies/<int:study_id>/settings/", study_settings.study_settings, name="study-settings"),
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
     path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),

@@ -1,4 +1,9 @@
-"""The annotator's workspace: one query at a time, answered from the keyboard, swapped in by htmx."""
+"""The annotator's workspace: one query at a time, answered from the keyboard, swapped in by htmx.
+
+A query asks for one or more kinds of feedback (`Query.asks`): a pairwise choice or a ranking,
+and spans, a critique or ratings of the responses shown. The panel shows the controls for each;
+one form posts them all, and `answers.answer_from_post` turns it into the service's `answer`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,19 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate import access
 from annotate.errors import InvalidInput, NotFound, PreflabError
 from annotate.models import Assignment, Query, Study
+from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.selectors.queues import annotator_progress
 from annotate.services.assignments import assignment_next, assignment_skip
-from annotate.services.feedback import annotation_submit_pairwise
+from annotate.services.feedback import annotation_submit
+from annotate.views.answers import (
+    DEFAULT_STRENGTH,
+    Draft,
+    answer_from_post,
+    asks_of,
+    draft_from_post,
+    friendly,
+    parse_active_ms,
+)
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 
@@ -25,8 +40,11 @@ CHOICES = [
     ("both_bad", "Both bad", "4"),
 ]
 STRENGTHS = [(1, "Slightly", "q"), (2, "Clearly", "w"), (3, "Much", "e")]
-DEFAULT_STRENGTH = 2
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+SCALE = ["1", "2", "3", "4", "5"]
+# Span colours, one per taxonomy entry in order; chosen to stay apart for common colour blindness.
+SPAN_COLOURS = ["#d55e00", "#0072b2", "#cc79a7", "#009e73", "#e69f00", "#56b4e9", "#7a5195", "#8c6d31", "#4d4d4d"]
+MISSING_COLOUR = "#6b7280"
 
 
 def client_key_for(assignment: Assignment) -> str:
@@ -43,7 +61,37 @@ def shown_responses(assignment: Assignment) -> list[dict]:
     ]
 
 
-def panel_context(study: Study, user, *, error: str | None = None, notice: str | None = None) -> dict:
+def span_categories(study: Study) -> list[dict]:
+    """The study's taxonomy with a digit key (1-9) and a colour each, for the span popover and list."""
+    return [
+        {
+            **category,
+            "digit": str(i + 1) if i < 9 else "",
+            "colour": SPAN_COLOURS[i % len(SPAN_COLOURS)],
+        }
+        for i, category in enumerate(study.span_taxonomy)
+    ]
+
+
+def rating_aspects(study: Study) -> list[dict]:
+    """Each aspect with its five scale points and whatever anchor text the study gives them."""
+    return [
+        {**aspect, "points": [{"value": n, "anchor": (aspect.get("anchors") or {}).get(n, "")} for n in SCALE]}
+        for aspect in study.rating_aspects
+    ]
+
+
+def with_draft(shown: list[dict], draft: Draft | None, aspects: list[dict]) -> None:
+    """Attach to each response what the annotator had entered for it, or the starting state."""
+    for item in shown:
+        rid = item["response"].pk
+        item["critique"] = draft.critiques.get(rid, "") if draft else ""
+        item["revision"] = draft.revisions.get(rid, item["response"].text) if draft else item["response"].text
+        rated = draft.ratings.get(rid, {}) if draft else {}
+        item["aspects"] = [{**aspect, "value": rated.get(aspect["key"], "")} for aspect in aspects]
+
+
+def panel_context(study: Study, user, *, error: str | None = None, notice: str | None = None, draft: Draft | None = None) -> dict:
     """Everything the workspace panel shows: the current (or newly claimed) assignment and progress."""
     assignment = assignment_next(study=study, annotator=user)
     context = {
@@ -56,22 +104,48 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
         "strengths": STRENGTHS,
         "default_strength": DEFAULT_STRENGTH,
     }
-    if assignment is not None:
-        query = Query.objects.select_related("prompt").get(pk=assignment.query_id)
-        assignment.query = query
-        context.update(
-            query=query,
-            turns=[
-                {
-                    "role": m.get("role", ""),
-                    "label": ROLE_LABELS.get(m.get("role"), m.get("role", "")),
-                    "content": m.get("content", ""),
-                }
-                for m in query.prompt.messages
-            ],
-            shown=shown_responses(assignment),
-            client_key=client_key_for(assignment),
-        )
+    if assignment is None:
+        return context
+    query = Query.objects.select_related("prompt", "study").get(pk=assignment.query_id)
+    assignment.query = query
+    if draft is not None and draft.query_id != query.pk:
+        draft = None
+    asks = asks_of(query)
+    shown = shown_responses(assignment)
+    flags = {f"asks_{kind}": kind in asks for kind in FeedbackKind.values}
+    aspects = rating_aspects(study) if flags["asks_ratings"] else []
+    with_draft(shown, draft, aspects)
+    first = shown[0]["response"].pk if shown else None
+    context.update(
+        query=query,
+        asks=asks,
+        **flags,
+        pairwise_only=asks == [FeedbackKind.PAIRWISE],
+        single=len(shown) == 1,
+        turns=[
+            {
+                "role": m.get("role", ""),
+                "label": ROLE_LABELS.get(m.get("role"), m.get("role", "")),
+                "content": m.get("content", ""),
+            }
+            for m in query.prompt.messages
+        ],
+        shown=shown,
+        client_key=client_key_for(assignment),
+        draft=draft,
+        strength=draft.strength if draft else DEFAULT_STRENGTH,
+        categories=span_categories(study) if flags["asks_spans"] else [],
+        span_last_digit=min(len(study.span_taxonomy), 9),
+        missing_information=MISSING_INFORMATION,
+        missing_colour=MISSING_COLOUR,
+        aspects=aspects,
+        critique_response=(draft.critique_response if draft and draft.critique_response else first),
+        # Exact texts for the scripts: span offsets and the revision diff count characters of these,
+        # and HTML parsing would turn any CR LF in the page source into LF.
+        texts={str(item["response"].pk): item["response"].text for item in shown}
+        if flags["asks_spans"] or flags["asks_critique"]
+        else None,
+    )
     return context
 
 
@@ -92,19 +166,12 @@ def fetch_query(request: HttpRequest, study: Study, query_id: int) -> Query:
     return query
 
 
-def parse_strength(raw: str | None) -> int:
-    if raw in (None, ""):
-        return DEFAULT_STRENGTH
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"strength must be 1, 2 or 3, not {raw!r}.", field="strength") from None
-
-
-def after_action(request: HttpRequest, study: Study, *, error: str | None, notice: str) -> HttpResponse:
+def after_action(
+    request: HttpRequest, study: Study, *, error: str | None, notice: str, draft: Draft | None = None
+) -> HttpResponse:
     """htmx gets the next panel (or the same one with the error); a plain form post is redirected back."""
     if is_htmx(request):
-        context = panel_context(study, request.user, error=error, notice=None if error else notice)
+        context = panel_context(study, request.user, error=error, notice=None if error else notice, draft=draft)
         return render(request, "annotate/workspace.html#workspace-panel", context)
     if error:
         messages.error(request, error)
@@ -118,18 +185,34 @@ def after_action(request: HttpRequest, study: Study, *, error: str | None, notic
 def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> HttpResponse:
     study = with_perms(access.get_study(request.user, study_id, "annotate"))
     query = fetch_query(request, study, query_id)
-    error = None
+    query.study = study
+    responses = query.ordered_responses()
+    error, draft = None, None
     try:
-        annotation_submit_pairwise(
+        annotation_submit(
             query=query,
             annotator=request.user,
-            choice=request.POST.get("choice", ""),
-            strength=parse_strength(request.POST.get("strength")),
             client_key=request.POST.get("client_key", ""),
+            answer=answer_from_post(query, responses, request.POST),
+            active_ms=parse_active_ms(request.POST.get("active_ms")),
         )
+    except InvalidInput as exc:
+        # The same query again, with the annotator's work as they posted it and the problem named.
+        draft = draft_from_post(query, responses, request.POST)
+        letters = letters_of(request.user, query)
+        error = friendly(exc.message, letters)
     except PreflabError as exc:
         error = exc.message
-    return after_action(request, study, error=error, notice="Saved. Here is the next query.")
+    return after_action(request, study, error=error, notice="Saved. Here is the next query.", draft=draft)
+
+
+def letters_of(user, query: Query) -> dict[int, str]:
+    """Response id to the letter this user sees it under, from their live assignment."""
+    assignment = query.assignments.filter(annotator=user, status="active").first()
+    if assignment is None:
+        return {}
+    canonical = query.ordered_responses()
+    return {canonical[p].pk: letter for letter, p in zip(string.ascii_uppercase, assignment.display_order, strict=False)}
 
 
 @require_POST

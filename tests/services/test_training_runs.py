@@ -53,9 +53,7 @@ def test_a_run_that_lost_its_worker_too_often_fails_saying_so(settings):
     study = make_study()
     run = queued_run(study)
     stale = timezone.now() - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS + 1)
-    TrainingRun.objects.filter(pk=run.pk).update(
-        status="running", attempts=settings.PREFLAB_RUN_MAX_ATTEMPTS, heartbeat_at=stale
-    )
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=settings.PREFLAB_RUN_MAX_ATTEMPTS, heartbeat_at=stale)
     assert training_run_execute(run_id=run.pk) is Claim.GAVE_UP
     run.refresh_from_db()
     assert run.status == "failed" and "lost" in run.error

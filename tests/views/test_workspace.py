@@ -184,10 +184,11 @@ def test_the_last_answer_brings_the_all_done_screen(as_user, study, annotator, a
     assert "3 / 3 done" in text
 
 
-def test_guidelines_are_escaped_with_their_line_breaks(as_user, manager, annotator):
-    study = make_study(manager=manager, annotators=[annotator], guidelines="Prefer <b>honest</b> answers.\nThen brevity.")
+def test_guidelines_are_markdown_with_raw_html_shown_as_text_and_their_line_breaks_kept(as_user, manager, annotator):
+    guidelines = "Prefer <b>honest</b> answers.\nThen **brevity**."
+    study = make_study(manager=manager, annotators=[annotator], guidelines=guidelines)
     html = as_user(annotator).get(reverse("workspace", args=[study.pk])).content.decode()
-    assert "Prefer &lt;b&gt;honest&lt;/b&gt; answers.<br>Then brevity." in html
+    assert "<p>Prefer &lt;b&gt;honest&lt;/b&gt; answers.<br>\nThen <strong>brevity</strong>.</p>" in html
     assert 'id="guidelines"' in html
     assert "<kbd>g</kbd>" in html
 
@@ -195,8 +196,9 @@ def test_guidelines_are_escaped_with_their_line_breaks(as_user, manager, annotat
 def test_the_page_loads_htmx_and_its_shortcuts_from_our_own_static_files(as_user, study, annotator):
     html = as_user(annotator).get(reverse("workspace", args=[study.pk])).content.decode()
     sources = re.findall(r'<script[^>]*src="([^"]+)"', html)
-    assert sources == ["/static/vendor/htmx.min.js", "/static/js/workspace.js"]
-    assert finders.find("vendor/htmx.min.js") and finders.find("js/workspace.js") and finders.find("css/preflab.css")
+    assert sources == ["/static/vendor/htmx.min.js", "/static/js/workspace.js", "/static/js/ranking.js", "/static/js/spans.js"]
+    for path in ("vendor/htmx.min.js", "js/workspace.js", "js/ranking.js", "js/spans.js", "css/preflab.css"):
+        assert finders.find(path), path
     for key in ("1", "2", "3", "4", "q", "w", "e", "s"):
         assert f"<kbd>{key}</kbd>" in html
 

@@ -1,0 +1,220 @@
+"""The manager's study settings: what each query asks, the span taxonomy, the rating aspects, the guidelines.
+
+The taxonomy and aspects are edited as text, one entry a line, fields separated by `|`:
+
+    span categories:  key | Label | Description
+    rating aspects:   key | Label | 1=anchor; 3=anchor; 5=anchor | Description
+
+Blank lines and lines starting with `#` are ignored. Label, anchors and description may be left
+out. `study_update` checks the result and its errors are shown beside the field they name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotate import access
+from annotate.errors import InvalidInput, PreflabError
+from annotate.models import Query, Study
+from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
+from annotate.services.studies import study_update
+from annotate.views.errors import page
+from annotate.views.nav import with_perms
+
+STRUCTURES = [
+    ("pairwise", "Pairwise", "Two responses side by side; the annotator picks the better one (or a tie)."),
+    ("ranking", "Ranking", "All of a prompt's responses (3 to 8) at once, ordered best to worst; ties allowed."),
+    ("single", "One response at a time", "No comparison: each response is its own query, for spans, critiques or ratings."),
+]
+EXTRAS = [
+    ("spans", "Error spans", "Highlight passages of a response and label them with a category from the taxonomy."),
+    ("critique", "Critique and revision", "Say what is wrong with a response, and optionally rewrite it."),
+    ("ratings", "Aspect ratings", "Score every response shown on each aspect, 1 to 5."),
+]
+FIELDS = ("name", "guidelines", "overlap", "feedback_kinds", "span_taxonomy", "rating_aspects")
+
+
+def taxonomy_text(taxonomy: list[dict]) -> str:
+    return "\n".join(
+        " | ".join(part for part in (c["key"], c.get("label", ""), c.get("description", "")) if part) for c in taxonomy
+    )
+
+
+def anchors_text(anchors: dict) -> str:
+    return "; ".join(f"{point}={text}" for point, text in sorted(anchors.items()))
+
+
+def aspects_text(aspects: list[dict]) -> str:
+    lines = []
+    for aspect in aspects:
+        parts = [aspect["key"], aspect.get("label", ""), anchors_text(aspect.get("anchors") or {}), aspect.get("description", "")]
+        while parts and not parts[-1]:
+            parts.pop()
+        lines.append(" | ".join(parts))
+    return "\n".join(lines)
+
+
+def entry_lines(text: str):
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, [part.strip() for part in line.split("|")]
+
+
+def entry_line_numbers(text: str) -> list[int]:
+    """The line each entry of a taxonomy or aspect list came from, so errors can name lines."""
+    return [number for number, _ in entry_lines(text)]
+
+
+def with_line_numbers(message: str, field: str, text: str) -> str:
+    """`span_taxonomy[2].key ...` from the service becomes `Span categories, line 4: key ...`."""
+    lines = entry_line_numbers(text)
+    title = "Span categories" if field == "span_taxonomy" else "Rating aspects"
+
+    def replace(match: re.Match) -> str:
+        index = int(match.group(1))
+        return f"{title}, line {lines[index]}: the " if index < len(lines) else match.group(0)
+
+    return re.sub(rf"^{field}\[(\d+)\]\.", replace, message)
+
+
+def parse_taxonomy(text: str) -> list[dict]:
+    entries = []
+    for number, parts in entry_lines(text):
+        if len(parts) > 3:
+            raise InvalidInput(
+                f"Span categories, line {number}: expected key | Label | Description, found {len(parts)} parts.",
+                field="span_taxonomy",
+            )
+        key, label, description = (parts + ["", ""])[:3]
+        entries.append({"key": key, "label": label or key, "description": description})
+    return entries
+
+
+def parse_anchors(text: str, number: int) -> dict[str, str]:
+    anchors = {}
+    for piece in filter(None, (p.strip() for p in text.split(";"))):
+        point, sep, anchor = piece.partition("=")
+        if not sep or point.strip() not in {"1", "2", "3", "4", "5"} or not anchor.strip():
+            raise InvalidInput(
+                f"Rating aspects, line {number}: anchors look like 1=Poor; 3=Fair; 5=Excellent, not {piece!r}.",
+                field="rating_aspects",
+            )
+        anchors[point.strip()] = anchor.strip()
+    return anchors
+
+
+def parse_aspects(text: str) -> list[dict]:
+    entries = []
+    for number, parts in entry_lines(text):
+        if len(parts) > 4:
+            raise InvalidInput(
+                f"Rating aspects, line {number}: expected key | Label | anchors | Description, found {len(parts)} parts.",
+                field="rating_aspects",
+            )
+        key, label, anchors, description = (parts + ["", "", ""])[:4]
+        entries.append({"key": key, "label": label or key, "anchors": parse_anchors(anchors, number), "description": description})
+    return entries
+
+
+def kinds_from_post(post: QueryDict) -> list[str]:
+    structure = post.get("structure", "")
+    kinds = [structure] if structure in (FeedbackKind.PAIRWISE, FeedbackKind.RANKING) else []
+    return kinds + [k for k in post.getlist("kinds") if k]
+
+
+def form_from_study(study: Study) -> dict:
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    structure = next((k for k in kinds if k in (FeedbackKind.PAIRWISE, FeedbackKind.RANKING)), "single")
+    return {
+        "name": study.name,
+        "guidelines": study.guidelines,
+        "overlap": str(study.overlap),
+        "structure": structure,
+        "kinds": [k for k in kinds if k in PER_RESPONSE_KINDS],
+        "span_taxonomy": taxonomy_text(study.span_taxonomy),
+        "rating_aspects": aspects_text(study.rating_aspects),
+    }
+
+
+def form_from_post(post: QueryDict) -> dict:
+    return {
+        "name": post.get("name", ""),
+        "guidelines": post.get("guidelines", ""),
+        "overlap": post.get("overlap", ""),
+        "structure": post.get("structure", ""),
+        "kinds": post.getlist("kinds"),
+        "span_taxonomy": post.get("span_taxonomy", ""),
+        "rating_aspects": post.get("rating_aspects", ""),
+    }
+
+
+def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
+    """The study_update fields, and the errors found while reading the text fields (by field name)."""
+    fields: dict = {"name": post.get("name", ""), "guidelines": post.get("guidelines", "")}
+    errors: dict[str, str] = {}
+    try:
+        fields["overlap"] = int(post.get("overlap", ""))
+    except ValueError:
+        errors["overlap"] = "Overlap must be a whole number of at least 1."
+    fields["feedback_kinds"] = kinds_from_post(post)
+    for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
+        try:
+            fields[name] = parse(post.get(name, ""))
+        except InvalidInput as exc:
+            errors[name] = exc.message
+    return fields, errors
+
+
+def field_of(exc: InvalidInput) -> str:
+    """Which form field an error from study_update belongs beside."""
+    name = (exc.field or "").split("[", 1)[0]
+    return name if name in FIELDS else "form"
+
+
+def queries_by_asks(study: Study) -> list[dict]:
+    """How many of the study's queries ask for what: they keep it whatever the settings say now."""
+    counts = Counter(tuple(asks or [kind]) for kind, asks in Query.objects.filter(study=study).values_list("kind", "asks"))
+    labels = dict(FeedbackKind.choices)
+    return [
+        {"asks": " + ".join(labels.get(k, k) for k in asks), "count": count}
+        for asks, count in sorted(counts.items(), key=lambda item: -item[1])
+    ]
+
+
+@require_http_methods(["GET", "POST"])
+@page
+def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = with_perms(access.get_study(request.user, study_id, "manage"))
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        fields, errors = fields_from_post(request.POST)
+        if not errors:
+            try:
+                study_update(study=study, **fields)
+            except PreflabError as exc:
+                field = field_of(exc) if isinstance(exc, InvalidInput) else "form"
+                message = exc.message
+                if field in ("span_taxonomy", "rating_aspects"):
+                    message = with_line_numbers(message, field, request.POST.get(field, ""))
+                errors[field] = message
+            else:
+                messages.success(request, "Settings saved. New queries will ask for what they say now.")
+                return redirect("study-settings", study_id=study.pk)
+        form = form_from_post(request.POST)
+    else:
+        form = form_from_study(study)
+    context = {
+        "study": study,
+        "form": form,
+        "errors": errors,
+        "structures": STRUCTURES,
+        "extras": EXTRAS,
+        "existing": queries_by_asks(study),
+    }
+    return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)

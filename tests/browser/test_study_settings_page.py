@@ -1,0 +1,28 @@
+"""A manager changes what queries ask, in the browser; a mistake is shown beside its field."""
+
+from __future__ import annotations
+
+from annotate.models import Study
+from tests.factories import UserFactory, make_study
+
+
+def test_a_manager_adds_critiques_and_fixes_a_bad_taxonomy_line(page, login, shot):
+    manager = UserFactory(username="mina")
+    study = make_study(manager=manager, name="Helpfulness")
+    login(page, manager)
+    page.goto(f"/studies/{study.pk}/settings/")
+    page.get_by_label("Critique and revision").check()
+    taxonomy = page.locator('textarea[name="span_taxonomy"]')
+    taxonomy.fill(taxonomy.input_value() + "\nBad Key | Oops")
+    page.get_by_role("button", name="Save settings").click()
+    page.wait_for_selector("#span_taxonomy-error")
+    assert "Span categories, line 6: the key must be a lowercase slug" in page.locator("#span_taxonomy-error").inner_text()
+    assert page.get_by_label("Critique and revision").is_checked()  # the rest of the form is as it was
+    shot(page, "settings-error")
+    taxonomy.fill(taxonomy.input_value().replace("Bad Key", "bad-key"))
+    page.get_by_role("button", name="Save settings").click()
+    page.wait_for_selector("text=Settings saved.")
+    shot(page, "settings")
+    saved = Study.objects.get(pk=study.pk)
+    assert saved.feedback_kinds == ["pairwise", "critique"]
+    assert saved.span_taxonomy[-1] == {"key": "bad-key", "label": "Oops", "description": ""}

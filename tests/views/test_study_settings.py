@@ -1,0 +1,150 @@
+"""The manager's settings page: what queries ask, the span taxonomy and rating aspects, the guidelines."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from annotate.models import Query, Study
+from annotate.models.studies import default_rating_aspects, default_span_taxonomy
+from annotate.views.study_settings import aspects_text, parse_aspects, parse_taxonomy, taxonomy_text
+from tests.factories import make_items
+
+pytestmark = pytest.mark.django_db
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def url(study) -> str:
+    return reverse("study-settings", args=[study.pk])
+
+
+def valid(study, **changes) -> dict:
+    data = {
+        "name": study.name,
+        "guidelines": study.guidelines,
+        "overlap": str(study.overlap),
+        "structure": "pairwise",
+        "kinds": [],
+        "span_taxonomy": taxonomy_text(study.span_taxonomy),
+        "rating_aspects": aspects_text(study.rating_aspects),
+    }
+    data.update(changes)
+    return data
+
+
+def test_only_a_manager_reaches_the_settings(as_user, study, annotator, researcher, outsider):
+    assert as_user(annotator).get(url(study)).status_code == 403
+    assert as_user(researcher).post(url(study), valid(study, name="Hijacked")).status_code == 403
+    assert as_user(outsider).get(url(study)).status_code == 404
+    assert Study.objects.get(pk=study.pk).name == "Helpfulness"
+
+
+def test_the_page_shows_the_current_settings_and_what_existing_queries_ask(as_user, manager, study):
+    html = as_user(manager).get(url(study)).content.decode()
+    assert 'name="structure" value="pairwise" checked' in html
+    assert "irrelevant | Irrelevant | Not relevant to the question." in html
+    assert "instruction_following | Instruction following | 1=Ignores the instruction; 3=Partly follows it" in html
+    assert "3 × Pairwise preference" in text_of(html)
+    assert "keep what they ask" in html
+    assert f'href="{url(study)}" aria-current="page"' in html
+
+
+def test_the_dashboard_links_to_the_settings_and_says_what_queries_ask(as_user, manager, study):
+    text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
+    assert "Asks for: pairwise choice · change" in text
+
+
+def test_saving_changes_the_kinds_taxonomy_and_aspects_and_old_queries_keep_theirs(as_user, manager, study):
+    client = as_user(manager)
+    data = valid(
+        study,
+        structure="ranking",
+        kinds=["critique", "spans"],
+        span_taxonomy="# ours\nfactual | Factual error | States something false\nstyle",
+        rating_aspects="clarity | Clarity | 1=Muddled; 5=Crystal clear | Easy to follow\nsafety",
+        guidelines="Be **kind**.",
+        overlap="2",
+    )
+    reply = client.post(url(study), data)
+    assert reply.status_code == 302 and reply["Location"] == url(study)
+    study.refresh_from_db()
+    assert study.feedback_kinds == ["ranking", "spans", "critique"]
+    assert study.span_taxonomy == [
+        {"key": "factual", "label": "Factual error", "description": "States something false"},
+        {"key": "style", "label": "style", "description": ""},
+    ]
+    assert study.rating_aspects == [
+        {
+            "key": "clarity",
+            "label": "Clarity",
+            "description": "Easy to follow",
+            "anchors": {"1": "Muddled", "5": "Crystal clear"},
+        },
+        {"key": "safety", "label": "safety", "description": "", "anchors": {}},
+    ]
+    assert (study.guidelines, study.overlap) == ("Be **kind**.", 2)
+    assert set(Query.objects.filter(study=study).values_list("kind", flat=True)) == {"pairwise"}
+    make_items(study, n_prompts=1, n_responses=3, prefix="new")
+    assert Query.objects.filter(study=study, kind="ranking").get().asks == ["ranking", "spans", "critique"]
+    assert "Settings saved." in client.get(url(study)).content.decode()
+
+
+def test_one_response_at_a_time_needs_something_to_ask(as_user, manager, study):
+    reply = as_user(manager).post(url(study), valid(study, structure="single", kinds=[]))
+    html = reply.content.decode()
+    assert reply.status_code == 400
+    assert "Nothing was saved." in html
+    assert "feedback_kinds must be a non-empty list of kinds." in html
+    assert 'id="feedback_kinds-error"' in html
+    assert Study.objects.get(pk=study.pk).feedback_kinds == ["pairwise"]
+
+
+def test_pairwise_and_ranking_together_is_refused_inline(as_user, manager, study):
+    data = valid(study)
+    data["kinds"] = ["ranking"]  # a tampered form: the service still refuses both
+    html = as_user(manager).post(url(study), data).content.decode()
+    assert "A study asks for pairwise choices or rankings, not both." in html
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "complaint"),
+    [
+        ("span_taxonomy", "Bad Key | Label", "Span categories, line 1: the key must be a lowercase slug"),
+        ("span_taxonomy", "a | A\n\n# b\na | Again", "Span categories, line 4: the key &#x27;a&#x27; is repeated or reserved."),
+        ("span_taxonomy", "missing-information | Missing", "is repeated or reserved"),
+        ("span_taxonomy", "a | b | c | d", "Span categories, line 1: expected key | Label | Description, found 4 parts."),
+        ("span_taxonomy", "  \n# nothing", "span_taxonomy must be a non-empty list."),
+        ("rating_aspects", "clarity | Clarity | 1=ok; 7=great", "Rating aspects, line 1: anchors look like 1=Poor"),
+        ("rating_aspects", "clarity | Clarity | good", "anchors look like"),
+    ],
+)
+def test_a_bad_taxonomy_or_aspect_list_is_shown_beside_its_field_and_nothing_is_saved(
+    as_user, manager, study, field, text, complaint
+):
+    reply = as_user(manager).post(url(study), valid(study, name="Renamed", **{field: text}))
+    html = reply.content.decode()
+    assert reply.status_code == 400
+    error = re.search(rf'<p class="field__error" id="{field}-error">(.*?)</p>', html, re.S)
+    assert error and complaint in error.group(1)
+    assert f'name="{field}" rows="7" spellcheck="false" wrap="off" class="mono" aria-invalid="true"' in html
+    assert text.split("\n")[0].replace("'", "&#x27;") in html  # what they typed is still there to fix
+    saved = Study.objects.get(pk=study.pk)
+    assert saved.name == "Helpfulness" and saved.span_taxonomy == default_span_taxonomy()
+
+
+def test_a_bad_overlap_and_an_empty_name_are_named(as_user, manager, study):
+    html = as_user(manager).post(url(study), valid(study, overlap="lots")).content.decode()
+    assert "Overlap must be a whole number of at least 1." in html
+    html = as_user(manager).post(url(study), valid(study, name="  ")).content.decode()
+    assert 'id="name-error">A study needs a name.' in html
+
+
+def test_the_text_formats_round_trip_the_defaults():
+    assert parse_taxonomy(taxonomy_text(default_span_taxonomy())) == default_span_taxonomy()
+    parsed = parse_aspects(aspects_text(default_rating_aspects()))
+    assert [(a["key"], a["label"], a["anchors"]) for a in parsed] == [
+        (a["key"], a["label"], a["anchors"]) for a in default_rating_aspects()
+    ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from annotate import access
 from annotate.models import ModelVersion, TrainingRun
+from annotate.errors import PreflabError
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
 
@@ -52,6 +54,7 @@ def run_context(run: TrainingRun) -> dict:
         "eta": duration_text(run.eta_seconds),
         "metrics": metric_rows(run.metrics),
         "version_metrics": metric_rows(version.metrics) if version else [],
+        "can_cancel": not run.is_finished and "train" in getattr(run.study, "perms", ()),
     }
 
 
@@ -63,8 +66,23 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "annotate/run_detail.html", run_context(run))
 
 
+@require_POST
+@page
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Ask the run to stop; its worker checks between steps and registers nothing."""
+    from annotate.services.training import training_run_cancel
+
+    run = access.get_run(request.user, run_id, "train")
+    try:
+        training_run_cancel(run=run)
+    except PreflabError as exc:
+        messages.error(request, exc.message)
+    return redirect("run-detail", run_id=run.pk)
+
+
 @require_GET
 @page
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     run = access.get_run(request.user, run_id)
+    with_perms(run.study, access.role_in(request.user, run.study))
     return render(request, "annotate/run_detail.html#run-progress", run_context(run))

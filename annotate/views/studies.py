@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
 from annotate.models.studies import Role
+from annotate.models.training import RunKind
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
 from annotate.services.items import items_import
@@ -43,6 +44,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "members": study_selectors.study_members(study),
         "runs": study_selectors.study_runs(study, limit=RECENT_RUNS),
         "roles": Role.choices,
+        "run_kinds": RunKind.choices,
     }
     return render(request, "annotate/dashboard.html", context)
 
@@ -90,7 +92,7 @@ def study_train(request: HttpRequest, study_id: int) -> HttpResponse:
 
     study = access.get_study(request.user, study_id, "train")
     try:
-        run = training_run_start(study=study, requested_by=request.user, kind="reward", config={})
+        run = training_run_start(study=study, requested_by=request.user, kind=request.POST.get("kind", "reward"), config={})
     except PreflabError as exc:
         messages.error(request, exc.message)
         return redirect("study-dashboard", study_id=study.pk)

@@ -4,6 +4,8 @@ import pytest
 from django.urls import reverse
 
 from annotate.models import ModelVersion, TrainingRun
+from annotate.services.training import training_run_start
+from tests.factories import UserFactory, make_study
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +113,35 @@ def test_the_runs_page_puts_model_versions_and_their_metrics_side_by_side(as_use
 
 def test_an_annotator_gets_403_on_the_runs_page(as_user, annotator, study):
     assert as_user(annotator).get(reverse("study-runs", args=[study.pk])).status_code == 403
+
+
+def test_a_manager_cancels_a_running_run_from_its_page_and_the_button_goes_away(client):
+
+    study = make_study()
+    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    client.force_login(study.created_by)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Cancel run" in page
+    client.post(f"/runs/{run.pk}/cancel/")
+    assert TrainingRun.objects.get(pk=run.pk).status == "cancelled"
+    assert "Cancel run" not in client.get(f"/runs/{run.pk}/").content.decode()
+
+
+def test_a_researcher_sees_no_cancel_button_and_cannot_cancel(client):
+
+    researcher = UserFactory()
+    study = make_study(researchers=[researcher])
+    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    client.force_login(researcher)
+    assert "Cancel run" not in client.get(f"/runs/{run.pk}/").content.decode()
+    assert client.post(f"/runs/{run.pk}/cancel/").status_code == 403
+    assert TrainingRun.objects.get(pk=run.pk).status == "queued"
+
+
+def test_the_dashboard_trains_the_kind_the_manager_picks(client):
+
+    study = make_study()
+    client.force_login(study.created_by)
+    assert "Span reward model" in client.get(f"/studies/{study.pk}/").content.decode()
+    client.post(f"/studies/{study.pk}/train/", {"kind": "rating_reward"})
+    assert TrainingRun.objects.get(study=study).kind == "rating_reward"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from django.http import HttpRequest, HttpResponse
 from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import access
-from annotate.models import ModelVersion, TrainingRun
 from annotate.errors import PreflabError
+from annotate.models import ModelVersion, TrainingRun
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
 

@@ -53,6 +53,18 @@ def check_config(kind: str, config: dict) -> dict:
     return dict(config)
 
 
+def check_base_model(name: str) -> None:
+    """Refuse an unknown model id or path now, not minutes later on a worker (resolving loads no weights)."""
+    from learning.models import ModelNotFoundError, resolve_model
+
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("config.base_model must be a Hugging Face id or a local path.", field="config.base_model")
+    try:
+        resolve_model(name)
+    except ModelNotFoundError as exc:
+        raise InvalidInput(str(exc), field="config.base_model") from None
+
+
 @transaction.atomic
 def training_run_start(
     *, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None, enqueue: bool = True
@@ -64,6 +76,7 @@ def training_run_start(
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
     config = check_config(kind, config or {})
     config.setdefault("base_model", study.reward_model)
+    check_base_model(config["base_model"])
     run = TrainingRun.objects.create(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
     )

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from annotate.errors import InvalidInput
 from annotate.models import ModelVersion, TrainingRun
 from annotate.services.training import (
     Claim,
@@ -74,16 +75,25 @@ def test_too_few_labels_fail_the_run_saying_how_many_it_has_and_needs():
     assert not ModelVersion.objects.exists()
 
 
-def test_an_unknown_base_model_fails_the_run_naming_it():
+def test_an_unknown_base_model_is_refused_before_any_run_is_recorded():
+    study = make_study()
+    with pytest.raises(InvalidInput, match="no-such-org/no-such-model") as refused:
+        queued_run(study, base_model="no-such-org/no-such-model")
+    assert refused.value.field == "config.base_model"
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_base_model_gone_by_the_time_the_worker_starts_fails_the_run_naming_it(tmp_path):
     annotator = UserFactory()
     study = make_study(annotators=[annotator])
     make_items(study, n_prompts=10)
     label_preferring_first_response(study, annotator)
-    run = queued_run(study, base_model="no-such-org/no-such-model")
+    run = queued_run(study)
+    TrainingRun.objects.filter(pk=run.pk).update(config={"base_model": str(tmp_path / "deleted-model")})
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed"
-    assert "no-such-org/no-such-model" in run.error
+    assert "deleted-model" in run.error
 
 
 def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():
@@ -93,7 +103,5 @@ def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "cancelled"
-    from annotate.errors import InvalidInput
-
     with pytest.raises(InvalidInput, match="only a queued or running run"):
         training_run_cancel(run=run)

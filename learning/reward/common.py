@@ -104,7 +104,8 @@ class StepTracker:
     """Counts steps across a whole run (all ensemble members) and reports progress.
 
     Reports ``{"step", "total_steps", "epoch", "loss", "eta_seconds"}`` (plus ``member`` for
-    ensembles) about 50 times per run, only from the main process.
+    ensembles) about 50 times per run, only from the main process. Losses are kept as tensors and
+    read (a GPU sync) only when a report is due.
     """
 
     def __init__(self, total_steps: int, progress: Progress | None, is_main: bool) -> None:
@@ -113,12 +114,14 @@ class StepTracker:
         self.step = 0
         self.started = time.monotonic()
         self.report_every = max(1, total_steps // 50)
-        self.recent: list[float] = []
+        self.recent: list[torch.Tensor] = []
 
-    def advance(self, loss: float, epoch: int, **extra: Any) -> None:
+    def advance(self, loss: torch.Tensor, epoch: int, **extra: Any) -> None:
         self.step += 1
+        if self.progress is None:
+            return
         self.recent.append(loss)
-        if self.progress is None or not (self.step % self.report_every == 0 or self.step == self.total_steps):
+        if not (self.step % self.report_every == 0 or self.step == self.total_steps):
             return
         elapsed = time.monotonic() - self.started
         self.progress(
@@ -126,7 +129,7 @@ class StepTracker:
                 "step": self.step,
                 "total_steps": self.total_steps,
                 "epoch": epoch,
-                "loss": sum(self.recent) / len(self.recent),
+                "loss": torch.stack(self.recent).float().mean().item(),
                 "eta_seconds": elapsed / self.step * (self.total_steps - self.step),
                 **extra,
             }
@@ -193,7 +196,7 @@ def run_training_loop(
     trainable = [p for p in prepared.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.monotonic()
-    epoch_losses: list[float] = []
+    epoch_losses: list[torch.Tensor] = []
     steps = 0
     try:
         for epoch in range(settings.epochs):
@@ -212,13 +215,13 @@ def run_training_loop(
                 optimizer.step()
                 scheduler.step()
                 steps += 1
-                value = loss.item()
+                value = loss.detach()  # no .item() here: reading it would make the host wait for the GPU
                 epoch_losses.append(value)
                 tracker.advance(value, epoch + 1, **(report_extra or {}))
     finally:
         accelerator.free_memory()
     return LoopResult(
-        last_epoch_loss=sum(epoch_losses) / max(len(epoch_losses), 1),
+        last_epoch_loss=torch.stack(epoch_losses).float().mean().item() if epoch_losses else 0.0,
         steps=steps,
         seconds=time.monotonic() - started,
     )

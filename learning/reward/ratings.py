@@ -41,6 +41,7 @@ from learning.reward.model import (
     mean_pool,
     pick_device,
     resolve_bf16,
+    to_device,
     tokenize,
 )
 
@@ -104,7 +105,14 @@ def _targets(examples: Sequence[RatingExample], aspects: Sequence[str]) -> tuple
 
 @torch.no_grad()
 def _predict(
-    model: RatingModel, tokenizer: Any, rows: Sequence[dict], *, batch_size: int, device: torch.device, bf16: bool | None = None
+    model: RatingModel,
+    tokenizer: Any,
+    rows: Sequence[dict],
+    *,
+    batch_size: int,
+    device: torch.device,
+    max_length: int,
+    bf16: bool | None = None,
 ) -> torch.Tensor:
     """Normalised predictions (items, aspects) in input order, batched by length."""
     model.eval()
@@ -113,7 +121,7 @@ def _predict(
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         with autocast_context(device, bf16):
-            result[indices] = model(**collate(tokenizer, [rows[i] for i in indices], device)).float().cpu()
+            result[indices] = model(**collate(tokenizer, [rows[i] for i in indices], device, max_length=max_length)).float().cpu()
     return result
 
 
@@ -160,8 +168,8 @@ def train_rating_model(
     targets, mask = _targets(train_examples, aspects)
 
     def batch_loss(module: nn.Module, indices: list[int]) -> torch.Tensor:
-        predicted = module(**collate(tokenizer, [rows[i] for i in indices], device))
-        target, rated = targets[indices].to(device), mask[indices].to(device)
+        predicted = module(**collate(tokenizer, [rows[i] for i in indices], device, max_length=max_length))
+        target, rated = to_device(targets[indices], device), to_device(mask[indices], device)
         return ((predicted - target)[rated] ** 2).mean()
 
     total_steps = steps_per_epoch(len(train_examples), config.batch_size, accelerator.num_processes) * config.epochs
@@ -179,7 +187,13 @@ def train_rating_model(
     )
 
     predicted = _predict(
-        model, tokenizer, encode(eval_examples), batch_size=max(config.batch_size * 2, 16), device=device, bf16=use_bf16
+        model,
+        tokenizer,
+        encode(eval_examples),
+        batch_size=max(config.batch_size * 2, 16),
+        device=device,
+        max_length=max_length,
+        bf16=use_bf16,
     )
     eval_targets, eval_mask = _targets(eval_examples, aspects)
     mae: dict[str, float | None] = {}
@@ -242,6 +256,7 @@ def score_ratings(
     model.to(device)
     rows = tokenize(tokenizer, list(prompts_and_responses), int(artifact.metadata["max_length"]))
     assert isinstance(model, RatingModel)
-    predicted = _predict(model, tokenizer, rows, batch_size=batch_size, device=device).tolist()
+    max_length = int(artifact.metadata["max_length"])
+    predicted = _predict(model, tokenizer, rows, batch_size=batch_size, device=device, max_length=max_length).tolist()
     convert = (lambda v: min(max(v, 0.0), 1.0)) if normalised else denormalise_score
     return [{aspect: convert(value) for aspect, value in zip(aspects, row, strict=True)} for row in predicted]

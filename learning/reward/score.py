@@ -68,11 +68,12 @@ def score_responses(
     if not prompts_and_responses:
         return ([], []) if return_members else []
     device = pick_device()
-    rows = tokenize(tokenizer, prompts_and_responses, int(artifact.metadata["max_length"]))
+    max_length = int(artifact.metadata["max_length"])
+    rows = tokenize(tokenizer, prompts_and_responses, max_length)
     per_member = []
     for member in members:
         member.to(device)
-        per_member.append(compute_rewards(member, tokenizer, rows, batch_size=batch_size, device=device))
+        per_member.append(compute_rewards(member, tokenizer, rows, batch_size=batch_size, device=device, max_length=max_length))
     matrix = torch.tensor(per_member, dtype=torch.float64)
     scores = aggregate_rewards(matrix, aggregate, uwo_lambda).tolist()
     if return_members:

@@ -48,7 +48,15 @@ from learning.reward.common import (
     steps_per_epoch,
 )
 from learning.reward.evaluate import binary_f1
-from learning.reward.model import autocast_context, disable_dropout, effective_max_length, pick_device, resolve_bf16
+from learning.reward.model import (
+    autocast_context,
+    collate,
+    disable_dropout,
+    effective_max_length,
+    pick_device,
+    resolve_bf16,
+    to_device,
+)
 
 __all__ = [
     "SegmentPrediction",
@@ -294,11 +302,6 @@ def encode_segments(
     return results
 
 
-def _collate(tokenizer: Any, rows: Sequence[dict[str, list[int]]], device: torch.device) -> dict[str, torch.Tensor]:
-    batch = tokenizer.pad(list(rows), padding=True, return_tensors="pt")
-    return {key: value.to(device) for key, value in batch.items()}
-
-
 def _label_tensor(
     positions: Sequence[Sequence[int]], labels: Sequence[Sequence[list[int]]], width: int, n_categories: int
 ) -> torch.Tensor:
@@ -317,6 +320,7 @@ def _predict_rows(
     *,
     batch_size: int,
     device: torch.device,
+    max_length: int,
     bf16: bool | None = None,
 ) -> list[list[list[float]]]:
     """Per item, per found separator, the K category probabilities."""
@@ -328,7 +332,7 @@ def _predict_rows(
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
-                batch = _collate(tokenizer, [encoded[i][0] for i in indices], device)
+                batch = collate(tokenizer, [encoded[i][0] for i in indices], device, max_length=max_length)
                 with autocast_context(device, bf16):
                     logits = model(**batch)
                 values = torch.sigmoid(logits).cpu()
@@ -405,15 +409,18 @@ def train_span_model(
     lengths = [len(row["input_ids"]) for row, _ in train_encoded]
 
     def batch_loss(module: nn.Module, indices: list[int]) -> torch.Tensor:
-        batch = _collate(tokenizer, [train_encoded[i][0] for i in indices], device)
+        batch = collate(tokenizer, [train_encoded[i][0] for i in indices], device, max_length=max_length)
         logits = module(**batch)
         target = _label_tensor(
             [train_encoded[i][1] for i in indices], [train_labels[i] for i in indices], logits.shape[1], len(categories)
-        ).to(device)
+        )
         mask = target != IGNORE
-        if not mask.any():  # every separator truncated away: nothing to learn from this batch
+        count = int(mask.sum())  # counted on the host: no wait for the GPU
+        if count == 0:  # every separator truncated away: nothing to learn from this batch
             return logits.sum() * 0.0
-        return F.binary_cross_entropy_with_logits(logits[mask], target[mask])
+        # A masked sum rather than logits[mask]: boolean indexing would make the host wait.
+        losses = F.binary_cross_entropy_with_logits(logits, to_device(target.clamp(min=0), device), reduction="none")
+        return (losses * to_device(mask, device)).sum() / count
 
     total_steps = steps_per_epoch(len(train_examples), config.batch_size, accelerator.num_processes) * config.epochs
     tracker = StepTracker(total_steps, progress, accelerator.is_main_process)
@@ -432,7 +439,13 @@ def train_span_model(
 
     eval_encoded, eval_labels = prepare(eval_examples)
     probabilities = _predict_rows(
-        model, tokenizer, eval_encoded, batch_size=max(config.batch_size * 2, 16), device=device, bf16=use_bf16
+        model,
+        tokenizer,
+        eval_encoded,
+        batch_size=max(config.batch_size * 2, 16),
+        device=device,
+        max_length=max_length,
+        bf16=use_bf16,
     )
     per_category: dict[str, dict] = {}
     for k, category in enumerate(categories):
@@ -510,7 +523,9 @@ def predict_segments_batch(
     )
     device = pick_device()
     model.to(device)
-    probabilities = _predict_rows(model, tokenizer, encoded, batch_size=batch_size, device=device)
+    probabilities = _predict_rows(
+        model, tokenizer, encoded, batch_size=batch_size, device=device, max_length=metadata["max_length"]
+    )
     results = []
     for item_segments, item_probabilities in zip(segments, probabilities, strict=True):
         predictions = []

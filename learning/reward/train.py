@@ -54,6 +54,7 @@ from learning.reward.model import (
     effective_max_length,
     resolve_bf16,
     save_reward_model,
+    to_device,
     tokenize,
 )
 
@@ -333,7 +334,7 @@ def train_reward_model(
         lengths = [max(len(row["input_ids"]) for row in item_rows) for item_rows in rows]
 
         def batch_loss(module: nn.Module, indices: list[int], items: list[_Item] = items, rows: list = rows) -> torch.Tensor:
-            batch = collate(tokenizer, [row for i in indices for row in rows[i]], device)
+            batch = collate(tokenizer, [row for i in indices for row in rows[i]], device, max_length=max_length)
             rewards, log_nu = module(**batch)
             first, second, ties, margins = [], [], [], []
             ranked: list[list[int]] = []
@@ -352,17 +353,19 @@ def train_reward_model(
                 offset += len(item.responses)
             total = rewards.new_zeros(())
             if first:
-                r_first, r_second = rewards[first], rewards[second]
-                margin = torch.tensor(margins, dtype=rewards.dtype, device=device)
+                # Index and label tensors go over without blocking (see to_device).
+                r_first = rewards[to_device(torch.tensor(first), device)]
+                r_second = rewards[to_device(torch.tensor(second), device)]
+                margin = to_device(torch.tensor(margins, dtype=torch.float32), device)
                 if davidson:
-                    tie = torch.tensor(ties, device=device)
+                    tie = to_device(torch.tensor(ties), device)
                     total = total + davidson_tie_loss(r_first, r_second, tie, log_nu, margin) * len(first)
                 else:
                     total = total + bradley_terry_loss(r_first, r_second, margin) * len(first)
             if ranked:
                 width = max(len(positions) for positions in ranked)
-                index = torch.tensor([p + [0] * (width - len(p)) for p in ranked], device=device)
-                level = torch.tensor([lv + [-1] * (width - len(lv)) for lv in levels], device=device)
+                index = to_device(torch.tensor([p + [0] * (width - len(p)) for p in ranked]), device)
+                level = to_device(torch.tensor([lv + [-1] * (width - len(lv)) for lv in levels]), device)
                 total = total + plackett_luce_loss(rewards[index], level) * len(ranked)
             return total / len(indices)
 
@@ -401,7 +404,10 @@ def train_reward_model(
 
     def member_rewards(items: Sequence[_Item]) -> torch.Tensor:
         flat = [row for item_rows in encode(items) for row in item_rows]
-        scored = [compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=use_bf16) for m in members]
+        scored = [
+            compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=use_bf16, max_length=max_length)
+            for m in members
+        ]
         return torch.tensor(scored, dtype=torch.float64).reshape(len(members), len(flat))
 
     def differences(rewards: torch.Tensor, comparisons: Sequence[tuple[int, int, Any]]) -> list[float]:

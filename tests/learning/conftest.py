@@ -47,27 +47,9 @@ def make_pairs():
 
 
 @pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_bert_dir(tiny_encoder_dir: Path) -> Path:
     """A 2-layer, 32-wide BERT from a config (random weights) with the MiniLM tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from learning.models import load_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = load_tokenizer("minilm")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return tiny_encoder_dir
 
 
 @pytest.fixture(scope="session")

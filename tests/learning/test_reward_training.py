@@ -125,3 +125,10 @@ def test_the_packaged_minilm_trains_a_few_steps_and_scores(make_pairs, tmp_path)
     assert result.metrics["steps"] == 2
     scores = score_responses(result.artifact_dir, [(pairs[0].prompt, pairs[0].chosen), (pairs[0].prompt, pairs[0].rejected)])
     assert len(scores) == 2 and all(isinstance(score, float) for score in scores)
+
+
+def test_gpu_batches_round_their_length_up_to_a_multiple_of_64_within_max_length():
+    from learning.reward.model import padded_length
+
+    assert [padded_length(n, 256) for n in (1, 64, 65, 200, 256)] == [64, 64, 128, 256, 256]
+    assert padded_length(130, 150) == 150 and padded_length(40, 50, multiple=8) == 40

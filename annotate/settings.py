@@ -174,6 +174,10 @@ PREFLAB_ASSIGNMENT_MINUTES = env_int("PREFLAB_ASSIGNMENT_MINUTES", 30, minimum=1
 # claimed again, up to PREFLAB_RUN_MAX_ATTEMPTS claims in all; then the run fails.
 PREFLAB_RUN_STALE_SECONDS = env_int("PREFLAB_RUN_STALE_SECONDS", 300, minimum=2)
 PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
+# Processes that train one job: "auto" is one per visible GPU (accelerate's DDP through torchrun).
+PREFLAB_TRAIN_PROCESSES = os.environ.get("PREFLAB_TRAIN_PROCESSES", "auto").strip() or "auto"
+if PREFLAB_TRAIN_PROCESSES != "auto":
+    PREFLAB_TRAIN_PROCESSES = str(env_int("PREFLAB_TRAIN_PROCESSES", 1, minimum=1))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

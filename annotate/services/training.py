@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import enum
+import json
 import logging
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -26,6 +31,7 @@ from annotate.selectors.training_data import preference_pairs, ranking_examples,
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
+EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|NotEnoughLabels|TrainingStopped): ")
 # Each kind's config keys, spelled out so the web process can check a request without
 # importing torch; a test keeps them equal to the learning config dataclasses' fields.
 COMMON_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "head_learning_rate", "max_length", "eval_fraction", "seed")
@@ -207,30 +213,76 @@ def training_run_execute(*, run_id: int) -> Claim:
     return claim
 
 
-def train(run: TrainingRun) -> ModelVersion:
-    """Gather the run's labels as plain data, call its learning trainer, register the result."""
-    recorder = ProgressRecorder(run.pk)
-    output = run_dir(run) / "model"
-    hooks = {"output_dir": output, "progress": recorder, "should_stop": recorder.should_stop}
+def training_data(run: TrainingRun) -> dict:
+    """The study's labels for this kind of run, as the plain data `learning.launch.run_job` takes."""
     study = run.study
     if run.kind == RunKind.REWARD:
-        from learning.reward.train import RewardTrainConfig, train_reward_model
+        return {"pairs": preference_pairs(study), "rankings": ranking_examples(study)}
+    if run.kind == RunKind.SPAN_REWARD:
+        return {"examples": span_examples(study), "categories": [c["key"] for c in study.span_taxonomy]}
+    return {"examples": rating_examples(study), "aspects": [a["key"] for a in study.rating_aspects]}
 
-        config = RewardTrainConfig(**run.config)
-        result = train_reward_model(preference_pairs(study), rankings=ranking_examples(study), config=config, **hooks)
-    elif run.kind == RunKind.SPAN_REWARD:
-        from learning.reward.spans import SpanTrainConfig, train_span_model
 
-        config = SpanTrainConfig(**run.config)
-        categories = [c["key"] for c in study.span_taxonomy]
-        result = train_span_model(span_examples(study), categories=categories, config=config, **hooks)
+def training_processes() -> int:
+    """How many processes train one job: PREFLAB_TRAIN_PROCESSES, or one per visible GPU for "auto"."""
+    wanted = settings.PREFLAB_TRAIN_PROCESSES
+    if wanted != "auto":
+        return int(wanted)
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def train(run: TrainingRun) -> ModelVersion:
+    """Gather the run's labels as plain data, train in this process or in one per GPU, register the result."""
+    from learning.launch import run_job
+
+    recorder = ProgressRecorder(run.pk)
+    output = run_dir(run) / "model"
+    data = training_data(run)
+    processes = training_processes()
+    if processes > 1:
+        result = train_in_processes(run, data, processes=processes, recorder=recorder, output=output)
     else:
-        from learning.reward.ratings import RatingTrainConfig, train_rating_model
+        result = run_job(run.kind, run.config, data, output_dir=output, progress=recorder, should_stop=recorder.should_stop)
+    return register_model_version(run=run, output=output, result=result, base_model=run.config["base_model"])
 
-        config = RatingTrainConfig(**run.config)
-        aspects = [a["key"] for a in study.rating_aspects]
-        result = train_rating_model(rating_examples(study), aspects=aspects, config=config, **hooks)
-    return register_model_version(run=run, output=output, result=result, base_model=config.base_model)
+
+def train_in_processes(run: TrainingRun, data: dict, *, processes: int, recorder: ProgressRecorder, output: Path):
+    """Train with `torchrun`, one process per GPU (accelerate's DDP), relaying progress and stop requests."""
+    from learning.errors import TrainingStopped
+    from learning.launch import PROGRESS_PREFIX, STOPPED_EXIT_CODE, job_to_json
+    from learning.reward.common import TrainResult
+
+    folder = run_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    job, result_file, stop_file = folder / "job.json", folder / "result.json", folder / "stop"
+    job.write_text(job_to_json(run.kind, run.config, data), encoding="utf-8")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+        "-m", "learning.launch", "--job", str(job), "--output", str(output), "--result", str(result_file),
+        "--stop-file", str(stop_file),
+    ]  # fmt: skip
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    errors: list[str] = []  # the processes' own exception lines, which torchrun's report buries
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=settings.BASE_DIR
+    ) as job_process:
+        for line in job_process.stdout:
+            if line.startswith(PROGRESS_PREFIX):
+                recorder(json.loads(line[len(PROGRESS_PREFIX) :]))
+                if recorder.should_stop():
+                    stop_file.touch()
+            else:
+                tail.append(line.rstrip())
+                if EXCEPTION_LINE.match(line) and line.rstrip() not in errors:
+                    errors.append(line.rstrip())
+    if job_process.returncode == STOPPED_EXIT_CODE or (job_process.returncode and stop_file.exists()):
+        raise TrainingStopped(f"run {run.pk} was cancelled")
+    if job_process.returncode != 0:
+        reason = "\n".join(errors) or "\n".join(tail)
+        raise RuntimeError(f"{processes} training processes failed (exit {job_process.returncode}): {reason}")
+    return TrainResult(**json.loads(result_file.read_text(encoding="utf-8")))
 
 
 @transaction.atomic

@@ -106,3 +106,28 @@ def test_a_span_run_without_span_labels_fails_saying_how_many_it_has():
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "0" in run.error
+
+
+def test_a_run_trains_in_two_processes_when_asked_and_registers_one_version(tiny_encoder_dir, settings, tmp_path):
+    """The multi-GPU path (torchrun + accelerate DDP), exercised on two CPU processes."""
+    settings.ARTIFACTS_DIR = tmp_path
+    settings.PREFLAB_TRAIN_PROCESSES = "2"
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=12)
+    label_preferring_first_response(study, annotator)
+    version = run_inline(study, "reward", base_model=str(tiny_encoder_dir), epochs=1, max_length=48, batch_size=2)
+    assert version.metrics["n_train"] + version.metrics["n_eval"] == 12
+    assert version.run.step == version.run.total_steps > 0
+    scores = model_version_score(version=version, items=[("Hi", "Hello")])
+    assert len(scores.values) == 1
+
+
+def test_a_failing_multi_process_run_fails_with_the_processes_own_error(tiny_encoder_dir, settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    settings.PREFLAB_TRAIN_PROCESSES = "2"
+    study = make_study()
+    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "NotEnoughLabels" in run.error

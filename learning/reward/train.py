@@ -39,6 +39,7 @@ from learning.models import load_encoder, resolve_model
 from learning.reward.common import (
     LoopSettings,
     StepTracker,
+    TrainResult,
     make_accelerator,
     publish,
     run_training_loop,
@@ -95,15 +96,8 @@ class RewardTrainConfig:
     bf16: bool | None = None  # None: bf16 autocast where CUDA supports it
 
 
-@dataclass
-class RewardTrainResult:
-    """``files`` are paths relative to ``artifact_dir``; ``checksum`` is the artifact's overall one."""
-
-    metrics: dict
-    files: list[str]
-    data_hash: str
-    checksum: str = ""
-    artifact_dir: str = ""
+# Every trainer returns the same result; the reward trainer's name for it is kept for callers.
+RewardTrainResult = TrainResult
 
 
 @dataclass

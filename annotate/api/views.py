@@ -116,7 +116,10 @@ def study_import(request, pk: int):
             raise InvalidInput("The multipart body has no field named file.", field="file")
         body = upload if format == "jsonl" else upload.read()
     elif content_type in accepted:
-        body = io.BytesIO(request.body) if format == "jsonl" else request.body
+        # Read the stream, not request.body: an import may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE,
+        # which guards form bodies held in memory, and JSON lines can be parsed as they arrive.
+        stream = request.stream or io.BytesIO()
+        body = iter(stream.readline, b"") if format == "jsonl" else stream.read()
     else:
         raise InvalidInput(
             f"Unsupported Content-Type {content_type or '(none)'} for format {format}; "

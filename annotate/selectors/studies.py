@@ -7,6 +7,13 @@ from django.db.models import Count, Q
 from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Study, TrainingRun
 
 
+def shown_votes(study: Study):
+    """Current a/b votes that an annotator gave on screen: imported votes had no left and right."""
+    return PairwiseChoice.objects.filter(
+        annotation__in=current_annotations(study), annotation__assignment__isnull=False, shown_choice__in=["a", "b"]
+    )
+
+
 def current_annotations(study: Study):
     """Annotations that count as labels: a superseded one is replaced by its correction."""
     return Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
@@ -35,7 +42,7 @@ def annotator_stats(study: Study) -> list[dict]:
     per_annotator = current_annotations(study).values("annotator__username").annotate(n=Count("id")).order_by()
     labels = {row["annotator__username"]: row["n"] for row in per_annotator}
     sided = (
-        PairwiseChoice.objects.filter(annotation__in=current_annotations(study), shown_choice__in=["a", "b"])
+        shown_votes(study)
         .values("annotation__annotator__username")
         .annotate(sided=Count("id"), left=Count("id", filter=Q(shown_choice="a")))
         .order_by()
@@ -58,9 +65,7 @@ def annotator_stats(study: Study) -> list[dict]:
 
 def position_bias(study: Study) -> dict:
     """Across all annotators: a/b choices, how many went to the left response, and the share."""
-    row = PairwiseChoice.objects.filter(annotation__in=current_annotations(study), shown_choice__in=["a", "b"]).aggregate(
-        sided=Count("id"), left=Count("id", filter=Q(shown_choice="a"))
-    )
+    row = shown_votes(study).aggregate(sided=Count("id"), left=Count("id", filter=Q(shown_choice="a")))
     sided, left = row["sided"], row["left"]
     return {"sided": sided, "left": left, "left_rate": (left / sided) if sided else None}
 

@@ -340,3 +340,18 @@ def test_a_submit_with_next_returns_the_following_query_and_null_at_the_end():
         f"/api/v1/queries/{following['id']}/annotations/?next=1", {"choice": "b", "client_key": "k2"}, format="json"
     )
     assert last.json()["next"] is None
+
+
+def test_an_import_body_larger_than_djangos_form_limit_is_accepted(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    records = [
+        {"id": f"big{i}", "prompt": "Say something long.", "responses": ["x" * 300 + str(i), "y" * 300 + str(i)]}
+        for i in range(5)
+    ]
+    body = ndjson(records)
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["queries_created"] == 5

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, CritiquePart, PairwiseChoice, Prompt, Query, SpanPart
+from annotate.selectors.studies import position_bias
 from annotate.services.assignments import assignment_next
 from annotate.services.exports import export_build
 from annotate.services.feedback import annotation_submit
@@ -225,3 +226,9 @@ def test_the_shared_qa_feedback_file_round_trips_exactly(shared_data):
     assert SpanPart.objects.exclude(category="missing-information").count() == sum(len(r["feedback"]["errors"]) for r in original)
     again = fgrlhf_import(study=study, data=path.read_bytes())
     assert again.prompts_unchanged == 250 and again.annotations_created == 0
+
+
+def test_imported_votes_do_not_count_towards_position_bias():
+    study = make_study()
+    fgrlhf_import(study=study, data=qa_file(qa_record()))
+    assert position_bias(study) == {"sided": 0, "left": 0, "left_rate": None}

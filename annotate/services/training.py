@@ -76,7 +76,7 @@ def training_run_start(
     *, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None, enqueue: bool = True
 ) -> TrainingRun:
     """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself)."""
-    from annotate.tasks import train_reward_model
+    from annotate.tasks import train_model
 
     if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
@@ -87,7 +87,7 @@ def training_run_start(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
     )
     if enqueue:
-        train_reward_model.delay_on_commit(run.pk)
+        train_model.delay_on_commit(run.pk)
     return run
 
 

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from annotate.models import ModelVersion, TrainingRun
-from annotate.tasks import train_reward_model
+from annotate.tasks import train_model
 from tests.factories import UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
@@ -95,7 +95,7 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
     log = start_worker()
     study = labelled_study()
     run_id = start_run(study, {"epochs": 2, "batch_size": 4, "max_length": 64})
-    train_reward_model.delay(run_id)  # a duplicate delivery of the same job
+    train_model.delay(run_id)  # a duplicate delivery of the same job
 
     finished = wait_for(
         lambda: TrainingRun.objects.filter(pk=run_id, status__in=["succeeded", "failed"]).first(),
@@ -106,7 +106,7 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
     assert finished.status == "succeeded", finished.error
     assert finished.worker and finished.attempts == 1
     wait_for(
-        lambda: log.read_text().count("train_reward_model[") >= 4,  # received and succeeded, twice
+        lambda: log.read_text().count("train_model[") >= 4,  # received and succeeded, twice
         timeout=60,
         what="the duplicate delivery to be handled",
         log=log,

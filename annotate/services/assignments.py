@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -49,6 +49,54 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     )
 
 
+# The claim is the hottest statement of the annotation loop, so it is written out once rather than
+# compiled by the ORM on every call; `open_queries_for` is the same rule as a queryset, and a test
+# holds the two to the same answers. Placeholders: study, user, now, overlap; {rows} and {lock}
+# are filled from integers and constants only.
+CLAIM_SQL = """
+SELECT q.id FROM annotate_query q
+WHERE q.study_id = %(study)s
+  AND q.label_count IN ({label_counts})
+  AND q.id NOT IN (SELECT a.query_id FROM annotate_assignment a WHERE a.annotator_id = %(user)s AND a.status <> 'expired')
+  AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
+      < %(overlap)s - q.label_count
+  {rows}
+ORDER BY q.priority DESC, q.id
+LIMIT 1 {lock}
+"""
+
+
+def claim_query_id(*, study: Study, annotator: AbstractBaseUser, now) -> int | None:
+    """Lock and return the first open query for this annotator, or None.
+
+    Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent
+    annotators never wait on each other; then it is checked again, because a claim committed
+    between the statement's snapshot and the lock is invisible to the statement (the row itself
+    did not change, so PostgreSQL does not recheck it). Every claimer holds this lock, so a fresh
+    statement sees all claims of this query.
+    """
+    params = {
+        "study": study.pk,
+        "user": annotator.pk,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "overlap": study.overlap,
+    }
+    counts = ", ".join(str(int(n)) for n in range(study.overlap))
+    lock = "FOR UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    rejected: list[int] = []
+    with connection.cursor() as cursor:
+        while True:
+            skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in rejected)})" if rejected else ""
+            cursor.execute(CLAIM_SQL.format(label_counts=counts, rows=skip, lock=lock), params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute(CLAIM_SQL.format(label_counts=counts, rows=f"AND q.id = {int(row[0])}", lock=""), params)
+            if cursor.fetchone() is not None:
+                return row[0]
+            rejected.append(row[0])
+
+
 @transaction.atomic
 def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's current assignment in the study, or a newly claimed one; None when nothing is left.
@@ -68,20 +116,10 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     current = next((a for a in held if a.expires_at > now), None)
     if current is not None:
         return current
-    pool = open_queries_for(study, annotator)  # built once: building it costs more than running it
-    candidates = pool.select_related("prompt").order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))
-    rejected: list[int] = []
-    while True:
-        query = (candidates.exclude(pk__in=rejected) if rejected else candidates).first()
-        if query is None:
-            return None
-        # The lock is taken after the statement's snapshot: a claim committed in between (its
-        # lock already released) is invisible to it, and the row itself did not change, so
-        # PostgreSQL does not recheck it. Every claimer holds this lock, so a fresh statement
-        # now sees all claims of this query.
-        if pool.filter(pk=query.pk).exists():
-            break
-        rejected.append(query.pk)
+    query_id = claim_query_id(study=study, annotator=annotator, now=now)
+    if query_id is None:
+        return None
+    query = Query.objects.select_related("prompt").get(pk=query_id)
     size = len(query.ordered_responses())
     order = list(range(size))
     random.SystemRandom().shuffle(order)

@@ -1,0 +1,34 @@
+"""The hand-written claim statement and the `open_queries_for` queryset state the same rule."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from annotate.models import Assignment, Query
+from annotate.services.assignments import claim_query_id, open_queries_for
+from tests.factories import UserFactory, make_items, make_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_claim_picks_the_first_open_query_the_queryset_lists(seed):
+    rng = random.Random(seed)
+    people = [UserFactory() for _ in range(4)]
+    study = make_study(annotators=people, overlap=rng.choice([1, 2, 3]))
+    make_items(study, n_prompts=6, n_responses=3)
+    now = timezone.now()
+    queries = list(Query.objects.filter(study=study))
+    for query in queries:
+        Query.objects.filter(pk=query.pk).update(label_count=rng.randint(0, study.overlap), priority=rng.randint(0, 2))
+        for person in rng.sample(people, rng.randint(0, 3)):
+            status = rng.choice(["active", "submitted", "skipped", "expired"])
+            expires = now + timedelta(minutes=rng.choice([-5, 5]))
+            Assignment.objects.create(query=query, annotator=person, status=status, display_order=[0, 1], expires_at=expires)
+    for person in people:
+        expected = open_queries_for(study, person).order_by("-priority", "id").values_list("pk", flat=True).first()
+        with transaction.atomic():
+            assert claim_query_id(study=study, annotator=person, now=timezone.now()) == expected

@@ -1,7 +1,7 @@
 """Labelling through the real services, as an annotator who always prefers the correct answer."""
 
 from annotate.services.assignments import assignment_next
-from annotate.services.feedback import annotation_submit_pairwise
+from annotate.services.feedback import annotation_submit
 
 
 def label_preferring_first_response(study, annotator, limit: int | None = None) -> int:
@@ -15,8 +15,8 @@ def label_preferring_first_response(study, annotator, limit: int | None = None) 
         if assignment is None:
             break
         shown = "a" if assignment.display_order[0] == 0 else "b"
-        annotation_submit_pairwise(
-            query=assignment.query, annotator=annotator, choice=shown, strength=2, client_key=f"lab-{done}"
+        annotation_submit(
+            query=assignment.query, annotator=annotator, client_key=f"lab-{done}", answer={"choice": shown, "strength": 2}
         )
         done += 1
     return done

@@ -1,4 +1,4 @@
-"""Handing queries to annotators: claim, expire, skip."""
+"""Handing queries to annotators: claim and skip; an expired assignment simply stops holding its query."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from django.utils import timezone
 from annotate.errors import Conflict, Gone, InvalidInput, NotFound
 from annotate.models import Assignment, Query, Study
 from annotate.models.assignments import AssignmentStatus
-
-
-def assignments_expire(*, study: Study | None = None) -> int:
-    """Return queries whose holders ran out of time to the pool."""
-    stale = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, expires_at__lte=timezone.now())
-    if study is not None:
-        stale = stale.filter(query__study=study)
-    return stale.update(status=AssignmentStatus.EXPIRED, finished_at=timezone.now())
 
 
 def open_queries_for(study: Study, user: AbstractBaseUser):

@@ -184,8 +184,8 @@ def check_answer(query: Query, answer: dict) -> CheckedAnswer:
             raise InvalidInput(f"This query does not ask for {kind} ({', '.join(sorted(stray))} given).", field=sorted(stray)[0])
     study = query.study
     checked = CheckedAnswer()
-    if asks != [FeedbackKind.PAIRWISE]:  # a bare pairwise choice needs no response text
-        responses = {r.pk: r.text for r in query.ordered_responses()}
+    # A bare pairwise choice needs no response text, so the common case skips that query.
+    responses = {} if asks == [FeedbackKind.PAIRWISE] else {r.pk: r.text for r in query.ordered_responses()}
     if FeedbackKind.PAIRWISE in asks:
         choice, strength = answer.get("choice"), answer.get("strength", 2)
         if choice not in PairwiseChoiceValue.values:
@@ -266,12 +266,3 @@ def annotation_submit(
     assignment.save(update_fields=["status", "finished_at"])
     Query.objects.filter(pk=query.pk).update(label_count=F("label_count") + 1)
     return annotation, True
-
-
-def annotation_submit_pairwise(
-    *, query: Query, annotator: AbstractBaseUser, choice: str, strength: int, client_key: str
-) -> tuple[Annotation, bool]:
-    """A pairwise-only answer (the query asks for nothing else)."""
-    return annotation_submit(
-        query=query, annotator=annotator, client_key=client_key, answer={"choice": choice, "strength": strength}
-    )

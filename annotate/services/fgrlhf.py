@@ -69,7 +69,7 @@ from annotate.models import (
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
-from annotate.services.items import pair_key
+from annotate.services.items import ImportResult, pair_key
 
 IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -112,17 +112,12 @@ class PlannedLabel:
 
 
 @dataclass
-class FgrlhfImportResult:
+class FgrlhfImportResult(ImportResult):
+    """A JSONL import's counts, plus the records read, the labels made and whether the study was configured."""
+
     records: int = 0
-    prompts_created: int = 0
-    prompts_unchanged: int = 0
-    responses_created: int = 0
-    queries_created: int = 0
     annotations_created: int = 0
     study_configured: bool = False
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 # --- reading a file -------------------------------------------------------------------------

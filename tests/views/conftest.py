@@ -61,12 +61,15 @@ def answer():
     """Answer a user's next query as the workspace would: a choice in display order."""
 
     from annotate.services.assignments import assignment_next
-    from annotate.services.feedback import annotation_submit_pairwise
+    from annotate.services.feedback import annotation_submit
 
     def submit(study, user, shown_choice: str = "a", strength: int = 2):
         assignment = assignment_next(study=study, annotator=user)
-        annotation_submit_pairwise(
-            query=assignment.query, annotator=user, choice=shown_choice, strength=strength, client_key=f"web-{assignment.pk}"
+        annotation_submit(
+            query=assignment.query,
+            annotator=user,
+            client_key=f"web-{assignment.pk}",
+            answer={"choice": shown_choice, "strength": strength},
         )
         return assignment
 

@@ -6,12 +6,15 @@ leak; a member whose role does not allow the action gets 403.
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
-from annotate.models import Assignment, Query, Study, TrainingRun
+from annotate.models import Query, Study, TrainingRun
 from annotate.models.studies import Membership, Role
+from annotate.rows import Columns, fetch_one
 
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -43,14 +46,30 @@ def studies_for(user: AbstractBaseUser):
     return Study.objects.filter(memberships__user=user).annotate(my_role=Subquery(role))
 
 
+@cache
+def study_columns() -> Columns:
+    return Columns(Study, "s")
+
+
+@cache
+def query_columns() -> Columns:
+    return Columns(Query, "q")
+
+
 def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> Study:
     """The study if the user may do `action` in it; 404 for non-members, 403 for a role without it."""
-    membership = (
-        Membership.objects.select_related("study").filter(user=user, study_id=study_id).first() if user.is_authenticated else None
-    )
-    if membership is None:
+    row = None
+    if user.is_authenticated:
+        # Every request of the annotation loop starts here, so the statement is written out.
+        studies = study_columns()
+        row = fetch_one(
+            f"SELECT m.role, {studies.sql} FROM annotate_membership m JOIN annotate_study s ON s.id = m.study_id "
+            "WHERE m.user_id = %s AND m.study_id = %s",
+            [user.pk, study_id],
+        )
+    if row is None:
         raise NotFound(f"No study {study_id}.")
-    study, role = membership.study, membership.role
+    role, study = row[0], study_columns().load(row, 1)
     if action not in PERMISSIONS[role]:
         raise Forbidden(f"Your role in this study ({role}) does not allow you to {action}.")
     study.my_role = role
@@ -58,18 +77,21 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
 
 
 def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
-    """A query the user holds or held an assignment for; anything else is 404 (no existence leak)."""
+    """A query the user holds or held an assignment for, with its study; anything else is 404 (no existence leak)."""
     if not user.is_authenticated:
         raise NotFound(f"No query {query_id}.")
-    role = Membership.objects.filter(user=user, study=OuterRef("study_id")).values("role")[:1]
-    query = (
-        Query.objects.select_related("study", "prompt")
-        .annotate(my_role=Subquery(role), handed=Exists(Assignment.objects.filter(query=OuterRef("pk"), annotator=user)))
-        .filter(pk=query_id)
-        .first()
+    queries, studies = query_columns(), study_columns()
+    row = fetch_one(
+        f"SELECT m.role, EXISTS (SELECT 1 FROM annotate_assignment a WHERE a.query_id = q.id AND a.annotator_id = %s), "
+        f"{queries.sql}, {studies.sql} FROM annotate_query q JOIN annotate_study s ON s.id = q.study_id "
+        "LEFT JOIN annotate_membership m ON m.study_id = q.study_id AND m.user_id = %s WHERE q.id = %s",
+        [user.pk, user.pk, query_id],
     )
-    if query is None or not query.handed or query.my_role is None or "annotate" not in PERMISSIONS[query.my_role]:
+    if row is None or not row[1] or row[0] is None or "annotate" not in PERMISSIONS[row[0]]:
         raise NotFound(f"No query {query_id}.")
+    query = queries.load(row, 2)
+    query.study = studies.load(row, 2 + queries.width)
+    query.study.my_role = row[0]
     return query
 
 

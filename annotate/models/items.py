@@ -1,6 +1,9 @@
+from functools import cache
+
 from django.db import models
 
 from annotate.models.studies import Study
+from annotate.rows import Columns, fetch_all
 
 
 class Prompt(models.Model):
@@ -75,8 +78,14 @@ class Query(models.Model):
     def ordered_responses(self) -> list[Response]:
         """The responses in canonical position order; fetched once per instance."""
         if not hasattr(self, "_ordered_responses"):
-            rows = self.query_responses.select_related("response").order_by("position")
-            self._ordered_responses = [qr.response for qr in rows]
+            # Written out: every claim and every workspace panel needs it (see annotate/rows.py).
+            responses = response_columns()
+            rows = fetch_all(
+                f"SELECT {responses.sql} FROM annotate_queryresponse qr JOIN annotate_response r ON r.id = qr.response_id "
+                "WHERE qr.query_id = %s ORDER BY qr.position",
+                [self.pk],
+            )
+            self._ordered_responses = [responses.load(row) for row in rows]
         return self._ordered_responses
 
 
@@ -91,3 +100,8 @@ class QueryResponse(models.Model):
 
     def __str__(self) -> str:
         return f"response {self.response_id} at {self.position} in query {self.query_id}"
+
+
+@cache
+def response_columns() -> Columns:
+    return Columns(Response, "r")

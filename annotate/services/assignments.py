@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,9 +13,10 @@ from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate.errors import Conflict, Gone, InvalidInput, NotFound
-from annotate.models import Assignment, Query, Study
+from annotate.errors import Conflict, Gone, InvalidInput, NotFound, PreflabError
+from annotate.models import Assignment, Prompt, Query, Study
 from annotate.models.assignments import AssignmentStatus
+from annotate.rows import Columns, fetch_all, fetch_one
 
 
 def open_queries_for(study: Study, user: AbstractBaseUser):
@@ -41,52 +43,105 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     )
 
 
-# The claim is the hottest statement of the annotation loop, so it is written out once rather than
-# compiled by the ORM on every call; `open_queries_for` is the same rule as a queryset, and a test
-# holds the two to the same answers. Placeholders: study, user, now, overlap; {rows} and {lock}
-# are filled from integers and constants only.
-CLAIM_SQL = """
-SELECT q.id FROM annotate_query q
-WHERE q.study_id = %(study)s
+# The claim loop runs for every label, so its statements are written out rather than compiled by
+# the ORM on each call (see annotate/rows.py); `open_queries_for` is the same rule as a queryset,
+# and a test holds the two to the same answers. OPEN_TO is the rule over the query row q.
+# Placeholders: study, user, now, overlap; {label_counts} is filled from integers only.
+OPEN_TO = """q.study_id = %(study)s
   AND q.label_count IN ({label_counts})
   AND q.id NOT IN (SELECT a.query_id FROM annotate_assignment a WHERE a.annotator_id = %(user)s AND a.status <> 'expired')
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
-      < %(overlap)s - q.label_count
-  {rows}
-ORDER BY q.priority DESC, q.id
-LIMIT 1 {lock}
-"""
+      < %(overlap)s - q.label_count"""
 
 
-def claim_query_id(*, study: Study, annotator: AbstractBaseUser, now) -> int | None:
-    """Lock and return the first open query for this annotator, or None.
+@cache
+def columns() -> dict[str, Columns]:
+    return {
+        "a": Columns(Assignment, "a"),
+        "q": Columns(Query, "q"),
+        "p": Columns(Prompt, "p"),
+        "returned": Columns(Assignment, None),
+    }
 
-    Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent
-    annotators never wait on each other; then it is checked again, because a claim committed
-    between the statement's snapshot and the lock is invisible to the statement (the row itself
-    did not change, so PostgreSQL does not recheck it). Every claimer holds this lock, so a fresh
-    statement sees all claims of this query.
-    """
-    params = {
+
+def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
+    return {
         "study": study.pk,
         "user": annotator.pk,
         "now": connection.ops.adapt_datetimefield_value(now),
         "overlap": study.overlap,
     }
-    counts = ", ".join(str(int(n)) for n in range(study.overlap))
+
+
+def open_to_sql(study: Study) -> str:
+    return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)))
+
+
+def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[int] = ()) -> Query | None:
+    """Lock and return the first open query for this annotator (with its prompt), or None.
+
+    Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent
+    annotators never wait on each other; the caller must check the rule again in a fresh
+    statement (`assign`), because a claim committed between this statement's snapshot and the
+    lock is invisible to it (the query row itself did not change, so PostgreSQL does not recheck
+    it). `passed` lists queries to leave out: those whose check failed.
+    """
+    q, p = columns()["q"], columns()["p"]
     lock = "FOR UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    rejected: list[int] = []
-    with connection.cursor() as cursor:
-        while True:
-            skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in rejected)})" if rejected else ""
-            cursor.execute(CLAIM_SQL.format(label_counts=counts, rows=skip, lock=lock), params)
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute(CLAIM_SQL.format(label_counts=counts, rows=f"AND q.id = {int(row[0])}", lock=""), params)
-            if cursor.fetchone() is not None:
-                return row[0]
-            rejected.append(row[0])
+    skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in passed)})" if passed else ""
+    row = fetch_one(
+        f"SELECT {q.sql}, {p.sql} FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
+        f"WHERE {open_to_sql(study)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
+        claim_params(study, annotator, now),
+    )
+    if row is None:
+        return None
+    query = q.load(row)
+    query.prompt = p.load(row, q.width)
+    return query
+
+
+def assign(*, query: Query, study: Study, annotator: AbstractBaseUser, now) -> Assignment | None:
+    """Hand the locked query to the annotator if the rule still allows it, in one statement; else None."""
+    order = list(range(len(query.ordered_responses())))
+    random.SystemRandom().shuffle(order)
+    expires = now + timedelta(minutes=settings.PREFLAB_ASSIGNMENT_MINUTES)
+    returned = columns()["returned"]
+    row = fetch_one(
+        "INSERT INTO annotate_assignment "
+        "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
+        "SELECT q.id, %(user)s, 'active', %(order)s, %(now)s, %(expires)s, NULL, '' FROM annotate_query q "
+        f"WHERE q.id = %(query)s AND {open_to_sql(study)} RETURNING {returned.sql}",
+        {
+            **claim_params(study, annotator, now),
+            "query": query.pk,
+            "order": Assignment._meta.get_field("display_order").get_db_prep_value(order, connection),
+            "expires": connection.ops.adapt_datetimefield_value(expires),
+        },
+    )
+    if row is None:
+        return None
+    assignment = returned.load(row)
+    assignment.query = query
+    return assignment
+
+
+def held_assignments(*, study: Study, annotator: AbstractBaseUser) -> list[Assignment]:
+    """The annotator's active assignments in the study, oldest first, with their queries and prompts."""
+    a, q, p = columns()["a"], columns()["q"], columns()["p"]
+    rows = fetch_all(
+        f"SELECT {a.sql}, {q.sql}, {p.sql} FROM annotate_assignment a JOIN annotate_query q ON q.id = a.query_id "
+        "JOIN annotate_prompt p ON p.id = q.prompt_id "
+        "WHERE q.study_id = %s AND a.annotator_id = %s AND a.status = 'active' ORDER BY a.started_at, a.id",
+        [study.pk, annotator.pk],
+    )
+    held = []
+    for row in rows:
+        assignment = a.load(row)
+        assignment.query = q.load(row, a.width)
+        assignment.query.prompt = p.load(row, a.width + q.width)
+        held.append(assignment)
+    return held
 
 
 @transaction.atomic
@@ -96,11 +151,7 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     The candidate query row is locked with SKIP LOCKED, so concurrent annotators never wait on
     each other and never both take the last free slot of a query.
     """
-    held = list(
-        Assignment.objects.select_related("query__prompt")
-        .filter(query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE)
-        .order_by("started_at")
-    )
+    held = held_assignments(study=study, annotator=annotator)
     now = timezone.now()
     timed_out = [a.pk for a in held if a.expires_at <= now]
     if timed_out:  # rare: mark them, so this annotator may be handed those queries again
@@ -108,43 +159,53 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     current = next((a for a in held if a.expires_at > now), None)
     if current is not None:
         return current
-    query_id = claim_query_id(study=study, annotator=annotator, now=now)
-    if query_id is None:
-        return None
-    query = Query.objects.select_related("prompt").get(pk=query_id)
-    size = len(query.ordered_responses())
-    order = list(range(size))
-    random.SystemRandom().shuffle(order)
-    return Assignment.objects.create(
-        query=query,
-        annotator=annotator,
-        display_order=order,
-        expires_at=timezone.now() + timedelta(minutes=settings.PREFLAB_ASSIGNMENT_MINUTES),
-    )
+    passed: list[int] = []
+    while (query := claim_query(study=study, annotator=annotator, now=now, passed=passed)) is not None:
+        assignment = assign(query=query, study=study, annotator=annotator, now=now)
+        if assignment is not None:
+            return assignment
+        passed.append(query.pk)  # taken by a claim our statement could not see: try the next
+    return None
 
 
-def lock_active_assignment(*, query: Query, annotator: AbstractBaseUser) -> Assignment:
-    """The caller's live assignment for this query, locked; otherwise an error that says why not.
+def finish_assignment(*, query: Query, annotator: AbstractBaseUser, status: str, now, skip_reason: str = "") -> Assignment:
+    """Close the caller's live assignment of this query as submitted or skipped; otherwise raise why not.
 
-    Precondition: inside a transaction.
+    One UPDATE takes the row lock and checks the assignment is live, so two concurrent submits
+    of one query cannot both pass: the second waits, then finds it closed.
     """
-    assignment = (
-        Assignment.objects.select_for_update().filter(query=query, annotator=annotator, status=AssignmentStatus.ACTIVE).first()
+    returned = columns()["returned"]
+    row = fetch_one(
+        "UPDATE annotate_assignment SET status = %(status)s, finished_at = %(now)s, skip_reason = %(reason)s "
+        "WHERE query_id = %(query)s AND annotator_id = %(user)s AND status = 'active' AND expires_at > %(now)s "
+        f"RETURNING {returned.sql}",
+        {
+            "status": status,
+            "now": connection.ops.adapt_datetimefield_value(now),
+            "reason": skip_reason,
+            "query": query.pk,
+            "user": annotator.pk,
+        },
     )
-    if assignment is None:
-        last = Assignment.objects.filter(query=query, annotator=annotator).order_by("-started_at", "-id").first()
-        if last is None:
-            raise NotFound(f"No query {query.pk}.")
-        if last.status == AssignmentStatus.EXPIRED:
-            raise Gone(f"Your assignment of query {query.pk} expired; ask for the next query.")
-        if last.status == AssignmentStatus.SUBMITTED:
-            raise Conflict(f"You already answered query {query.pk}.")
-        raise Conflict(f"You skipped query {query.pk}.")
-    if assignment.expires_at <= timezone.now():
-        raise Gone(
-            f"Your assignment of query {query.pk} expired at {assignment.expires_at:%H:%M:%S} UTC; ask for the next query."
-        )
+    if row is None:
+        raise why_not_held(query=query, annotator=annotator, now=now)
+    assignment = returned.load(row)
+    assignment.query = query
     return assignment
+
+
+def why_not_held(*, query: Query, annotator: AbstractBaseUser, now) -> PreflabError:
+    """The error for a caller with no live assignment of this query, saying what became of theirs."""
+    last = Assignment.objects.filter(query=query, annotator=annotator).order_by("-started_at", "-id").first()
+    if last is None:
+        return NotFound(f"No query {query.pk}.")
+    if last.status == AssignmentStatus.ACTIVE and last.expires_at <= now:
+        return Gone(f"Your assignment of query {query.pk} expired at {last.expires_at:%H:%M:%S} UTC; ask for the next query.")
+    if last.status == AssignmentStatus.EXPIRED:
+        return Gone(f"Your assignment of query {query.pk} expired; ask for the next query.")
+    if last.status == AssignmentStatus.SUBMITTED:
+        return Conflict(f"You already answered query {query.pk}.")
+    return Conflict(f"You skipped query {query.pk}.")
 
 
 @transaction.atomic
@@ -153,9 +214,6 @@ def assignment_skip(*, query: Query, annotator: AbstractBaseUser, reason: str) -
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("Say why you skip this query.", field="reason")
-    assignment = lock_active_assignment(query=query, annotator=annotator)
-    assignment.status = AssignmentStatus.SKIPPED
-    assignment.skip_reason = reason[:2000]
-    assignment.finished_at = timezone.now()
-    assignment.save(update_fields=["status", "skip_reason", "finished_at"])
-    return assignment
+    return finish_assignment(
+        query=query, annotator=annotator, status=AssignmentStatus.SKIPPED, now=timezone.now(), skip_reason=reason[:2000]
+    )

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput, PreflabError
-from annotate.models import Annotation, CritiquePart, PairwiseChoice, Query, RankingPart, RatingPart, SpanPart
+from annotate.models import Annotation, CritiquePart, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
-from annotate.services.assignments import lock_active_assignment
+from annotate.rows import execute, fetch_one
+from annotate.services.assignments import finish_assignment
 
 MAX_TEXT = 20_000
 ANSWER_KEYS = {
@@ -221,48 +221,64 @@ def annotation_submit(
     ranking (groups of response ids, best first) or cannot_rank, spans, critiques, ratings.
     A repeat with the same client_key returns the first annotation and stores nothing.
     """
-    client_key = (client_key or "").strip()
+    client_key = client_key.strip() if isinstance(client_key, str) else ""
     if not client_key or len(client_key) > 100:
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
     if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
         raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
+    now = timezone.now()
     try:
-        assignment = lock_active_assignment(query=query, annotator=annotator)
+        # Closed first: it locks the assignment, so a concurrent duplicate waits here, then finds it closed.
+        assignment = finish_assignment(query=query, annotator=annotator, status=AssignmentStatus.SUBMITTED, now=now)
     except PreflabError:
         # A repeat of a submit that already went through finds no live assignment: answer it.
         found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
         if found is not None:
             return found, False
         raise
-    # A concurrent duplicate may have committed while we waited for the lock.
-    found = existing_annotation(annotator=annotator, query=query, client_key=client_key)
-    if found is not None:
-        return found, False
-    checked = check_answer(query, answer)
+    checked = check_answer(query, answer)  # an error rolls the closing back
 
-    now = timezone.now()
-    annotation = Annotation.objects.create(
+    # The annotation loop's statements are written out (see annotate/rows.py); the rarer parts use the ORM.
+    annotation = Annotation(
         query=query,
         annotator=annotator,
         assignment=assignment,
         client_key=client_key,
         time_spent_ms=int((now - assignment.started_at).total_seconds() * 1000),
         active_ms=active_ms,
+        created_at=now,
     )
+    row = fetch_one(
+        "INSERT INTO annotate_annotation "
+        "(query_id, annotator_id, assignment_id, client_key, time_spent_ms, active_ms, supersedes_id, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, NULL, %s) ON CONFLICT (annotator_id, client_key) DO NOTHING RETURNING id",
+        [
+            query.pk,
+            annotator.pk,
+            assignment.pk,
+            client_key,
+            annotation.time_spent_ms,
+            active_ms,
+            connection.ops.adapt_datetimefield_value(now),
+        ],
+    )
+    if row is None:  # the key names an annotation of another query (of this one, the assignment would be closed)
+        existing_annotation(annotator=annotator, query=query, client_key=client_key)
+        raise Conflict(f"client_key {client_key!r} was already used.", field="client_key")
+    annotation.pk = row[0]
+    annotation._state.adding, annotation._state.db = False, DEFAULT_DB_ALIAS
     if checked.choice is not None:
-        PairwiseChoice.objects.create(
-            annotation=annotation,
-            choice=canonical_choice(checked.choice, assignment.display_order),
-            shown_choice=checked.choice,
-            strength=checked.strength,
+        execute(
+            "INSERT INTO annotate_pairwisechoice (annotation_id, choice, shown_choice, strength) VALUES (%s, %s, %s, %s)",
+            [annotation.pk, canonical_choice(checked.choice, assignment.display_order), checked.choice, checked.strength],
         )
     if checked.groups is not None or checked.cannot_rank:
         RankingPart.objects.create(annotation=annotation, groups=checked.groups or [], cannot_rank_reason=checked.cannot_rank)
-    SpanPart.objects.bulk_create([SpanPart(annotation=annotation, **span) for span in checked.spans])
-    CritiquePart.objects.bulk_create([CritiquePart(annotation=annotation, **c) for c in checked.critiques])
-    RatingPart.objects.bulk_create([RatingPart(annotation=annotation, **r) for r in checked.ratings])
-    assignment.status = AssignmentStatus.SUBMITTED
-    assignment.finished_at = now
-    assignment.save(update_fields=["status", "finished_at"])
-    Query.objects.filter(pk=query.pk).update(label_count=F("label_count") + 1)
+    if checked.spans:
+        SpanPart.objects.bulk_create([SpanPart(annotation=annotation, **span) for span in checked.spans])
+    if checked.critiques:
+        CritiquePart.objects.bulk_create([CritiquePart(annotation=annotation, **c) for c in checked.critiques])
+    if checked.ratings:
+        RatingPart.objects.bulk_create([RatingPart(annotation=annotation, **r) for r in checked.ratings])
+    execute("UPDATE annotate_query SET label_count = label_count + 1 WHERE id = %s", [query.pk])
     return annotation, True

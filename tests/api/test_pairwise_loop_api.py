@@ -177,11 +177,11 @@ def test_an_invalid_choice_is_refused_and_stores_nothing():
         f"/api/v1/queries/{query_id}/annotations/", {"choice": "c", "strength": 2, "client_key": "k"}, format="json"
     )
     assert reply.status_code == 400
-    assert "choice" in reply.json()
+    assert reply.json()["field"] == "choice"
     bad_strength = client.post(
         f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "strength": 9, "client_key": "k"}, format="json"
     )
-    assert bad_strength.status_code == 400 and "strength" in bad_strength.json()
+    assert bad_strength.status_code == 400 and bad_strength.json()["field"] == "strength"
     assert not Annotation.objects.exists()
 
 
@@ -355,3 +355,60 @@ def test_an_import_body_larger_than_djangos_form_limit_is_accepted(settings):
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
     assert reply.status_code == 201, reply.content
     assert reply.json()["queries_created"] == 5
+
+
+def token_client(user) -> APIClient:
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_a_wrong_token_or_an_inactive_users_token_is_refused_saying_why():
+    user = UserFactory()
+    client = token_client(user)
+    assert client.get("/api/v1/studies/").status_code == 200
+    wrong = APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
+    reply = wrong.get("/api/v1/studies/")
+    assert reply.status_code == 401 and reply.json()["detail"] == "Invalid token."
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    reply = client.get("/api/v1/studies/")
+    assert reply.status_code == 401 and reply.json()["detail"] == "User inactive or deleted."
+
+
+def test_a_submit_body_that_is_not_an_object_or_lacks_a_text_client_key_is_refused_naming_it():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=1)
+    client = client_for(annotator)
+    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    url = f"/api/v1/queries/{query_id}/annotations/"
+    not_object = client.post(url, [{"choice": "a"}], format="json")
+    assert not_object.status_code == 400 and not_object.json()["field"] == "body"
+    for key in (None, 7, "", " " * 3, "k" * 101):
+        reply = client.post(url, {"choice": "a", "client_key": key}, format="json")
+        assert reply.status_code == 400 and reply.json()["field"] == "client_key", key
+    bad_time = client.post(url, {"choice": "a", "client_key": "k", "active_ms": -5}, format="json")
+    assert bad_time.status_code == 400 and bad_time.json()["field"] == "active_ms"
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.get(query_id=query_id).status == "active"  # a refused submit leaves it live
+
+
+def test_the_annotation_loop_runs_a_fixed_handful_of_statements(django_assert_max_num_queries):
+    """Each label costs the same few written-out statements however many labels came before."""
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=6)
+    client = token_client(annotator)
+    for i in range(3):
+        with django_assert_max_num_queries(8):  # auth, access, held, claim, responses, assign (+ savepoints)
+            query = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
+        with django_assert_max_num_queries(8):  # auth, access, close, annotation, choice, count (+ savepoints)
+            reply = client.post(
+                f"/api/v1/queries/{query['id']}/annotations/", {"choice": "a", "client_key": f"k{i}"}, format="json"
+            )
+        assert reply.status_code == 201
+    assert PairwiseChoice.objects.filter(annotation__query__study=study).count() == 3

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Query
-from annotate.services.assignments import claim_query_id, open_queries_for
+from annotate.services.assignments import claim_query, open_queries_for
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -31,4 +31,5 @@ def test_the_claim_picks_the_first_open_query_the_queryset_lists(seed):
     for person in people:
         expected = open_queries_for(study, person).order_by("-priority", "id").values_list("pk", flat=True).first()
         with transaction.atomic():
-            assert claim_query_id(study=study, annotator=person, now=timezone.now()) == expected
+            claimed = claim_query(study=study, annotator=person, now=timezone.now())
+            assert (claimed.pk if claimed else None) == expected

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Model
 
 
@@ -75,3 +75,27 @@ def fetch_all(sql: str, params: Sequence | dict) -> list[tuple]:
 def execute(sql: str, params: Sequence | dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# Imports below this many new queries leave the planner's statistics to autovacuum.
+ANALYZE_AFTER_QUERIES = 500
+
+
+def analyze_after_commit(models: Sequence[type[Model]], *, queries_created: int) -> None:
+    """Refresh PostgreSQL's statistics of these tables once a large import commits.
+
+    Until autovacuum gets to a freshly filled table the planner goes by what it last knew, and
+    a table it never analysed looks tiny: right after 20,000 queries were imported into a new
+    database, fetching a query's responses was a sequential scan, 3.5 ms instead of 0.1 ms.
+    Analysing whenever the query table at least doubles keeps the figures within a factor of
+    two at a logarithmic cost (about six times for 20,000 queries imported 500 at a time).
+    """
+    if connection.vendor != "postgresql" or queries_created < ANALYZE_AFTER_QUERIES:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'annotate_query'::regclass")
+        known = cursor.fetchone()[0]  # -1: never analysed
+    if known >= 0 and queries_created < known:
+        return
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+    transaction.on_commit(lambda: execute(f"ANALYZE {tables}", []))

@@ -23,7 +23,13 @@ def test_a_postgres_url_becomes_a_psycopg_database_entry():
         "db.example",
         "6543",
     )
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"] == {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5}
+
+
+def test_prepared_statements_can_be_tuned_or_turned_off_in_the_url():
+    options = parse_database_url("postgres://db/x?prepare_threshold=off&server_side_binding=false")["OPTIONS"]
+    assert options == {"server_side_binding": False, "prepare_threshold": None}
+    assert parse_database_url("postgres://db/x?prepare_threshold=0")["OPTIONS"]["prepare_threshold"] == 0
 
 
 def test_a_sqlite_url_names_its_file():
@@ -37,6 +43,8 @@ def test_a_sqlite_url_names_its_file():
         ("postgres://localhost:5432/", "names no database"),
         ("postgres://localhost:notaport/x", "port that is not a number"),
         ("sqlite://", "names no SQLite file"),
+        ("postgres://db/x?prepare_threshold=soon", "prepare_threshold='soon' is not a whole number or off"),
+        ("postgres://db/x?server_side_binding=maybe", "server_side_binding='maybe' is not true or false"),
     ],
 )
 def test_a_bad_database_url_is_refused_saying_what_is_wrong(url, complaint):

@@ -46,12 +46,22 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
 # The claim loop runs for every label, so its statements are written out rather than compiled by
 # the ORM on each call (see annotate/rows.py); `open_queries_for` is the same rule as a queryset,
 # and a test holds the two to the same answers. OPEN_TO is the rule over the query row q.
-# Placeholders: study, user, now, overlap; {label_counts} is filled from integers only.
+# Placeholders: study, user, now, overlap; {label_counts} is filled from integers only, and
+# {not_handed} with one of the two equivalent forms below.
 OPEN_TO = """q.study_id = %(study)s
   AND q.label_count IN ({label_counts})
-  AND q.id NOT IN (SELECT a.query_id FROM annotate_assignment a WHERE a.annotator_id = %(user)s AND a.status <> 'expired')
+  AND {not_handed}
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
       < %(overlap)s - q.label_count"""
+# Walking the pool: the user's queries are read once into a hash (see open_queries_for).
+NOT_HANDED_TO_WALK = (
+    "q.id NOT IN (SELECT a.query_id FROM annotate_assignment a WHERE a.annotator_id = %(user)s AND a.status <> 'expired')"
+)
+# Checking one query: one index probe, rather than hashing all the user's assignments again.
+NOT_HANDED_TO_CHECK = (
+    "NOT EXISTS (SELECT 1 FROM annotate_assignment a "
+    "WHERE a.query_id = q.id AND a.annotator_id = %(user)s AND a.status <> 'expired')"
+)
 
 
 @cache
@@ -73,8 +83,8 @@ def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
     }
 
 
-def open_to_sql(study: Study) -> str:
-    return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)))
+def open_to_sql(study: Study, *, not_handed: str) -> str:
+    return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)), not_handed=not_handed)
 
 
 def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[int] = ()) -> Query | None:
@@ -91,7 +101,7 @@ def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[
     skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in passed)})" if passed else ""
     row = fetch_one(
         f"SELECT {q.sql}, {p.sql} FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
-        f"WHERE {open_to_sql(study)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
+        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_TO_WALK)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
         claim_params(study, annotator, now),
     )
     if row is None:
@@ -111,7 +121,7 @@ def assign(*, query: Query, study: Study, annotator: AbstractBaseUser, now) -> A
         "INSERT INTO annotate_assignment "
         "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
         "SELECT q.id, %(user)s, 'active', %(order)s, %(now)s, %(expires)s, NULL, '' FROM annotate_query q "
-        f"WHERE q.id = %(query)s AND {open_to_sql(study)} RETURNING {returned.sql}",
+        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_TO_CHECK)} RETURNING {returned.sql}",
         {
             **claim_params(study, annotator, now),
             "query": query.pk,

@@ -68,6 +68,7 @@ from annotate.models import (
 )
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
+from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.items import ImportResult, pair_key
 
@@ -463,6 +464,7 @@ def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord]
     result.responses_created = len(responses)
     result.queries_created = len(queries)
     result.annotations_created = len(annotations)
+    analyze_after_commit([Prompt, Response, Query, QueryResponse, Annotation], queries_created=len(queries))
 
 
 # --- writing records ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
+from annotate.rows import analyze_after_commit
 
 MAX_RESPONSES = 16
 MIN_RANKING, MAX_RANKING = 3, 8
@@ -207,6 +208,7 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
     result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
 
     result.queries_created = queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
+    analyze_after_commit([Prompt, Response, Query, QueryResponse], queries_created=result.queries_created)
     return result
 
 

@@ -1,4 +1,4 @@
-"""The hand-written claim statement and the `open_queries_for` queryset state the same rule."""
+"""The hand-written claim and check statements and the `open_queries_for` queryset state the same rule."""
 
 import random
 from datetime import timedelta
@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Query
-from annotate.services.assignments import claim_query, open_queries_for
+from annotate.services.assignments import assign, claim_query, open_queries_for
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -33,3 +33,27 @@ def test_the_claim_picks_the_first_open_query_the_queryset_lists(seed):
         with transaction.atomic():
             claimed = claim_query(study=study, annotator=person, now=timezone.now())
             assert (claimed.pk if claimed else None) == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_check_before_assigning_agrees_with_the_queryset_for_every_query(seed):
+    """`assign` re-checks one locked query with its own form of the rule; it must say what the queryset says."""
+    rng = random.Random(seed)
+    people = [UserFactory() for _ in range(3)]
+    study = make_study(annotators=people, overlap=rng.choice([1, 2]))
+    make_items(study, n_prompts=5, n_responses=3)
+    now = timezone.now()
+    queries = list(Query.objects.filter(study=study))
+    for query in queries:
+        Query.objects.filter(pk=query.pk).update(label_count=rng.randint(0, study.overlap))
+        for person in rng.sample(people, rng.randint(0, 2)):
+            status = rng.choice(["active", "submitted", "skipped", "expired"])
+            expires = now + timedelta(minutes=rng.choice([-5, 5]))
+            Assignment.objects.create(query=query, annotator=person, status=status, display_order=[0, 1], expires_at=expires)
+    for person in people:
+        open_ids = set(open_queries_for(study, person).values_list("pk", flat=True))
+        for query in Query.objects.filter(study=study):
+            with transaction.atomic():
+                handed = assign(query=query, study=study, annotator=person, now=timezone.now())
+                transaction.set_rollback(True)
+            assert (handed is not None) == (query.pk in open_ids), (person.pk, query.pk)

@@ -39,6 +39,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["annotator", "status"], name="assignment_annotator_idx"),
             models.Index(fields=["query", "status"], name="assignment_query_status_idx"),
+            # The claim's "not handed to this annotator yet" probe, one per candidate query.
+            models.Index(fields=["query", "annotator"], name="assignment_query_annotator_idx"),
         ]
 
     def __str__(self) -> str:

@@ -51,7 +51,9 @@ class QueryKind(models.TextChoices):
 class Query(models.Model):
     """What an annotator is asked: a prompt and 2..K of its responses in a canonical order."""
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="queries")
+    # No index of its own: the pool index starts with the study, in claim order, and a second
+    # index on the study alone let stale statistics choose "all the study's queries, then sort".
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="queries", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="queries")
     kind = models.CharField(max_length=16, choices=QueryKind.choices, default=QueryKind.PAIRWISE)
     key = models.CharField(max_length=200, help_text="Kind plus response ids; makes creation idempotent.")

@@ -53,12 +53,14 @@ OPEN_TO = """q.study_id = %(study)s
   AND {not_handed}
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
       < %(overlap)s - q.label_count"""
-# Walking the pool: the user's queries are read once into a hash (see open_queries_for).
-NOT_HANDED_TO_WALK = (
+# Walking the pool: the user's queries are read once into a hash, as in open_queries_for. The
+# planner cannot turn this into a join, so stale statistics (a new study, a new annotator) cannot
+# make it rescan the user's assignments for every candidate, as NOT EXISTS did: 330 ms a claim.
+NOT_HANDED_IN_WALK = (
     "q.id NOT IN (SELECT a.query_id FROM annotate_assignment a WHERE a.annotator_id = %(user)s AND a.status <> 'expired')"
 )
-# Checking one query: one index probe, rather than hashing all the user's assignments again.
-NOT_HANDED_TO_CHECK = (
+# Checking the one query claimed: a probe of the (query, annotator) index.
+NOT_HANDED_IN_CHECK = (
     "NOT EXISTS (SELECT 1 FROM annotate_assignment a "
     "WHERE a.query_id = q.id AND a.annotator_id = %(user)s AND a.status <> 'expired')"
 )
@@ -87,33 +89,38 @@ def open_to_sql(study: Study, *, not_handed: str) -> str:
     return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)), not_handed=not_handed)
 
 
-def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[int] = ()) -> Query | None:
-    """Lock and return the first open query for this annotator (with its prompt), or None.
+def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[int] = ()) -> tuple[Query, int] | None:
+    """Lock the first open query for this annotator; return it (with its prompt) and its number of responses.
 
     Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent
     annotators never wait on each other; the caller must check the rule again in a fresh
     statement (`assign`), because a claim committed between this statement's snapshot and the
     lock is invisible to it (the query row itself did not change, so PostgreSQL does not recheck
-    it). `passed` lists queries to leave out: those whose check failed.
+    it). `passed` lists queries to leave out: those whose check failed. The lock is FOR NO KEY
+    UPDATE: it excludes other claimers but not the foreign-key checks of a submit to the query.
     """
     q, p = columns()["q"], columns()["p"]
-    lock = "FOR UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    lock = "FOR NO KEY UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in passed)})" if passed else ""
     row = fetch_one(
-        f"SELECT {q.sql}, {p.sql} FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
-        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_TO_WALK)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
+        f"SELECT (SELECT COUNT(*) FROM annotate_queryresponse r WHERE r.query_id = q.id), {q.sql}, {p.sql} "
+        "FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
+        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_IN_WALK)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
         claim_params(study, annotator, now),
     )
     if row is None:
         return None
-    query = q.load(row)
-    query.prompt = p.load(row, q.width)
-    return query
+    query = q.load(row, 1)
+    query.prompt = p.load(row, 1 + q.width)
+    return query, row[0]
 
 
-def assign(*, query: Query, study: Study, annotator: AbstractBaseUser, now) -> Assignment | None:
-    """Hand the locked query to the annotator if the rule still allows it, in one statement; else None."""
-    order = list(range(len(query.ordered_responses())))
+def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser, now) -> Assignment | None:
+    """Hand the locked query (of `size` responses) to the annotator if the rule still allows it; else None.
+
+    One statement checks and inserts, so the check sees every claim committed before it.
+    """
+    order = list(range(size))
     random.SystemRandom().shuffle(order)
     expires = now + timedelta(minutes=settings.PREFLAB_ASSIGNMENT_MINUTES)
     returned = columns()["returned"]
@@ -121,7 +128,7 @@ def assign(*, query: Query, study: Study, annotator: AbstractBaseUser, now) -> A
         "INSERT INTO annotate_assignment "
         "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
         "SELECT q.id, %(user)s, 'active', %(order)s, %(now)s, %(expires)s, NULL, '' FROM annotate_query q "
-        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_TO_CHECK)} RETURNING {returned.sql}",
+        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_IN_CHECK)} RETURNING {returned.sql}",
         {
             **claim_params(study, annotator, now),
             "query": query.pk,
@@ -154,12 +161,12 @@ def held_assignments(*, study: Study, annotator: AbstractBaseUser) -> list[Assig
     return held
 
 
-@transaction.atomic
 def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's current assignment in the study, or a newly claimed one; None when nothing is left.
 
     The candidate query row is locked with SKIP LOCKED, so concurrent annotators never wait on
-    each other and never both take the last free slot of a query.
+    each other and never both take the last free slot of a query. Each try is a transaction of
+    two statements (claim, then check and assign), so a lock is held as briefly as possible.
     """
     held = held_assignments(study=study, annotator=annotator)
     now = timezone.now()
@@ -170,12 +177,18 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     if current is not None:
         return current
     passed: list[int] = []
-    while (query := claim_query(study=study, annotator=annotator, now=now, passed=passed)) is not None:
-        assignment = assign(query=query, study=study, annotator=annotator, now=now)
+    while True:
+        with transaction.atomic():
+            claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed)
+            if claimed is None:
+                return None
+            query, size = claimed
+            assignment = assign(query=query, size=size, study=study, annotator=annotator, now=now)
         if assignment is not None:
             return assignment
-        passed.append(query.pk)  # taken by a claim our statement could not see: try the next
-    return None
+        # Taken by a claim our statement could not see. Our lock on it ended with that
+        # transaction, so the annotator who has it never waits for our next try to store a label.
+        passed.append(query.pk)
 
 
 def finish_assignment(*, query: Query, annotator: AbstractBaseUser, status: str, now, skip_reason: str = "") -> Assignment:

@@ -358,7 +358,12 @@ def database_description() -> tuple[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    return connection.vendor, f"PostgreSQL {version}, database {settings['NAME']} on {host}:{settings.get('PORT') or 5432}"
+        cursor.execute("SHOW autovacuum")
+        autovacuum = cursor.fetchone()[0]
+    threshold = settings["OPTIONS"].get("prepare_threshold")
+    prepared = "never prepared" if threshold is None else f"prepared after {threshold} runs"
+    where = f"database {settings['NAME']} on {host}:{settings.get('PORT') or 5432}"
+    return connection.vendor, f"PostgreSQL {version}, {where}; autovacuum {autovacuum}; statements {prepared}"
 
 
 def make_users(tag: str, annotators: int) -> tuple[str, list[tuple[str, str]]]:
@@ -456,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Preflab web load benchmark")
         print(f"  server    {where}")
         print(f"  database  {database}")
-        print(f"  machine   {cores()} CPU cores, Python {sys.version.split()[0]}, clients are threads of this process")
+        print(
+            f"  machine   {cores()} of {os.cpu_count()} CPU cores for this process and its server, "
+            f"Python {sys.version.split()[0]}, clients are threads of this process"
+        )
         print(f"  workload  N={args.queries} queries, K={args.clients} annotators, M={args.labels} labels, overlap 1")
         if vendor != "postgresql":
             print("  note      the targets are for PostgreSQL; set DATABASE_URL=postgres://... to compare with them")
@@ -574,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         if machine_busy is not None:
             print(
-                f"  cpu       machine {machine_busy * 100:.0f}% busy across {cores()} cores; "
+                f"  cpu       machine {machine_busy * 100:.0f}% busy across its {os.cpu_count()} cores; "
                 f"the client threads used {client_cpu / label_s:.2f} of a core"
             )
         if run.exhausted:

@@ -7,6 +7,7 @@ quickstart, CI and production run the same code with different variables.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -161,6 +162,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'preflab.sqlite3'}"
 DATABASES = {"default": parse_database_url(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if sqlite3.sqlite_version_info < (3, 35):  # the annotation loop's statements use RETURNING
+        raise ImproperlyConfigured(
+            f"Preflab needs SQLite 3.35 or newer; this Python has {sqlite3.sqlite_version}. "
+            "Use a newer Python build or set DATABASE_URL to PostgreSQL."
+        )
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # A file, not memory, so a worker process started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3"))}

@@ -80,3 +80,20 @@ def test_an_unknown_broker_scheme_refuses_to_start():
 def test_a_complete_environment_passes_djangos_checks():
     result = start_django(DEBUG="0", SECRET_KEY="x" * 50)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_sqlite_too_old_for_returning_refuses_to_start_saying_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    script = (
+        "import sqlite3; sqlite3.sqlite_version_info = (3, 31, 1); sqlite3.sqlite_version = '3.31.1'; import annotate.settings"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**env, "DEBUG": "1", "PREFLAB_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "needs SQLite 3.35 or newer; this Python has 3.31.1" in result.stderr

@@ -19,6 +19,15 @@ def client_for(user) -> APIClient:
     return client
 
 
+def annotator_with_a_query(n_prompts: int) -> tuple[APIClient, int]:
+    """A study of n_prompts pairwise queries, and a client of its annotator who has been handed one."""
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=n_prompts)
+    client = client_for(annotator)
+    return client, client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+
+
 def ndjson(records) -> bytes:
     return "\n".join(jsonl(records)).encode()
 
@@ -153,11 +162,7 @@ def test_choice_a_means_the_first_response_shown_whatever_the_stored_order():
 
 
 def test_a_repeated_submit_with_the_same_client_key_stores_one_annotation():
-    annotator = UserFactory()
-    study = make_study(annotators=[annotator])
-    make_items(study, n_prompts=2)
-    client = client_for(annotator)
-    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    client, query_id = annotator_with_a_query(n_prompts=2)
     payload = {"choice": "b", "strength": 1, "client_key": "same"}
     first = client.post(f"/api/v1/queries/{query_id}/annotations/", payload, format="json")
     second = client.post(f"/api/v1/queries/{query_id}/annotations/", payload, format="json")
@@ -168,11 +173,7 @@ def test_a_repeated_submit_with_the_same_client_key_stores_one_annotation():
 
 
 def test_an_invalid_choice_is_refused_and_stores_nothing():
-    annotator = UserFactory()
-    study = make_study(annotators=[annotator])
-    make_items(study, n_prompts=1)
-    client = client_for(annotator)
-    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    client, query_id = annotator_with_a_query(n_prompts=1)
     reply = client.post(
         f"/api/v1/queries/{query_id}/annotations/", {"choice": "c", "strength": 2, "client_key": "k"}, format="json"
     )
@@ -380,11 +381,7 @@ def test_a_wrong_token_or_an_inactive_users_token_is_refused_saying_why():
 
 
 def test_a_submit_body_that_is_not_an_object_or_lacks_a_text_client_key_is_refused_naming_it():
-    annotator = UserFactory()
-    study = make_study(annotators=[annotator])
-    make_items(study, n_prompts=1)
-    client = client_for(annotator)
-    query_id = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()["id"]
+    client, query_id = annotator_with_a_query(n_prompts=1)
     url = f"/api/v1/queries/{query_id}/annotations/"
     not_object = client.post(url, [{"choice": "a"}], format="json")
     assert not_object.status_code == 400 and not_object.json()["field"] == "body"

@@ -74,8 +74,10 @@ def test_quickstart_serves_the_app_and_starts_a_worker_on_sqlite_and_the_filesys
         while time.monotonic() < deadline and "ready." not in worker_log.read_text(errors="replace"):
             time.sleep(0.5)
         assert "ready." in worker_log.read_text(errors="replace")
+        workers = children_of(process.pid)
+        assert workers, "the quickstart started no worker process"
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # the quickstart alone, as `kill` would: it must stop its worker
         try:
             out, _ = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
@@ -83,3 +85,23 @@ def test_quickstart_serves_the_app_and_starts_a_worker_on_sqlite_and_the_filesys
             out, _ = process.communicate()
     text = out.decode(errors="replace")
     assert f"http://127.0.0.1:{port}/" in text and "demo-annotator" in text and "preflab-demo" in text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the worker outlived the quickstart"
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is pid, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

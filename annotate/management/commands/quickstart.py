@@ -48,6 +48,9 @@ class Command(BaseCommand):
         for username, role in demo.users.items():
             self.stdout.write(f"  log in as {username:<16} password {DEMO_PASSWORD}  ({role})")
         self.stdout.write(f"  Celery worker (queues default, gpu) logs to {self.worker_log}\n  Stop with Ctrl-C.\n")
+        # Ctrl-C, a kill or a closed terminal all stop the worker too, rather than leave it running.
+        for stop in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop, lambda number, frame: sys.exit(128 + number))
         try:
             call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
         finally:

@@ -464,7 +464,7 @@ def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord]
     result.responses_created = len(responses)
     result.queries_created = len(queries)
     result.annotations_created = len(annotations)
-    analyze_after_commit([Prompt, Response, Query, QueryResponse, Annotation], queries_created=len(queries))
+    analyze_after_commit([Prompt, Response, Query, QueryResponse, Annotation], study_id=study.pk, queries_created=len(queries))
 
 
 # --- writing records ------------------------------------------------------------------------

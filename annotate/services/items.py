@@ -208,7 +208,7 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
     result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
 
     result.queries_created = queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
-    analyze_after_commit([Prompt, Response, Query, QueryResponse], queries_created=result.queries_created)
+    analyze_after_commit([Prompt, Response, Query, QueryResponse], study_id=study.pk, queries_created=result.queries_created)
     return result
 
 

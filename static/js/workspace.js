@@ -251,10 +251,13 @@
   }
 
   function showDiff(textarea) {
+    // A timer set while typing may fire after the panel was replaced (a quick submit): nothing to show.
+    if (!textarea.isConnected) return;
     const id = textarea.dataset.revision;
     const original = normalise(Preflab.texts()[id] || "");
     const revised = normalise(textarea.value);
     const box = panel().querySelector('[data-diff="' + id + '"]');
+    if (!box) return;
     const summary = box.closest(".revision__diff").querySelector("[data-diff-summary]");
     box.replaceChildren();
     if (revised.trim() === original.trim()) {

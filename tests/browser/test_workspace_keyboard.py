@@ -192,6 +192,26 @@ def test_a_pairwise_choice_with_a_critique_and_revision_of_the_loser(page, login
     assert (critique.response_id, critique.critique, critique.revision) == (spain.pk, "Wrong country.", "Paris is in France.")
 
 
+def test_a_submit_sent_while_the_revision_diff_is_still_pending_leaves_no_error(page, login):
+    """The diff waits for a pause in typing; a submit within that pause replaces the panel first."""
+    study, annotator = study_with(["pairwise", "critique"], [("Where is Paris?", ["Paris is in Spain.", "Paris is in France."])])
+    claim_in_order(study, annotator)
+    page.clock.install()  # the page's timers run only when the test says so
+    open_workspace(page, login, study, annotator)
+    keys = page.keyboard
+    keys.press("2")
+    keys.press("c")
+    keys.type("Wrong country.")
+    keys.press("Tab")
+    keys.press("Control+End")
+    keys.type(" Really.")  # schedules the diff of the revision
+    keys.press("Control+Enter")
+    page.wait_for_selector("text=All done")
+    page.clock.run_for(1000)  # now the diff's timer fires, for a panel that is gone
+    assert CritiquePart.objects.get().revision == "Paris is in Spain. Really."
+    assert page.js_errors == []
+
+
 def test_ratings_on_every_aspect_with_a_critique_and_an_unchanged_revision(page, login, shot):
     markdown = (
         "Steps:\n1. Boil water\n2. Add **pasta**\n\n"

@@ -106,8 +106,8 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
     }
     if assignment is None:
         return context
-    query = Query.objects.select_related("prompt", "study").get(pk=assignment.query_id)
-    assignment.query = query
+    query = assignment.query  # with its prompt, as assignment_next loads it
+    query.study = study
     if draft is not None and draft.query_id != query.pk:
         draft = None
     asks = asks_of(query)

@@ -87,8 +87,9 @@ def analyze_after_commit(models: Sequence[type[Model]], *, study_id: int, querie
     Until the tables are analysed again the planner takes a study it has no figures for to hold
     about one query, and plans for that: after importing 2000 queries into a new study, counting
     an annotator's done queries took 24 ms instead of 2.6. Autovacuum analyses only after a tenth
-    of a table changed, which a new study in a large database may never reach. Analysing when the study at least doubles keeps its figures
-    within a factor of two at a logarithmic cost: twice for 20,000 queries imported 500 at a time.
+    of a table changed, which a new study in a large database may never reach. Analysing when the
+    study at least doubles keeps its figures within a factor of two at a logarithmic cost: twice
+    for 20,000 queries imported 500 at a time.
     """
     if connection.vendor != "postgresql" or queries_created < ANALYZE_AFTER_QUERIES:
         return

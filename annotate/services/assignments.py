@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cache
 
@@ -89,7 +90,7 @@ def open_to_sql(study: Study, *, not_handed: str) -> str:
     return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)), not_handed=not_handed)
 
 
-def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: list[int] = ()) -> tuple[Query, int] | None:
+def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Sequence[int] = ()) -> tuple[Query, int] | None:
     """Lock the first open query for this annotator; return it (with its prompt) and its number of responses.
 
     Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent

@@ -6,15 +6,14 @@ leak; a member whose role does not allow the action gets 403.
 
 from __future__ import annotations
 
-from functools import cache
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
 from annotate.models import Query, Study, TrainingRun
-from annotate.models.studies import Membership, Role
-from annotate.rows import Columns, fetch_one
+from annotate.models.items import QUERY_COLUMNS
+from annotate.models.studies import STUDY_COLUMNS, Membership, Role
+from annotate.rows import fetch_one
 
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -46,30 +45,19 @@ def studies_for(user: AbstractBaseUser):
     return Study.objects.filter(memberships__user=user).annotate(my_role=Subquery(role))
 
 
-@cache
-def study_columns() -> Columns:
-    return Columns(Study, "s")
-
-
-@cache
-def query_columns() -> Columns:
-    return Columns(Query, "q")
-
-
 def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> Study:
     """The study if the user may do `action` in it; 404 for non-members, 403 for a role without it."""
     row = None
     if user.is_authenticated:
         # Every request of the annotation loop starts here, so the statement is written out.
-        studies = study_columns()
         row = fetch_one(
-            f"SELECT m.role, {studies.sql} FROM annotate_membership m JOIN annotate_study s ON s.id = m.study_id "
+            f"SELECT m.role, {STUDY_COLUMNS.sql} FROM annotate_membership m JOIN annotate_study s ON s.id = m.study_id "
             "WHERE m.user_id = %s AND m.study_id = %s",
             [user.pk, study_id],
         )
     if row is None:
         raise NotFound(f"No study {study_id}.")
-    role, study = row[0], study_columns().load(row, 1)
+    role, study = row[0], STUDY_COLUMNS.load(row, 1)
     if action not in PERMISSIONS[role]:
         raise Forbidden(f"Your role in this study ({role}) does not allow you to {action}.")
     study.my_role = role
@@ -80,7 +68,7 @@ def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     """A query the user holds or held an assignment for, with its study; anything else is 404 (no existence leak)."""
     if not user.is_authenticated:
         raise NotFound(f"No query {query_id}.")
-    queries, studies = query_columns(), study_columns()
+    queries, studies = QUERY_COLUMNS, STUDY_COLUMNS
     row = fetch_one(
         f"SELECT m.role, EXISTS (SELECT 1 FROM annotate_assignment a WHERE a.query_id = q.id AND a.annotator_id = %s), "
         f"{queries.sql}, {studies.sql} FROM annotate_query q JOIN annotate_study s ON s.id = q.study_id "

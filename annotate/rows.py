@@ -10,6 +10,7 @@ converters, `from_db`), so the code that receives the instances cannot tell the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
@@ -19,17 +20,27 @@ from django.db.models import Model
 class Columns:
     """A model's concrete columns under a table alias, as a SELECT list and as a loader of row values.
 
-    With alias None the names are bare, for a RETURNING list.
+    With alias None the names are bare, for a RETURNING list. Nothing is read from the model until
+    first use, so a model's module can define its Columns right below the class.
     """
 
     def __init__(self, model: type[Model], alias: str | None):
         self.model = model
         self.alias = alias
-        self.fields = list(model._meta.concrete_fields)
-        self.attnames = [field.attname for field in self.fields]
-        self.width = len(self.fields)
         self._sql: dict[str, str] = {}  # per database vendor, as the converters
         self._converters: dict[str, list[tuple[list, Any]]] = {}
+
+    @cached_property
+    def fields(self) -> list:
+        return list(self.model._meta.concrete_fields)
+
+    @cached_property
+    def attnames(self) -> list[str]:
+        return [field.attname for field in self.fields]
+
+    @cached_property
+    def width(self) -> int:
+        return len(self.fields)
 
     @property
     def sql(self) -> str:

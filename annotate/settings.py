@@ -17,17 +17,25 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PREFLAB_VAR_DIR", BASE_DIR / "var"))
 
 
+def as_bool(value: str) -> bool | None:
+    """A clear yes or no (1/0, true/false, yes/no, on/off), or None for anything else."""
+    value = value.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    return None
+
+
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean variable; anything but a clear yes/no is an error, not a silent False."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off.")
+    value = as_bool(raw)
+    if value is None:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off.")
+    return value
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
@@ -44,11 +52,10 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 
 def url_bool(url: str, name: str, value: str) -> bool:
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"DATABASE_URL={url!r}: {name}={value!r} is not true or false.")
+    parsed = as_bool(value)
+    if parsed is None:
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r}: {name}={value!r} is not true or false.")
+    return parsed
 
 
 def url_threshold(url: str, value: str) -> int | None:

@@ -35,7 +35,7 @@ def jsonl(records: list[dict]) -> list[str]:
     return [json.dumps(r) for r in records]
 
 
-def make_items(study, n_prompts: int = 3, n_responses: int = 2, prefix: str = "p") -> None:
+def make_items(study, n_prompts: int = 3, n_responses: int = 2, prefix: str = "p"):
     records = [
         {
             "id": f"{prefix}{i}",
@@ -44,4 +44,4 @@ def make_items(study, n_prompts: int = 3, n_responses: int = 2, prefix: str = "p
         }
         for i in range(n_prompts)
     ]
-    items_import(study=study, lines=jsonl(records))
+    return items_import(study=study, lines=jsonl(records))

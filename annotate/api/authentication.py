@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from annotate.rows import Columns, fetch_one
 
 
-@cache
+@cache  # not at import: the user model may be swapped, and is known only once apps are ready
 def user_columns() -> Columns:
     return Columns(get_user_model(), "u")
 

@@ -169,9 +169,6 @@ def next_query(request, pk: int):
     return Response(next_query_payload(assignment))
 
 
-SUBMIT_ANSWER_FIELDS = ("choice", "strength", "ranking", "cannot_rank", "spans", "critiques", "ratings")
-
-
 @extend_schema(
     request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
 )
@@ -188,7 +185,7 @@ def query_annotations(request, pk: int):
     body = request.data
     if not isinstance(body, dict):
         raise InvalidInput("The body must be a JSON object.", field="body")
-    answer = {key: body[key] for key in SUBMIT_ANSWER_FIELDS if key in body}
+    answer = {key: body[key] for keys in feedback.ANSWER_KEYS.values() for key in keys if key in body}
     annotation, created = feedback.annotation_submit(
         query=query,
         annotator=request.user,

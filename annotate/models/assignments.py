@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from annotate.models.items import Query
+from annotate.rows import Columns
 
 
 class AssignmentStatus(models.TextChoices):
@@ -45,3 +46,8 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} of query {self.query_id} to {self.annotator_id}"
+
+
+# The columns for the annotation loop's written-out statements: in a SELECT, and in a RETURNING list.
+ASSIGNMENT_COLUMNS = Columns(Assignment, "a")
+ASSIGNMENT_RETURNED = Columns(Assignment, None)

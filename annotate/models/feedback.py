@@ -4,6 +4,7 @@ from django.db import models
 
 from annotate.models.assignments import Assignment
 from annotate.models.items import Query, Response
+from annotate.rows import Columns
 
 
 class Annotation(models.Model):
@@ -122,3 +123,7 @@ class RatingPart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.aspect}={self.value} for response {self.response_id}"
+
+
+# The annotation's columns in a RETURNING list, for the submit's written-out insert (see annotate/rows.py).
+ANNOTATION_RETURNED = Columns(Annotation, None)

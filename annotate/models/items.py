@@ -1,5 +1,3 @@
-from functools import cache
-
 from django.db import models
 
 from annotate.models.studies import Study
@@ -81,7 +79,7 @@ class Query(models.Model):
         """The responses in canonical position order; fetched once per instance."""
         if not hasattr(self, "_ordered_responses"):
             # Written out: every claim and every workspace panel needs it (see annotate/rows.py).
-            responses = response_columns()
+            responses = RESPONSE_COLUMNS
             rows = fetch_all(
                 f"SELECT {responses.sql} FROM annotate_queryresponse qr JOIN annotate_response r ON r.id = qr.response_id "
                 "WHERE qr.query_id = %s ORDER BY qr.position",
@@ -104,6 +102,7 @@ class QueryResponse(models.Model):
         return f"response {self.response_id} at {self.position} in query {self.query_id}"
 
 
-@cache
-def response_columns() -> Columns:
-    return Columns(Response, "r")
+# Each model's columns for the annotation loop's written-out statements, under the alias they use.
+PROMPT_COLUMNS = Columns(Prompt, "p")
+RESPONSE_COLUMNS = Columns(Response, "r")
+QUERY_COLUMNS = Columns(Query, "q")

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from annotate.rows import Columns
+
 
 class FeedbackKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise preference"
@@ -112,3 +114,7 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role} in {self.study}"
+
+
+# The study's columns for the annotation loop's written-out statements (see annotate/rows.py).
+STUDY_COLUMNS = Columns(Study, "s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,9 +14,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.errors import Conflict, Gone, InvalidInput, NotFound, PreflabError
-from annotate.models import Assignment, Prompt, Query, Study
-from annotate.models.assignments import AssignmentStatus
-from annotate.rows import Columns, fetch_all, fetch_one
+from annotate.models import Assignment, Query, Study
+from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED, AssignmentStatus
+from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
+from annotate.rows import fetch_all, fetch_one
 
 
 def open_queries_for(study: Study, user: AbstractBaseUser):
@@ -67,16 +67,6 @@ NOT_HANDED_IN_CHECK = (
 )
 
 
-@cache
-def columns() -> dict[str, Columns]:
-    return {
-        "a": Columns(Assignment, "a"),
-        "q": Columns(Query, "q"),
-        "p": Columns(Prompt, "p"),
-        "returned": Columns(Assignment, None),
-    }
-
-
 def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
     return {
         "study": study.pk,
@@ -100,7 +90,7 @@ def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Seque
     it). `passed` lists queries to leave out: those whose check failed. The lock is FOR NO KEY
     UPDATE: it excludes other claimers but not the foreign-key checks of a submit to the query.
     """
-    q, p = columns()["q"], columns()["p"]
+    q, p = QUERY_COLUMNS, PROMPT_COLUMNS
     lock = "FOR NO KEY UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in passed)})" if passed else ""
     row = fetch_one(
@@ -124,7 +114,7 @@ def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser
     order = list(range(size))
     random.SystemRandom().shuffle(order)
     expires = now + timedelta(minutes=settings.PREFLAB_ASSIGNMENT_MINUTES)
-    returned = columns()["returned"]
+    returned = ASSIGNMENT_RETURNED
     row = fetch_one(
         "INSERT INTO annotate_assignment "
         "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
@@ -146,7 +136,7 @@ def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser
 
 def held_assignments(*, study: Study, annotator: AbstractBaseUser) -> list[Assignment]:
     """The annotator's active assignments in the study, oldest first, with their queries and prompts."""
-    a, q, p = columns()["a"], columns()["q"], columns()["p"]
+    a, q, p = ASSIGNMENT_COLUMNS, QUERY_COLUMNS, PROMPT_COLUMNS
     rows = fetch_all(
         f"SELECT {a.sql}, {q.sql}, {p.sql} FROM annotate_assignment a JOIN annotate_query q ON q.id = a.query_id "
         "JOIN annotate_prompt p ON p.id = q.prompt_id "
@@ -198,7 +188,7 @@ def finish_assignment(*, query: Query, annotator: AbstractBaseUser, status: str,
     One UPDATE takes the row lock and checks the assignment is live, so two concurrent submits
     of one query cannot both pass: the second waits, then finds it closed.
     """
-    returned = columns()["returned"]
+    returned = ASSIGNMENT_RETURNED
     row = fetch_one(
         "UPDATE annotate_assignment SET status = %(status)s, finished_at = %(now)s, skip_reason = %(reason)s "
         "WHERE query_id = %(query)s AND annotator_id = %(user)s AND status = 'active' AND expires_at > %(now)s "

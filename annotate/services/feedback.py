@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput, PreflabError
 from annotate.models import Annotation, CritiquePart, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
-from annotate.models.feedback import PairwiseChoiceValue
+from annotate.models.feedback import ANNOTATION_RETURNED, PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.rows import execute, fetch_one
 from annotate.services.assignments import finish_assignment
@@ -239,25 +239,17 @@ def annotation_submit(
     checked = check_answer(query, answer)  # an error rolls the closing back
 
     # The annotation loop's statements are written out (see annotate/rows.py); the rarer parts use the ORM.
-    annotation = Annotation(
-        query=query,
-        annotator=annotator,
-        assignment=assignment,
-        client_key=client_key,
-        time_spent_ms=int((now - assignment.started_at).total_seconds() * 1000),
-        active_ms=active_ms,
-        created_at=now,
-    )
     row = fetch_one(
         "INSERT INTO annotate_annotation "
         "(query_id, annotator_id, assignment_id, client_key, time_spent_ms, active_ms, supersedes_id, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, NULL, %s) ON CONFLICT (annotator_id, client_key) DO NOTHING RETURNING id",
+        "VALUES (%s, %s, %s, %s, %s, %s, NULL, %s) ON CONFLICT (annotator_id, client_key) DO NOTHING "
+        f"RETURNING {ANNOTATION_RETURNED.sql}",
         [
             query.pk,
             annotator.pk,
             assignment.pk,
             client_key,
-            annotation.time_spent_ms,
+            int((now - assignment.started_at).total_seconds() * 1000),
             active_ms,
             connection.ops.adapt_datetimefield_value(now),
         ],
@@ -265,8 +257,8 @@ def annotation_submit(
     if row is None:  # the key names an annotation of another query (of this one, the assignment would be closed)
         existing_annotation(annotator=annotator, query=query, client_key=client_key)
         raise Conflict(f"client_key {client_key!r} was already used.", field="client_key")
-    annotation.pk = row[0]
-    annotation._state.adding, annotation._state.db = False, DEFAULT_DB_ALIAS
+    annotation = ANNOTATION_RETURNED.load(row)
+    annotation.query, annotation.annotator, annotation.assignment = query, annotator, assignment
     if checked.choice is not None:
         execute(
             "INSERT INTO annotate_pairwisechoice (annotation_id, choice, shown_choice, strength) VALUES (%s, %s, %s, %s)",

@@ -217,11 +217,53 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def process_table() -> dict[int, tuple[int, str, float]]:
+    """Every process's (parent pid, name, CPU seconds so far), from /proc; empty where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    table = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile, or no /proc
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def descendants(table: dict[int, tuple[int, str, float]], root: int) -> set[int]:
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _, _) in table.items() if ppid == parent and pid not in found]
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+@dataclass
+class CpuUse:
+    """CPU time spent while the labels went in."""
+
+    machine_busy: float | None  # share of all cores, from /proc/stat; None without it
+    clients_s: float  # this process: the client threads
+    server_s: float | None  # gunicorn's master and workers; None when the server is not ours (--url)
+    database_s: float | None  # every process named postgres on this machine; None without /proc
+
+
 class CpuMeter:
-    """Share of the machine's CPU time that was busy between start() and stop(), from /proc/stat."""
+    """How busy the machine was between start() and stop(), and which processes used the time.
+
+    A process that exited in between is missed; gunicorn's workers and their PostgreSQL backends
+    live through the run.
+    """
+
+    def __init__(self, server_pid: int | None):
+        self.server_pid = server_pid
 
     @staticmethod
-    def read() -> tuple[int, int] | None:
+    def read_machine() -> tuple[int, int] | None:
         try:
             fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         except (OSError, ValueError, IndexError):
@@ -230,17 +272,25 @@ class CpuMeter:
         return sum(fields), idle
 
     def start(self) -> None:
-        self.first = self.read()
+        self.first_table = process_table()
+        self.first = self.read_machine()
         self.process_cpu = time.process_time()
 
-    def stop(self) -> tuple[float | None, float]:
-        """(busy fraction of all cores or None, CPU seconds this process used)."""
-        last = self.read()
-        used = time.process_time() - self.process_cpu
-        if self.first is None or last is None or last[0] == self.first[0]:
-            return None, used
-        total, idle = last[0] - self.first[0], last[1] - self.first[1]
-        return 1 - idle / total, used
+    def stop(self) -> CpuUse:
+        last = self.read_machine()
+        clients = time.process_time() - self.process_cpu
+        table = process_table()
+        machine = None
+        if self.first is not None and last is not None and last[0] != self.first[0]:
+            total, idle = last[0] - self.first[0], last[1] - self.first[1]
+            machine = 1 - idle / total
+
+        def used(pids) -> float:
+            return sum(table[pid][2] - self.first_table.get(pid, (0, "", 0.0))[2] for pid in pids)
+
+        server = used(descendants(table, self.server_pid)) if self.server_pid and table else None
+        database = used(pid for pid, (_, name, _) in table.items() if name.startswith("postgres")) if table else None
+        return CpuUse(machine, clients, server, database)
 
 
 @dataclass
@@ -295,9 +345,10 @@ def annotator_loop(
             pending = None
             t1 = time.perf_counter()
             if status == 204:
+                # Nothing left for this client. The others go on: a query another client still
+                # holds (a combined submit's next) is why it saw none, and it will be answered.
                 with run.lock:
                     run.exhausted = True
-                    run.stop.set()
                 run.give_back_ticket()
                 return
             if status != 200:
@@ -510,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.setswitchinterval(0.0005)
         run = LabelRun(wanted=args.labels, deadline=time.monotonic() + args.max_seconds)
         barrier = threading.Barrier(args.clients + 1)
-        meter = CpuMeter()
+        meter = CpuMeter(server.process.pid if server is not None else None)
         with tqdm(total=args.labels, desc="labels", unit="label", file=sys.stderr, mininterval=0.5) as bar:
             threads = [
                 threading.Thread(
@@ -534,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 run.stop.set()
                 raise
             label_s = time.perf_counter() - started
-            machine_busy, client_cpu = meter.stop()
+            cpu = meter.stop()
 
         # 3. Export ------------------------------------------------------------------------
         manager.connection.close()  # idle through the labelling: the server may have dropped it
@@ -580,12 +631,25 @@ def main(argv: list[str] | None = None) -> int:
             if name == "next+submit":
                 line += f"   target p95 <= {TARGET_P95_MS:.0f} ms: {verdict(p95_round <= TARGET_P95_MS)}"
             print(line)
-        if machine_busy is not None:
-            print(
-                f"  cpu       machine {machine_busy * 100:.0f}% busy across its {os.cpu_count()} cores; "
-                f"the client threads used {client_cpu / label_s:.2f} of a core"
-            )
-        if run.exhausted:
+        if cpu.machine_busy is not None:
+            print(f"  cpu       machine {cpu.machine_busy * 100:.0f}% busy across its {os.cpu_count()} cores")
+        if run.done:
+            per_label = {
+                "gunicorn": cpu.server_s,
+                "PostgreSQL": cpu.database_s if vendor == "postgresql" else None,
+                "clients": cpu.clients_s,
+            }
+            parts = ", ".join(f"{name} {sec / run.done * 1000:.1f} ms" for name, sec in per_label.items() if sec is not None)
+            print(f"  cpu/label {parts} (CPU time, all processes of each)")
+            if cpu.server_s is not None and per_label["PostgreSQL"] is not None:
+                # What a server of more cores than this one needs: the clients do not count there.
+                serving_ms = (cpu.server_s + cpu.database_s) / run.done * 1000
+                print(
+                    f"  capacity  {serving_ms:.1f} ms of gunicorn and PostgreSQL CPU per label: "
+                    f"{TARGET_SUBMITS_PER_S:.0f} submits/s keeps {serving_ms * TARGET_SUBMITS_PER_S / 1000:.1f} cores busy "
+                    f"with them alone; this machine has {cores()}"
+                )
+        if run.exhausted and run.done < args.labels:
             print("  note      the pool ran out before M labels (GET next answered 204)")
         if run.stop.is_set() and not run.exhausted and run.done < args.labels:
             print(f"  note      stopped early after {args.max_seconds:.0f} s or too many errors")

@@ -6,15 +6,10 @@ import copy
 from pathlib import Path
 
 
-def one_dpo_step(rows: list[dict], output_dir: Path) -> tuple[object, list[str]]:
-    """Run TRL's DPOTrainer for one step on a one-layer Llama with SmolLM2's tokenizer.
-
-    Returns the trainer's output and the names of the parameters that moved.
-    """
+def tiny_llama():
+    """(SmolLM2's tokenizer, a one-layer Llama of random weights over its vocabulary), seeded."""
     import torch
-    from datasets import Dataset
     from transformers import LlamaConfig, LlamaForCausalLM
-    from trl import DPOConfig, DPOTrainer
 
     from learning.models import load_tokenizer
 
@@ -27,12 +22,24 @@ def one_dpo_step(rows: list[dict], output_dir: Path) -> tuple[object, list[str]]
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=128,
+        max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    model = LlamaForCausalLM(config)
+    return tokenizer, LlamaForCausalLM(config)
+
+
+def one_dpo_step(rows: list[dict], output_dir: Path) -> tuple[object, list[str]]:
+    """Run TRL's DPOTrainer for one step on a one-layer Llama with SmolLM2's tokenizer.
+
+    Returns the trainer's output and the names of the parameters that moved.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer, model = tiny_llama()
     args = DPOConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=2,

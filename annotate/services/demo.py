@@ -44,9 +44,13 @@ def demo_records(responses_file: Path = DEMO_RESPONSES) -> list[dict]:
 
 
 def demo_generate(
-    *, model: str, output: Path, n: int = 2, max_new_tokens: int = 192, progress: Callable[[int, int], None] | None = None
+    *, model: str, output: Path, n: int = 3, max_new_tokens: int = 320, progress: Callable[[int, int], None] | None = None
 ) -> Path:
-    """Write the demo prompts with `n` sampled responses each, from the given policy model."""
+    """Write the demo prompts with `n` sampled responses each, from the given policy model.
+
+    A response the token limit cut off ends at its last whole sentence instead (see
+    learning.generate.trim_unfinished): the demo is a newcomer's first look at Preflab.
+    """
     from learning.generate import generate_responses
 
     prompts = [json.loads(line) for line in DEMO_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -59,6 +63,7 @@ def demo_generate(
         seed=0,
         cache_dir=None,
         progress=progress,
+        trim=True,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")

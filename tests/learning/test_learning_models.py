@@ -59,7 +59,7 @@ def test_resolving_a_model_imports_neither_torch_nor_transformers():
 
 
 def test_smollm2_gguf_loads_and_generates_sensible_text(tmp_path):
-    from learning.generate import generate_responses
+    from learning.generate import generate_responses, trim_unfinished
 
     france = [{"role": "user", "content": "What is the capital of France?"}]
     fruit = [{"role": "user", "content": "Name a fruit."}]
@@ -84,3 +84,13 @@ def test_smollm2_gguf_loads_and_generates_sensible_text(tmp_path):
     assert "quantization_config" not in json.loads((converted / "config.json").read_text())
     [[greedy]] = generate_responses("smollm2", [france], n=1, max_new_tokens=8, temperature=0, cache_dir=tmp_path)
     assert "Paris" in greedy
+
+    # With trim, a reply the limit cut off is cut back (learning.generate.trim_unfinished), and one
+    # that ended within it is left as it was.
+    story = [{"role": "user", "content": "Tell me a long story about a dragon and a lighthouse keeper."}]
+    plain = generate_responses("smollm2", [story, france], n=1, max_new_tokens=16, temperature=0, cache_dir=tmp_path)
+    trimmed = generate_responses(
+        "smollm2", [story, france], n=1, max_new_tokens=16, temperature=0, cache_dir=tmp_path, trim=True
+    )
+    assert trimmed[0] == [trim_unfinished(plain[0][0])] != plain[0]
+    assert trimmed[1] == plain[1] == ["The capital of France is Paris."]

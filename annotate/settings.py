@@ -235,8 +235,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis in production and CI; kombu's filesystem transport for the quickstart, which
-# needs no server. Both run the same tasks through the same worker.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+# needs no server. Both run the same tasks through the same worker. The filesystem transport
+# ignores the host; naming one spares the worker's log kombu's "No hostname was supplied" warning.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost/"
 _broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
 if _broker_scheme not in {"redis", "rediss", "filesystem", "amqp", "memory"}:
     raise ImproperlyConfigured(

@@ -217,6 +217,22 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def reference_loop_ms(additions: int = 1_000_000) -> float:
+    """Milliseconds this machine takes for a fixed pure-Python loop, best of three.
+
+    Shared machines differ in speed by 2x and more, and drift between sittings; this figure lets
+    two runs' CPU times per label be compared after dividing each by its machine's.
+    """
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(additions):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def process_table() -> dict[int, tuple[int, str, float]]:
     """Every process's (parent pid, name, CPU seconds so far), from /proc; empty where there is no /proc."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -516,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  machine   {cores()} of {os.cpu_count()} CPU cores for this process and its server, "
             f"Python {sys.version.split()[0]}, clients are threads of this process"
         )
+        print(f"  speed     a pure-Python reference loop (10^6 additions) takes {reference_loop_ms():.0f} ms here")
         print(f"  workload  N={args.queries} queries, K={args.clients} annotators, M={args.labels} labels, overlap 1")
         if vendor != "postgresql":
             print("  note      the targets are for PostgreSQL; set DATABASE_URL=postgres://... to compare with them")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -162,15 +162,39 @@ def pair_key(kind: str, response_ids: Iterable[int]) -> str:
     return f"{kind}:" + "-".join(str(i) for i in response_ids)
 
 
+# Records stored at a time: a large file takes minutes, and progress is reported per chunk.
+IMPORT_CHUNK = 1000
+
+
 @transaction.atomic
-def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
+def items_import(
+    *,
+    study: Study,
+    lines: Iterable[bytes | str],
+    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = IMPORT_CHUNK,
+) -> ImportResult:
     """Import JSONL prompts with responses; each pair of a prompt's responses becomes a pairwise query.
 
-    All or nothing: any bad line stores nothing. Re-importing an id adds only responses it lacks.
+    All or nothing: any bad line stores nothing, and so does a conflict found in a later chunk,
+    since every chunk is stored in the one transaction. Re-importing an id adds only responses it
+    lacks. ``progress(done, total)`` is called after each chunk is stored, counting records.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     min_responses, max_responses = response_limits(study)
     records = parse_jsonl(lines, min_responses=min_responses, max_responses=max_responses)
     result = ImportResult()
+    for start in range(0, len(records), chunk_size):
+        records_store(study=study, records=records[start : start + chunk_size], result=result)
+        if progress is not None:
+            progress(min(start + chunk_size, len(records)), len(records))
+    analyze_after_commit([Prompt, Response, Query, QueryResponse], study_id=study.pk, queries_created=result.queries_created)
+    return result
+
+
+def records_store(*, study: Study, records: list[ImportRecord], result: ImportResult) -> None:
+    """Store parsed records (ids unique among them) and the queries they make; adds to `result`."""
     existing = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
     for record in records:
         prompt = existing.get(record.external_id)
@@ -186,7 +210,7 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
         if r.external_id not in existing
     ]
     Prompt.objects.bulk_create(new_prompts)
-    result.prompts_created = len(new_prompts)
+    result.prompts_created += len(new_prompts)
     prompts = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
 
     known = {}
@@ -203,13 +227,10 @@ def items_import(*, study: Study, lines: Iterable[bytes | str]) -> ImportResult:
                 new_responses.append(Response(prompt=prompt, index=next_index, text=text, source="import"))
                 next_index += 1
     Response.objects.bulk_create(new_responses)
-    result.responses_created = len(new_responses)
+    result.responses_created += len(new_responses)
     grown = {response.prompt_id for response in new_responses}
-    result.prompts_unchanged = sum(1 for p in existing.values() if p.id not in grown)
-
-    result.queries_created = queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
-    analyze_after_commit([Prompt, Response, Query, QueryResponse], study_id=study.pk, queries_created=result.queries_created)
-    return result
+    result.prompts_unchanged += sum(1 for p in existing.values() if p.id not in grown)
+    result.queries_created += queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """The import_items and export_dataset commands, on files."""
 
+import io
 import json
+import re
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -89,3 +92,31 @@ def test_export_dataset_takes_sources_for_trl_and_refuses_them_elsewhere(tmp_pat
     assert row["source"] == "revision" and row["chosen"][0]["content"] == qa_record()["feedback"]["corrected-prediction"]
     with pytest.raises(CommandError, match="sources applies to the trl and kto formats"):
         call_command("export_dataset", str(study.pk), "--format", "spans", "--sources", "revision")
+
+
+class Terminal(io.StringIO):
+    """Standard error as a terminal: the commands draw their progress bars only on one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_import_and_export_draw_a_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    records = [{"id": f"r{i}", "prompt": f"Question {i}", "responses": [f"a{i}", f"b{i}"]} for i in range(5)]
+    items = write_jsonl(tmp_path / "items.jsonl", records)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    call_command("import_items", str(study.pk), str(items))
+    assert re.search(r"storing: 100%.* 5/5", terminal.getvalue())
+
+    label_preferring_first_response(study, annotator)
+    call_command("export_dataset", str(study.pk), "-o", str(tmp_path / "out.jsonl"))
+    assert re.search(r"exporting: 100%.* 5/5", terminal.getvalue())
+
+    not_a_terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", not_a_terminal)
+    call_command("export_dataset", str(study.pk), "-o", str(tmp_path / "again.jsonl"))
+    assert "exporting" not in not_a_terminal.getvalue()  # a log file gets the result, not a bar
+    assert "rows: 5" in not_a_terminal.getvalue()

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
@@ -30,13 +31,15 @@ class Command(BaseCommand):
         except PreflabError as exc:
             raise CommandError(exc.message) from None
         output: Path | None = options["output"]
+        # The bar goes to standard error, and only on a terminal: standard output may be the data.
+        rows = tqdm(export.rows, total=export.counts["rows"], unit="row", desc="exporting", file=sys.stderr, disable=None)
         if output is None:
-            self.write_rows(export.rows, sys.stdout)
+            self.write_rows(rows, sys.stdout)
         else:
             # Write beside the target and rename, so a failed export never leaves half a file.
             partial = output.with_name(output.name + ".partial")
             with partial.open("w", encoding="utf-8") as handle:
-                self.write_rows(export.rows, handle)
+                self.write_rows(rows, handle)
             partial.replace(output)
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in export.counts.items())
         self.stderr.write(f"Exported {study.name!r} as {export.format} — {counts}")

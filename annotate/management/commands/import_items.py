@@ -1,6 +1,8 @@
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
@@ -30,8 +32,14 @@ class Command(BaseCommand):
             if options["format"] == "fgrlhf":
                 result = fgrlhf_import(study=study, data=path.read_bytes())
             else:
-                with path.open("rb") as lines:
-                    result = items_import(study=study, lines=lines)
+                # The bar (on a terminal only) counts records as they are stored, after every line was checked.
+                with path.open("rb") as lines, tqdm(unit="record", desc="storing", file=sys.stderr, disable=None) as bar:
+
+                    def progress(done: int, total: int) -> None:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                    result = items_import(study=study, lines=lines, progress=progress)
         except PreflabError as exc:
             raise CommandError(f"{path}: {exc.message}") from None
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.as_dict().items())

@@ -115,6 +115,14 @@ def test_import_and_export_draw_a_progress_bar_on_a_terminal_only(tmp_path, monk
     call_command("export_dataset", str(study.pk), "-o", str(tmp_path / "out.jsonl"))
     assert re.search(r"exporting: 100%.* 5/5", terminal.getvalue())
 
+    terminal.seek(0)
+    terminal.truncate()
+    screen = Terminal()  # rows shown on the terminal: a bar would be drawn among them
+    monkeypatch.setattr(sys, "stdout", screen)
+    call_command("export_dataset", str(study.pk))
+    assert len(screen.getvalue().splitlines()) == 5
+    assert "exporting" not in terminal.getvalue()
+
     not_a_terminal = io.StringIO()
     monkeypatch.setattr(sys, "stderr", not_a_terminal)
     call_command("export_dataset", str(study.pk), "-o", str(tmp_path / "again.jsonl"))

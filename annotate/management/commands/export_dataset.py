@@ -31,8 +31,9 @@ class Command(BaseCommand):
         except PreflabError as exc:
             raise CommandError(exc.message) from None
         output: Path | None = options["output"]
-        # The bar goes to standard error, and only on a terminal: standard output may be the data.
-        rows = tqdm(export.rows, total=export.counts["rows"], unit="row", desc="exporting", file=sys.stderr, disable=None)
+        # The bar goes to standard error, and only on a terminal; not when the rows go to that terminal too.
+        quiet = None if output is not None or not sys.stdout.isatty() else True
+        rows = tqdm(export.rows, total=export.counts["rows"], unit="row", desc="exporting", file=sys.stderr, disable=quiet)
         if output is None:
             self.write_rows(rows, sys.stdout)
         else:

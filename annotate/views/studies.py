@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import access
@@ -15,7 +16,7 @@ from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
 from annotate.services.items import items_import
 from annotate.services.studies import membership_add
-from annotate.views.errors import page
+from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 from annotate.views.runs import metric_text
 
@@ -81,6 +82,8 @@ def study_import(request: HttpRequest, study_id: int) -> HttpResponse:
         counts = result.as_dict()
         summary = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
         messages.success(request, f"Imported {upload.name}: {summary}.")
+    if is_htmx(request):  # the form showed the upload's progress; htmx now loads the dashboard with the result
+        return HttpResponse(status=204, headers={"HX-Redirect": reverse("study-dashboard", args=[study.pk])})
     return redirect("study-dashboard", study_id=study.pk)
 
 

@@ -103,6 +103,14 @@ def test_a_bad_import_names_the_line_and_field_and_stores_nothing(as_user, manag
     assert not Prompt.objects.filter(study=study, external_id="ok").exists()
 
 
+def test_an_import_sent_by_htmx_is_answered_with_a_redirect_to_the_dashboard_and_its_result(as_user, manager, study):
+    client = as_user(manager)
+    upload = SimpleUploadedFile("more.jsonl", b'{"id": "new1", "prompt": "Hello?", "responses": ["Hi.", "Hey."]}\n')
+    reply = client.post(reverse("study-import", args=[study.pk]), {"file": upload}, headers={"HX-Request": "true"})
+    assert (reply.status_code, reply["HX-Redirect"]) == (204, reverse("study-dashboard", args=[study.pk]))
+    assert "Imported more.jsonl: 1 prompts created" in text_of(dashboard(client, study).content.decode())
+
+
 def test_an_import_without_a_file_asks_for_one(as_user, manager, study):
     reply = as_user(manager).post(reverse("study-import", args=[study.pk]), {}, follow=True)
     assert "Choose a JSONL file to import." in reply.content.decode()

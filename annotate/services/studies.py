@@ -33,6 +33,9 @@ STUDY_FIELDS = {
     "span_taxonomy",
     "rating_aspects",
 }
+# Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
+# every label count under the overlap in its SQL, so the bound also keeps that statement small.
+MAX_OVERLAP = 100
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -83,8 +86,8 @@ def check_study_fields(fields: dict) -> dict:
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
     overlap = fields.get("overlap", 1)
-    if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 1:
-        raise InvalidInput(f"overlap must be a whole number of at least 1, not {overlap!r}.", field="overlap")
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
+        raise InvalidInput(f"Overlap must be a whole number from 1 to {MAX_OVERLAP}, not {overlap!r}.", field="overlap")
     strategy = fields.get("selection_strategy", SelectionStrategy.RANDOM)
     if strategy not in SelectionStrategy.values:
         raise InvalidInput(
@@ -129,5 +132,16 @@ def membership_add(*, study: Study, username: str, role: str) -> Membership:
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise InvalidInput(f"No user named {username!r}.", field="username")
+    if role != Role.MANAGER:
+        # Locked, so that two managers demoting each other at once cannot leave the study with none.
+        managers = set(
+            Membership.objects.select_for_update().filter(study=study, role=Role.MANAGER).values_list("user_id", flat=True)
+        )
+        if managers == {user.pk}:
+            raise InvalidInput(
+                f"{username} is this study's only manager; make someone else a manager first, "
+                "or nobody could change the study any more.",
+                field="role",
+            )
     membership, _ = Membership.objects.update_or_create(user=user, study=study, defaults={"role": role})
     return membership

@@ -23,7 +23,7 @@ from annotate import access
 from annotate.errors import InvalidInput, PreflabError
 from annotate.models import Query, Study
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
-from annotate.services.studies import study_update
+from annotate.services.studies import MAX_OVERLAP, study_update
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
 
@@ -161,7 +161,7 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
     try:
         fields["overlap"] = int(post.get("overlap", ""))
     except ValueError:
-        errors["overlap"] = "Overlap must be a whole number of at least 1."
+        errors["overlap"] = f"Overlap must be a whole number from 1 to {MAX_OVERLAP}."
     fields["feedback_kinds"] = kinds_from_post(post)
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:

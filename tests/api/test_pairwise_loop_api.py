@@ -46,6 +46,36 @@ def test_a_study_with_overlap_zero_is_refused_naming_the_field():
     assert "overlap" in reply.json()
 
 
+def test_an_overlap_above_100_is_refused_on_create_and_on_change():
+    manager = UserFactory()
+    client = client_for(manager)
+    reply = client.post("/api/v1/studies/", {"name": "X", "overlap": 101}, format="json")
+    assert reply.status_code == 400 and "overlap" in json.dumps(reply.json())
+    study = make_study(manager=manager, overlap=100)
+    reply = client.patch(f"/api/v1/studies/{study.pk}/", {"overlap": 10**11}, format="json")
+    assert reply.status_code == 400 and "overlap" in json.dumps(reply.json())
+    study.refresh_from_db()
+    assert study.overlap == 100
+
+
+def test_the_only_manager_cannot_step_down_until_there_is_another():
+    manager, deputy = UserFactory(), UserFactory()
+    study = make_study(manager=manager, annotators=[deputy])
+    members = f"/api/v1/studies/{study.pk}/members/"
+    refused = client_for(manager).post(members, {"username": manager.username, "role": "annotator"})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "detail": f"{manager.username} is this study's only manager; make someone else a manager first, "
+        "or nobody could change the study any more.",
+        "field": "role",
+    }
+    assert client_for(manager).post(members, {"username": deputy.username, "role": "manager"}).status_code == 201
+    assert client_for(manager).post(members, {"username": manager.username, "role": "annotator"}).status_code == 201
+    assert client_for(manager).get(f"/api/v1/studies/{study.pk}/").json()["my_role"] == "annotator"
+    refused = client_for(deputy).post(members, {"username": deputy.username, "role": "researcher"})
+    assert refused.status_code == 400  # now the deputy is the only one
+
+
 def test_only_a_manager_adds_members():
     manager, annotator, newcomer = UserFactory(), UserFactory(), UserFactory()
     study = make_study(manager=manager, annotators=[annotator])

@@ -89,8 +89,6 @@ def test_smollm2_gguf_loads_and_generates_sensible_text(tmp_path):
     # that ended within it is left as it was.
     story = [{"role": "user", "content": "Tell me a long story about a dragon and a lighthouse keeper."}]
     plain = generate_responses("smollm2", [story, france], n=1, max_new_tokens=16, temperature=0, cache_dir=tmp_path)
-    trimmed = generate_responses(
-        "smollm2", [story, france], n=1, max_new_tokens=16, temperature=0, cache_dir=tmp_path, trim=True
-    )
+    trimmed = generate_responses("smollm2", [story, france], n=1, max_new_tokens=16, temperature=0, cache_dir=tmp_path, trim=True)
     assert trimmed[0] == [trim_unfinished(plain[0][0])] != plain[0]
     assert trimmed[1] == plain[1] == ["The capital of France is Paris."]

@@ -137,7 +137,11 @@ def test_a_bad_taxonomy_or_aspect_list_is_shown_beside_its_field_and_nothing_is_
 
 def test_a_bad_overlap_and_an_empty_name_are_named(as_user, manager, study):
     html = as_user(manager).post(url(study), valid(study, overlap="lots")).content.decode()
-    assert "Overlap must be a whole number of at least 1." in html
+    assert "Overlap must be a whole number from 1 to 100." in html
+    # A huge overlap would make every claim list that many label counts: refused before it is stored.
+    html = as_user(manager).post(url(study), valid(study, overlap="100000000000")).content.decode()
+    assert 'id="overlap-error">Overlap must be a whole number from 1 to 100, not 100000000000.' in html
+    assert Study.objects.get(pk=study.pk).overlap == 1
     html = as_user(manager).post(url(study), valid(study, name="  ")).content.decode()
     assert 'id="name-error">A study needs a name.' in html
 

@@ -53,7 +53,7 @@ def test_the_api_answers_404_to_outsiders_and_403_to_roles_without_the_action(pe
     client = APIClient()
     client.force_authenticate(users[role])
     reply = getattr(client, method)(
-        url.format(id=study.pk), {"username": users["manager"].username, "role": "annotator"} if method == "post" else None
+        url.format(id=study.pk), {"username": users["researcher"].username, "role": "researcher"} if method == "post" else None
     )
     if role is None:
         assert reply.status_code == 404

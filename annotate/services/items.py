@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from django.db import transaction
 from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
-from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
+from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.rows import analyze_after_commit
 
 MAX_RESPONSES = 16
@@ -269,6 +270,17 @@ def response_limits(study: Study) -> tuple[int, int]:
     return 1, MAX_RESPONSES
 
 
+def first_priority(study: Study) -> int:
+    """A new query's place in the claim order (highest first), under the study's selection strategy.
+
+    Random: a random place, so that annotators are asked in no particular order rather than in the
+    file's, where a prompt's pairs come one after another and invite anchoring.
+    """
+    if study.selection_strategy == SelectionStrategy.RANDOM:
+        return random.randrange(2**31 - 1)
+    return 0
+
+
 def queries_create(*, study: Study, prompt_ids: list[int]) -> int:
     """Create the queries these prompts' responses make that do not exist yet; returns how many."""
     by_prompt: dict[int, list[int]] = {}
@@ -282,7 +294,10 @@ def queries_create(*, study: Study, prompt_ids: list[int]) -> int:
     present = set(Query.objects.filter(study=study, key__in=list(wanted)).values_list("key", flat=True))
     missing = [(prompt_id, plan) for key, (prompt_id, plan) in wanted.items() if key not in present]
     queries = Query.objects.bulk_create(
-        [Query(study=study, prompt_id=prompt_id, kind=plan.kind, key=plan.key, asks=plan.asks) for prompt_id, plan in missing]
+        [
+            Query(study=study, prompt_id=prompt_id, kind=plan.kind, key=plan.key, asks=plan.asks, priority=first_priority(study))
+            for prompt_id, plan in missing
+        ]
     )
     if queries and queries[0].pk is None:  # backends that do not return ids from bulk inserts
         ids = dict(Query.objects.filter(study=study, key__in=[plan.key for _, plan in missing]).values_list("key", "id"))

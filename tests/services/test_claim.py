@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Query
-from annotate.services.assignments import assign, claim_query, open_queries_for
+from annotate.services.assignments import assign, assignment_next, claim_query, open_queries_for
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +58,18 @@ def test_the_check_before_assigning_agrees_with_the_queryset_for_every_query(see
                 handed = assign(query=query, size=size, study=study, annotator=person, now=timezone.now())
                 transaction.set_rollback(True)
             assert (handed is not None) == (query.pk in open_ids), (person.pk, query.pk)
+
+
+def test_a_random_study_hands_out_its_queries_in_a_random_order_not_the_files():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    assert study.selection_strategy == "random"
+    make_items(study, n_prompts=30)
+    in_file_order = list(Query.objects.filter(study=study).order_by("id").values_list("id", flat=True))
+    handed = []
+    while (assignment := assignment_next(study=study, annotator=annotator)) is not None:
+        handed.append(assignment.query_id)
+        assignment.status = "skipped"
+        assignment.save(update_fields=["status"])
+    assert sorted(handed) == sorted(in_file_order)  # every query, once
+    assert handed != in_file_order  # 1 chance in 30! of failing by luck

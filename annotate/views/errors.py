@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render, resolve_url
 
 from annotate.errors import Forbidden, NotFound, PreflabError
 
@@ -36,4 +39,25 @@ def page(view):
             template = "errors.html#error-message" if is_htmx(request) else "errors.html"
             return render(request, template, {"message": exc.message}, status=exc.status_code)
 
-    return login_required(wrapped)
+    protected = login_required(wrapped)
+
+    @functools.wraps(view)
+    def entry(request, *args, **kwargs):
+        if is_htmx(request) and not request.user.is_authenticated:
+            return login_again(request)
+        return protected(request, *args, **kwargs)
+
+    return entry
+
+
+def login_again(request: HttpRequest) -> HttpResponse:
+    """The whole page goes to the login form, which leads back to the page the request came from.
+
+    A plain redirect would be followed by htmx itself, which would put the login page inside the
+    panel it meant to replace, and the login would then lead to the partial's URL.
+    """
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    back = (current.path + (f"?{current.query}" if current.query else "")) if current.path else request.path
+    messages.info(request, "You were logged out, so that last action was not saved. Log in to go on.")
+    login = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+    return HttpResponse(status=204, headers={"HX-Redirect": login})

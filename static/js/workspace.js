@@ -507,6 +507,29 @@
     modules.forEach(function (module) { if (module.init) module.init(p); });
   }
 
+  // ---- a request that failed ------------------------------------------------------------------
+  // htmx swaps nothing for an error status or a lost connection; say so, or the answer seems taken.
+
+  function serverMessage(xhr) {
+    // Preflab's error partial (errors.html#error-message) says what went wrong; other pages are not read.
+    if (!xhr.responseText) return "";
+    const alert = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("[role=alert]");
+    return alert ? alert.textContent.trim() : "";
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    if (!panel() || !panel().contains(event.detail.elt)) return;
+    const status = event.detail.xhr.status;
+    const said = serverMessage(event.detail.xhr);
+    if (said) Preflab.flash(said + " (Nothing was saved.)");
+    else if (status === 403) Preflab.flash("The server refused this (403): the page's security token may be out of date. Reload the page and answer again; nothing was saved.");
+    else Preflab.flash("The server failed (HTTP " + status + "), so nothing was saved. Try again, or reload the page.");
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    if (!panel() || !panel().contains(event.detail.elt)) return;
+    Preflab.flash("The server could not be reached, so nothing was saved. Check the connection and try again.");
+  });
+
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:afterSettle", init);
   document.addEventListener("htmx:afterSwap", init);

@@ -39,6 +39,21 @@ def test_a_non_member_gets_404_for_a_workspace(as_user, study, outsider):
     assert as_user(outsider).get(reverse("workspace", args=[study.pk])).status_code == 404
 
 
+def test_a_logged_out_htmx_submit_sends_the_whole_page_to_the_login_and_back(client, study, annotator):
+    assignment = assignment_next(study=study, annotator=annotator)
+    workspace = reverse("workspace", args=[study.pk])
+    reply = client.post(
+        submit_url(study, assignment),
+        {"choice": "a"},
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{workspace}"},
+    )
+    # Not a 302, which htmx would follow itself and swap the login page into the panel.
+    assert (reply.status_code, reply["HX-Redirect"]) == (204, f"/login/?next={workspace.replace('/', '%2F')}")
+    assert "You were logged out, so that last action was not saved." in text_of(client.get(reply["HX-Redirect"]).content.decode())
+    assert not Annotation.objects.exists()
+    assert client.post(submit_url(study, assignment), {"choice": "a"}).status_code == 302  # a plain post: a plain redirect
+
+
 def test_a_missing_study_is_404_too(as_user, outsider):
     assert as_user(outsider).get(reverse("workspace", args=[987654])).status_code == 404
 

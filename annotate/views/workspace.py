@@ -187,9 +187,9 @@ def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> Http
     query = fetch_query(request, study, query_id)
     query.study = study
     responses = query.ordered_responses()
-    error, draft = None, None
+    error, draft, created = None, None, True
     try:
-        annotation_submit(
+        _, created = annotation_submit(
             query=query,
             annotator=request.user,
             client_key=request.POST.get("client_key", ""),
@@ -203,7 +203,16 @@ def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> Http
         error = friendly(exc.message, letters)
     except PreflabError as exc:
         error = exc.message
-    return after_action(request, study, error=error, notice="Saved. Here is the next query.", draft=draft)
+    # A repeat (another tab, or a page the browser brought back) stores nothing: the first answer stands.
+    notice = SAVED if created else ALREADY_ANSWERED
+    return after_action(request, study, error=error, notice=notice, draft=draft)
+
+
+SAVED = "Saved. Here is the next query."
+ALREADY_ANSWERED = (
+    "You had already answered that query, perhaps in another tab; your first answer stands and this one was not "
+    "saved. Here is the next query."
+)
 
 
 def letters_of(user, query: Query) -> dict[int, str]:

@@ -130,6 +130,19 @@ def test_a_double_submit_stores_one_annotation(as_user, study, annotator):
     assert first.status_code == second.status_code == 200
     assert Annotation.objects.filter(annotator=annotator).count() == 1
     assert 'class="alert' not in second.content.decode()
+    assert "Saved. Here is the next query." in first.content.decode()
+
+
+def test_a_second_tab_answering_the_same_query_is_told_its_answer_was_not_saved(as_user, study, annotator):
+    assignment = held(study, annotator)
+    client = as_user(annotator)
+    key = f"web-{assignment.pk}"  # both tabs show the same assignment, so their forms carry the same key
+    client.post(submit_url(study, assignment), {"choice": "a", "client_key": key}, **HTMX)
+    stale = client.post(submit_url(study, assignment), {"choice": "b", "client_key": key}, **HTMX)
+    assert "You had already answered that query, perhaps in another tab; your first answer stands" in text_of(
+        stale.content.decode()
+    )
+    assert PairwiseChoice.objects.get(annotation__annotator=annotator).shown_choice == "a"
 
 
 def test_a_plain_form_submit_redirects_back_to_the_workspace(as_user, study, annotator):

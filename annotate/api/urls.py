@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotate.api import registry, views
+from annotate.api.errors import not_found
 
 v1 = [
     (r"studies", views.study_list, "api-study-list"),
@@ -24,4 +25,5 @@ v1 = [
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     *[re_path(rf"^v1/{pattern}/?$", view, name=name) for pattern, view, name in v1],
+    re_path(r"^", not_found),
 ]

@@ -185,7 +185,11 @@ def query_annotations(request, pk: int):
     body = request.data
     if not isinstance(body, dict):
         raise InvalidInput("The body must be a JSON object.", field="body")
-    answer = {key: body[key] for keys in feedback.ANSWER_KEYS.values() for key in keys if key in body}
+    known = {key for keys in feedback.ANSWER_KEYS.values() for key in keys} | {"client_key", "active_ms"}
+    unknown = sorted(set(body) - known)
+    if unknown:  # a misspelt field would otherwise be dropped, and its default stored instead
+        raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(known))}.", field=unknown[0])
+    answer = {key: body[key] for key in known - {"client_key", "active_ms"} if key in body}
     annotation, created = feedback.annotation_submit(
         query=query,
         annotator=request.user,
@@ -205,9 +209,13 @@ def query_annotations(request, pk: int):
 @api_view(["POST"])
 def query_skip(request, pk: int):
     query = access.get_query_for_annotator(request.user, pk)
-    body = s.SkipSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    assignments.assignment_skip(query=query, annotator=request.user, reason=body.validated_data["reason"])
+    body = request.data
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a JSON object.", field="body")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidInput(f"reason must be text, not {reason!r}.", field="reason")
+    assignments.assignment_skip(query=query, annotator=request.user, reason=reason or "")
     return Response({"query": query.pk, "skipped": True})
 
 

@@ -188,6 +188,8 @@ def check_answer(query: Query, answer: dict) -> CheckedAnswer:
     responses = {} if asks == [FeedbackKind.PAIRWISE] else {r.pk: r.text for r in query.ordered_responses()}
     if FeedbackKind.PAIRWISE in asks:
         choice, strength = answer.get("choice"), answer.get("strength", 2)
+        if choice is None:
+            raise InvalidInput(f"choice is missing: give one of {', '.join(PairwiseChoiceValue.values)}.", field="choice")
         if choice not in PairwiseChoiceValue.values:
             raise InvalidInput(f"choice {choice!r} is not one of {', '.join(PairwiseChoiceValue.values)}.", field="choice")
         if not is_int(strength) or not 1 <= strength <= 3:

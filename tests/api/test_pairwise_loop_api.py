@@ -43,7 +43,8 @@ def test_creating_a_study_makes_its_creator_the_manager():
 def test_a_study_with_overlap_zero_is_refused_naming_the_field():
     reply = client_for(UserFactory()).post("/api/v1/studies/", {"name": "X", "overlap": 0}, format="json")
     assert reply.status_code == 400
-    assert "overlap" in reply.json()
+    assert reply.json()["field"] == "overlap"
+    assert reply.json()["detail"] == "overlap: Ensure this value is greater than or equal to 1."
 
 
 def test_an_overlap_above_100_is_refused_on_create_and_on_change():
@@ -422,6 +423,31 @@ def test_a_submit_body_that_is_not_an_object_or_lacks_a_text_client_key_is_refus
     assert bad_time.status_code == 400 and bad_time.json()["field"] == "active_ms"
     assert not Annotation.objects.exists()
     assert Assignment.objects.get(query_id=query_id).status == "active"  # a refused submit leaves it live
+
+
+def test_a_misspelt_or_missing_answer_field_is_named_not_dropped():
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    url = f"/api/v1/queries/{query_id}/annotations/"
+    misspelt = client.post(url, {"choice": "a", "strenght": 3, "client_key": "k"}, format="json")
+    assert misspelt.status_code == 400 and misspelt.json()["field"] == "strenght"
+    assert misspelt.json()["detail"].startswith("Unknown field 'strenght'; an answer takes ")
+    missing = client.post(url, {"strength": 3, "client_key": "k"}, format="json")
+    assert missing.json() == {"detail": "choice is missing: give one of a, b, tie, both_bad.", "field": "choice"}
+    assert not Annotation.objects.exists()
+
+
+def test_api_errors_are_json_with_a_detail_everywhere(settings):
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    no_reason = client.post(f"/api/v1/queries/{query_id}/skip/", {}, format="json")
+    assert no_reason.status_code == 400
+    assert no_reason.json() == {"detail": "Say why you skip this query.", "field": "reason"}
+    nowhere = client.get("/api/v1/no-such-thing/")
+    assert nowhere.status_code == 404 and nowhere.json() == {"detail": "No API endpoint at /api/v1/no-such-thing/."}
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    huge = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k" * 2000}, format="json")
+    assert huge.status_code == 413 and huge.json()["field"] == "body"
+    assert "too large" in huge.json()["detail"]
+    assert Assignment.objects.get(query_id=query_id).status == "active"
 
 
 def test_the_annotation_loop_runs_a_fixed_handful_of_statements(django_assert_max_num_queries):

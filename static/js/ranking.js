@@ -14,6 +14,8 @@
   let groups = []; // [[id, ...], ...] best first
   let board = null;
   let byId = {}; // id -> its element on the board, which render() moves between groups
+  let shown = ""; // the groups as first shown: sent unchanged, they are only the display order
+  let unchangedOk = false; // the annotator was told, and sends the shown order anyway
 
   // The board's items in rank order, as they are on screen.
   function items() {
@@ -314,13 +316,26 @@
       } catch (error) { /* keep the display order */ }
     }
     render(null);
+    shown = JSON.stringify(groups);
+    unchangedOk = false;
     initDrag();
     initCannot(p);
+  }
+
+  // Sending the order as shown is allowed, but only on purpose: asked once, the next send goes.
+  function problem() {
+    if (!board || !board.isConnected || unchangedOk || JSON.stringify(groups) !== shown) return null;
+    unchangedOk = true;
+    return {
+      message: "Nothing has been moved, so this ranking is just the order shown. Send again to keep it as it is, or rank first (r, then 1 to 9).",
+      focus: board,
+    };
   }
 
   Preflab.register({
     init: init,
     keydown: keydown,
+    problem: problem,
     beforeSubmit: function () {
       if (board && board.isConnected) render(null);
     },

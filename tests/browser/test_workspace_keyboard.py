@@ -332,3 +332,16 @@ def test_an_error_from_the_server_keeps_everything_the_annotator_entered(page, l
         "Hedges on a plain fact.",
         "Rome.",
     )
+
+
+def test_a_ranking_sent_untouched_is_asked_about_once_then_stored_as_shown(page, login):
+    study, annotator = study_with(["ranking"], [("Which city is largest?", ["Tokyo.", "Delhi.", "Shanghai."])])
+    assignment, (a, b, c) = claim_in_order(study, annotator)
+    open_workspace(page, login, study, annotator)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-flash] [role=alert]")
+    assert "Nothing has been moved" in page.locator("[data-flash]").inner_text()
+    assert not RankingPart.objects.exists()
+    page.keyboard.press("Control+Enter")  # on purpose, this time
+    page.wait_for_selector("text=All done")
+    assert RankingPart.objects.get().groups == [[a.pk], [b.pk], [c.pk]]

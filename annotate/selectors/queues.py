@@ -17,4 +17,6 @@ def annotator_progress(*, study: Study, annotator: AbstractBaseUser) -> dict:
         query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE, expires_at__gt=timezone.now()
     ).count()
     remaining = open_queries_for(study, annotator).count() + held
-    return {"done": done, "remaining": remaining, "total": done + remaining}
+    # Skipped queries are neither done nor left; counted apart, so a skip does not just shrink the total.
+    skipped = Assignment.objects.filter(query__study=study, annotator=annotator, status=AssignmentStatus.SKIPPED).count()
+    return {"done": done, "remaining": remaining, "total": done + remaining, "skipped": skipped}

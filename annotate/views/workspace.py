@@ -106,6 +106,8 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
     }
     if assignment is None:
         return context
+    if notice:
+        context["notice"] = notice + NEXT
     query = assignment.query  # with its prompt, as assignment_next loads it
     query.study = study
     if draft is not None and draft.query_id != query.pk:
@@ -208,11 +210,12 @@ def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> Http
     return after_action(request, study, error=error, notice=notice, draft=draft)
 
 
-SAVED = "Saved. Here is the next query."
+SAVED = "Saved."
 ALREADY_ANSWERED = (
-    "You had already answered that query, perhaps in another tab; your first answer stands and this one was not "
-    "saved. Here is the next query."
+    "You had already answered that query, perhaps in another tab; your first answer stands and this one was not saved."
 )
+SKIPPED = "Skipped."
+NEXT = " Here is the next query."
 
 
 def letters_of(user, query: Query) -> dict[int, str]:
@@ -234,4 +237,4 @@ def workspace_skip(request: HttpRequest, study_id: int, query_id: int) -> HttpRe
         assignment_skip(query=query, annotator=request.user, reason=request.POST.get("reason", ""))
     except PreflabError as exc:
         error = exc.message
-    return after_action(request, study, error=error, notice="Skipped. Here is the next query.")
+    return after_action(request, study, error=error, notice=SKIPPED)

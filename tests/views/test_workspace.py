@@ -192,6 +192,16 @@ def test_a_skip_with_a_reason_moves_on_to_the_next_query(as_user, study, annotat
     assert (assignment.status, assignment.skip_reason) == (AssignmentStatus.SKIPPED, "I can't judge arithmetic")
     following = Assignment.objects.get(annotator=annotator, status=AssignmentStatus.ACTIVE)
     assert submit_url(study, following) in reply.content.decode()
+    assert "0 / 2 done · 1 skipped Choice Skipped. Here is the next query." in text_of(reply.content.decode())
+
+
+def test_skipping_the_last_query_says_skipped_and_all_done_without_promising_a_next(as_user, study, annotator):
+    client = as_user(annotator)
+    for _ in range(3):
+        reply = client.post(skip_url(study, held(study, annotator)), {"reason": "Not my field"}, **HTMX)
+    text = text_of(reply.content.decode())
+    assert "0 / 0 done · 3 skipped Skipped. All done You have answered or skipped every query" in text
+    assert "Here is the next query" not in text
 
 
 def test_progress_shows_done_over_total(as_user, study, annotator, answer):

@@ -51,13 +51,21 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_text(value, where: str, *, required: bool) -> str:
+def revision_limit(response_text: str) -> int:
+    """The longest revision of a response: MAX_TEXT, or twice the response where that is longer.
+
+    A response may be imported at any length, and an annotator must be able to edit even a long one.
+    """
+    return max(MAX_TEXT, 2 * len(response_text))
+
+
+def check_text(value, where: str, *, required: bool, limit: int = MAX_TEXT) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{where} must be text.", field=where)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{where} is longer than {MAX_TEXT} characters.", field=where)
+    if len(value) > limit:
+        raise InvalidInput(f"{where} is longer than {limit} characters.", field=where)
     if required and not value.strip():
         raise InvalidInput(f"{where} is empty.", field=where)
     return value
@@ -142,7 +150,8 @@ def check_critiques(value, responses: dict) -> list[dict]:
         critique = check_text(item.get("critique"), f"{where}.critique", required=True)
         revision = ""
         if "revision" in item and item["revision"] is not None:
-            revision = check_text(item["revision"], f"{where}.revision", required=True)
+            limit = revision_limit(responses[response_id])
+            revision = check_text(item["revision"], f"{where}.revision", required=True, limit=limit)
             if revision.strip() == responses[response_id].strip():
                 raise InvalidInput(
                     f"{where}.revision is the response unchanged; leave it out instead.", field=f"{where}.revision"

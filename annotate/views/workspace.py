@@ -20,7 +20,7 @@ from annotate.models import Assignment, Query, Study
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.selectors.queues import annotator_progress
 from annotate.services.assignments import assignment_next, assignment_skip
-from annotate.services.feedback import annotation_submit
+from annotate.services.feedback import annotation_submit, revision_limit
 from annotate.views.answers import (
     DEFAULT_STRENGTH,
     Draft,
@@ -87,6 +87,7 @@ def with_draft(shown: list[dict], draft: Draft | None, aspects: list[dict]) -> N
         rid = item["response"].pk
         item["critique"] = draft.critiques.get(rid, "") if draft else ""
         item["revision"] = draft.revisions.get(rid, item["response"].text) if draft else item["response"].text
+        item["revision_limit"] = revision_limit(item["response"].text)
         rated = draft.ratings.get(rid, {}) if draft else {}
         item["aspects"] = [{**aspect, "value": rated.get(aspect["key"], "")} for aspect in aspects]
 

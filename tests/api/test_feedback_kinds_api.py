@@ -152,6 +152,23 @@ def test_an_empty_revision_marked_as_a_revision_is_refused():
     assert not Annotation.objects.exists()
 
 
+def test_a_long_response_may_get_a_revision_up_to_twice_its_length():
+    annotator = UserFactory()
+    long_answer = "word " * 5_000 + "and it goes on."  # 25,015 characters: over the 20,000 of other texts
+    study = study_asking(["critique"], [long_answer], annotator)
+    client = client_for(annotator)
+    body = next_for(client, study)
+    rid = body["responses"][0]["id"]
+    too_long = "x" * (2 * len(long_answer) + 1)
+    reply = submit(client, body["id"], critiques=[{"response": rid, "critique": "Rambles.", "revision": too_long}])
+    assert reply.status_code == 400
+    assert reply.json()["detail"] == f"critiques[0].revision is longer than {2 * len(long_answer)} characters."
+    edited = long_answer.replace("and it goes on.", "and then it stops.")
+    reply = submit(client, body["id"], critiques=[{"response": rid, "critique": "Rambles.", "revision": edited}])
+    assert reply.status_code == 201, reply.json()
+    assert CritiquePart.objects.get().revision == edited
+
+
 def test_ratings_cover_every_aspect_on_the_scale():
     annotator = UserFactory()
     aspects = [{"key": "clarity", "label": "Clarity"}, {"key": "accuracy", "label": "Accuracy"}]

@@ -161,7 +161,8 @@ def test_a_critique_query_prefills_the_revision_with_the_response_exactly(as_use
     study, assignment, (response,) = setup(annotator, ["critique"], ["\nStarts with a blank line & <tags>."])
     html = page(as_user(annotator), study)
     # The newline after <textarea> is eaten by the HTML parser, so one is written before the text.
-    assert f'data-revision="{response.pk}" spellcheck="true">\n\nStarts with a blank line &amp; &lt;tags&gt;.</textarea>' in html
+    textarea = f'data-revision="{response.pk}" maxlength="20000" spellcheck="true">'
+    assert textarea + "\n\nStarts with a blank line &amp; &lt;tags&gt;.</textarea>" in html
     assert f'name="critique_response" value="{response.pk}"' in html
 
 

@@ -56,7 +56,30 @@ def check_config(kind: str, config: dict) -> dict:
     unknown = set(config) - set(known)
     if unknown:
         raise InvalidInput(f"Unknown config key(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}.", field="config")
+    for key, (kind_of, ok, wanted) in COMMON_VALUES.items():
+        if key in config and not (kind_of(config[key]) and ok(config[key])):
+            raise InvalidInput(f"config.{key} must be {wanted}, not {config[key]!r}.", field=f"config.{key}")
     return dict(config)
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# The common keys' values, checked when the run is asked for rather than when a worker starts it.
+COMMON_VALUES = {
+    "epochs": (is_whole, lambda v: v >= 1, "a whole number of at least 1"),
+    "batch_size": (is_whole, lambda v: v >= 1, "a whole number of at least 1"),
+    "max_length": (is_whole, lambda v: v >= 8, "a whole number of at least 8 (tokens)"),
+    "learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
+    "head_learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
+    "eval_fraction": (is_number, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
+    "seed": (is_whole, lambda v: True, "a whole number"),
+}
 
 
 def check_base_model(name: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotate.models import Annotation, Assignment, PairwiseChoice, Prompt, Query
+from annotate.models import Annotation, Assignment, PairwiseChoice, Prompt, Query, TrainingRun
 from tests.factories import UserFactory, jsonl, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -335,6 +335,26 @@ def test_a_run_of_an_unknown_kind_or_config_key_is_refused():
     assert client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "policy"}, format="json").status_code == 400
     reply = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {"epochz": 1}}, format="json")
     assert reply.status_code == 400 and "epochz" in reply.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "wanted"),
+    [
+        ("epochs", -1, "a whole number of at least 1"),
+        ("epochs", 2.5, "a whole number of at least 1"),
+        ("batch_size", True, "a whole number of at least 1"),
+        ("learning_rate", 0, "a number above 0"),
+        ("eval_fraction", 1, "a number from 0 up to (not including) 1"),
+        ("max_length", 4, "a whole number of at least 8 (tokens)"),
+    ],
+)
+def test_a_run_with_a_bad_config_value_is_refused_before_any_worker_sees_it(key, value, wanted):
+    study = make_study()
+    client = client_for(study.created_by)
+    reply = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {key: value}}, format="json")
+    assert reply.status_code == 400
+    assert reply.json() == {"detail": f"config.{key} must be {wanted}, not {value!r}.", "field": f"config.{key}"}
+    assert not TrainingRun.objects.exists()
 
 
 def test_the_openapi_schema_describes_the_v1_api():

@@ -52,3 +52,19 @@ def test_logging_out_takes_a_post_and_returns_to_the_login_page(as_user, annotat
     assert reply.status_code == 302
     assert reply["Location"] == reverse("login")
     assert client.get(reverse("study-list")).status_code == 302
+
+
+def test_opening_a_form_only_address_shows_a_page_saying_so(as_user, annotator, study):
+    client = as_user(annotator)
+    for url in (reverse("logout"), reverse("workspace-submit", kwargs={"study_id": study.pk, "query_id": 1})):
+        reply = client.get(url)
+        assert reply.status_code == 405 and reply.has_header("Allow")
+        assert "cannot be opened as a page. Go back and use the button." in reply.content.decode(), url
+    assert client.get("/api/v1/studies/1/import/").json()["detail"] == 'Method "GET" not allowed.'  # the API's own
+
+
+def test_pages_carry_the_vendored_favicon(client):
+    from django.contrib.staticfiles import finders
+
+    assert 'rel="icon" href="/static/favicon.svg"' in client.get(reverse("login")).content.decode()
+    assert finders.find("favicon.svg")

@@ -227,10 +227,12 @@ def training_run_execute(*, run_id: int) -> Claim:
             version = train(run)
     except TrainingStopped:
         TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
+        shutil.rmtree(run_dir(run), ignore_errors=True)  # no version refers to a half-trained model
         return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         logger.exception("training run %s failed", run_id)
         fail_run(run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        shutil.rmtree(run_dir(run), ignore_errors=True)  # the error and log are on the run; the files are orphans
         return claim
     logger.info("training run %s registered %s", run_id, version)
     return claim

@@ -105,3 +105,32 @@ def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():
     assert run.status == "cancelled"
     with pytest.raises(InvalidInput, match="only a queued or running run"):
         training_run_cancel(run=run)
+
+
+@pytest.mark.parametrize(("ending", "status"), [("cancelled", "cancelled"), ("failed", "failed")], ids=["cancelled", "failed"])
+def test_a_run_that_ends_without_a_model_leaves_no_files_behind(monkeypatch, settings, tmp_path, ending, status):
+    from learning.errors import TrainingStopped
+
+    settings.ARTIFACTS_DIR = str(tmp_path)
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=10)
+    label_preferring_first_response(study, annotator)
+    run = queued_run(study)
+    written = []
+
+    def half_a_training(kind, config, data, *, output_dir, progress, should_stop):
+        output_dir.mkdir(parents=True)
+        (output_dir / "model.safetensors").write_bytes(b"\0" * 1024)  # a checkpoint, as a real run writes
+        written.append(output_dir)
+        if ending == "cancelled":
+            training_run_cancel(run=TrainingRun.objects.get(pk=run.pk))
+            raise TrainingStopped("cancelled between steps")
+        raise RuntimeError("the GPU fell over")
+
+    monkeypatch.setattr("learning.launch.run_job", half_a_training)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == status
+    assert written and not run_dir(run).exists()
+    assert not ModelVersion.objects.exists()

@@ -67,6 +67,14 @@ def study_member_add(request: HttpRequest, study_id: int) -> HttpResponse:
     return redirect("study-dashboard", study_id=study.pk)
 
 
+def count_phrase(name: str, value: int) -> str:
+    """prompts_created, 1 -> "1 prompt created"; queries_created, 3 -> "3 queries created"."""
+    noun, _, rest = name.partition("_")
+    if value == 1:
+        noun = "query" if noun == "queries" else noun.removesuffix("s")
+    return f"{value} {noun} {rest.replace('_', ' ')}"
+
+
 @require_POST
 @page
 def study_import(request: HttpRequest, study_id: int) -> HttpResponse:
@@ -79,8 +87,7 @@ def study_import(request: HttpRequest, study_id: int) -> HttpResponse:
     except PreflabError as exc:
         messages.error(request, exc.message)
     else:
-        counts = result.as_dict()
-        summary = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
+        summary = ", ".join(count_phrase(name, value) for name, value in result.as_dict().items())
         messages.success(request, f"Imported {upload.name}: {summary}.")
     if is_htmx(request):  # the form showed the upload's progress; htmx now loads the dashboard with the result
         return HttpResponse(status=204, headers={"HX-Redirect": reverse("study-dashboard", args=[study.pk])})

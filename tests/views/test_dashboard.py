@@ -89,7 +89,7 @@ def test_an_import_shows_its_counts(as_user, manager, study):
     upload = SimpleUploadedFile("more.jsonl", b'{"id": "new1", "prompt": "Hello?", "responses": ["Hi.", "Hey.", "Yo."]}\n')
     reply = as_user(manager).post(reverse("study-import", args=[study.pk]), {"file": upload}, follow=True)
     text = text_of(reply.content.decode())
-    assert "Imported more.jsonl: 1 prompts created, 0 prompts unchanged, 3 responses created, 3 queries created." in text
+    assert "Imported more.jsonl: 1 prompt created, 0 prompts unchanged, 3 responses created, 3 queries created." in text
     assert Prompt.objects.filter(study=study, external_id="new1").exists()
 
 
@@ -108,7 +108,9 @@ def test_an_import_sent_by_htmx_is_answered_with_a_redirect_to_the_dashboard_and
     upload = SimpleUploadedFile("more.jsonl", b'{"id": "new1", "prompt": "Hello?", "responses": ["Hi.", "Hey."]}\n')
     reply = client.post(reverse("study-import", args=[study.pk]), {"file": upload}, headers={"HX-Request": "true"})
     assert (reply.status_code, reply["HX-Redirect"]) == (204, reverse("study-dashboard", args=[study.pk]))
-    assert "Imported more.jsonl: 1 prompts created" in text_of(dashboard(client, study).content.decode())
+    assert "Imported more.jsonl: 1 prompt created, 0 prompts unchanged, 2 responses created, 1 query created." in text_of(
+        dashboard(client, study).content.decode()
+    )
 
 
 def test_an_import_without_a_file_asks_for_one(as_user, manager, study):

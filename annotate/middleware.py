@@ -19,7 +19,9 @@ class MethodNotAllowedPage:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code != 405 or response.content or request.method != "GET" or request.path.startswith("/api/"):
+        if response.status_code != 405 or request.method != "GET" or request.path.startswith("/api/"):
+            return response
+        if response.streaming or response.content:
             return response
         page = render(request, "errors.html", {"message": FORM_ONLY}, status=405)
         if response.has_header("Allow"):

@@ -70,7 +70,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
-from annotate.services.items import ImportResult, pair_key
+from annotate.services.items import ImportResult, first_priority, pair_key
 
 IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -422,10 +422,11 @@ def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord]
         ids = ids_of[prompt.pk]
         for (i, j), value in zip(itertools.combinations(range(len(ids)), 2), record.preference, strict=True):
             query = Query(study=study, prompt=prompt, kind=QueryKind.PAIRWISE, key=pair_key(QueryKind.PAIRWISE, (ids[i], ids[j])))
-            query.asks, query.label_count = [FeedbackKind.PAIRWISE.value], 1
+            query.asks, query.label_count, query.priority = [FeedbackKind.PAIRWISE.value], 1, first_priority(study)
             planned.append(PlannedLabel(record, query, (ids[i], ids[j]), f"{i + 1}v{j + 1}", vote=value))
         query = Query(study=study, prompt=prompt, kind=QueryKind.SINGLE, key=pair_key(QueryKind.SINGLE, ids[:1]))
         query.asks, query.label_count = [FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value], 1
+        query.priority = first_priority(study)
         planned.append(PlannedLabel(record, query, (ids[0],), "prediction-1"))
     queries = with_ids(Query.objects.bulk_create([p.query for p in planned]))
     QueryResponse.objects.bulk_create(

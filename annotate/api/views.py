@@ -61,6 +61,27 @@ FGRLHF_TYPES = {"application/json", "text/plain"}
 PREFERRED_TYPE = {"jsonl": "application/x-ndjson", "fgrlhf": "application/json"}
 
 
+IMPORT_RESULT = PolymorphicProxySerializer(
+    component_name="StudyImportResult",
+    serializers=[
+        s.ImportResultSerializer,
+        inline_serializer(
+            "FgrlhfImportResult",
+            {
+                "records": serializers.IntegerField(),
+                "prompts_created": serializers.IntegerField(),
+                "prompts_unchanged": serializers.IntegerField(),
+                "responses_created": serializers.IntegerField(),
+                "queries_created": serializers.IntegerField(),
+                "annotations_created": serializers.IntegerField(),
+                "study_configured": serializers.BooleanField(),
+            },
+        ),
+    ],
+    resource_type_field_name=None,
+)
+
+
 @extend_schema(
     parameters=[
         OpenApiParameter(
@@ -77,25 +98,7 @@ PREFERRED_TYPE = {"jsonl": "application/x-ndjson", "fgrlhf": "application/json"}
         "application/json": OpenApiTypes.BINARY,
         "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
     },
-    responses=PolymorphicProxySerializer(
-        component_name="StudyImportResult",
-        serializers=[
-            s.ImportResultSerializer,
-            inline_serializer(
-                "FgrlhfImportResult",
-                {
-                    "records": serializers.IntegerField(),
-                    "prompts_created": serializers.IntegerField(),
-                    "prompts_unchanged": serializers.IntegerField(),
-                    "responses_created": serializers.IntegerField(),
-                    "queries_created": serializers.IntegerField(),
-                    "annotations_created": serializers.IntegerField(),
-                    "study_configured": serializers.BooleanField(),
-                },
-            ),
-        ],
-        resource_type_field_name=None,
-    ),
+    responses={201: IMPORT_RESULT, 200: IMPORT_RESULT},
 )
 @api_view(["POST"])
 def study_import(request, pk: int):
@@ -130,7 +133,10 @@ def study_import(request, pk: int):
         result = fgrlhf.fgrlhf_import(study=study, data=body)
     else:
         result = items.items_import(study=study, lines=body)
-    return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+    counts = result.as_dict()
+    created = any(value for name, value in counts.items() if name.endswith("_created"))
+    # A repeat that added nothing is not a creation: 200, as for a repeated annotation.
+    return Response(counts, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 def next_query_payload(assignment) -> dict:

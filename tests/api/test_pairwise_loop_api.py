@@ -122,8 +122,9 @@ def test_reimporting_the_same_ids_is_idempotent():
     study = make_study(manager=manager)
     body = ndjson([{"id": "q1", "prompt": "Hi", "responses": ["a", "b"]}])
     client = client_for(manager)
-    client.post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    first = client.post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
     again = client.post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert (first.status_code, again.status_code) == (201, 200)  # nothing new the second time
     assert again.json() == {"prompts_created": 0, "prompts_unchanged": 1, "responses_created": 0, "queries_created": 0}
     assert Query.objects.filter(study=study).count() == 1
 

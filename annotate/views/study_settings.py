@@ -83,6 +83,21 @@ def with_line_numbers(message: str, field: str, text: str) -> str:
     return re.sub(rf"^{field}\[(\d+)\]\.", replace, message)
 
 
+# The service names fields as the API spells them; the form shows them under these names.
+FIELD_TITLES = {
+    "span_taxonomy": "Span categories",
+    "rating_aspects": "Rating aspects",
+}
+
+
+def in_form_words(message: str) -> str:
+    """`span_taxonomy must be ...` from the service becomes `Span categories must be ...`."""
+    for field, title in FIELD_TITLES.items():
+        if message.startswith(field + " "):
+            return title + message[len(field) :]
+    return message
+
+
 def parse_taxonomy(text: str) -> list[dict]:
     entries = []
     for number, parts in entry_lines(text):
@@ -163,6 +178,10 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
     except ValueError:
         errors["overlap"] = f"Overlap must be a whole number from 1 to {MAX_OVERLAP}."
     fields["feedback_kinds"] = kinds_from_post(post)
+    if not fields["feedback_kinds"]:
+        errors["feedback_kinds"] = (
+            "Shown one response at a time, a query must still ask for something: choose spans, critique or ratings."
+        )
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:
             fields[name] = parse(post.get(name, ""))
@@ -202,7 +221,7 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
                 message = exc.message
                 if field in ("span_taxonomy", "rating_aspects"):
                     message = with_line_numbers(message, field, request.POST.get(field, ""))
-                errors[field] = message
+                errors[field] = in_form_words(message)
             else:
                 messages.success(request, "Settings saved. New queries will ask for what they say now.")
                 return redirect("study-settings", study_id=study.pk)

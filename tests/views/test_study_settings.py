@@ -97,7 +97,7 @@ def test_one_response_at_a_time_needs_something_to_ask(as_user, manager, study):
     html = reply.content.decode()
     assert reply.status_code == 400
     assert "Nothing was saved." in html
-    assert "feedback_kinds must be a non-empty list of kinds." in html
+    assert "Shown one response at a time, a query must still ask for something: choose spans, critique or ratings." in html
     assert 'id="feedback_kinds-error"' in html
     assert Study.objects.get(pk=study.pk).feedback_kinds == ["pairwise"]
 
@@ -116,7 +116,7 @@ def test_pairwise_and_ranking_together_is_refused_inline(as_user, manager, study
         ("span_taxonomy", "a | A\n\n# b\na | Again", "Span categories, line 4: the key &#x27;a&#x27; is repeated or reserved."),
         ("span_taxonomy", "missing-information | Missing", "is repeated or reserved"),
         ("span_taxonomy", "a | b | c | d", "Span categories, line 1: expected key | Label | Description, found 4 parts."),
-        ("span_taxonomy", "  \n# nothing", "span_taxonomy must be a non-empty list."),
+        ("span_taxonomy", "  \n# nothing", "Span categories must be a non-empty list."),
         ("rating_aspects", "clarity | Clarity | 1=ok; 7=great", "Rating aspects, line 1: anchors look like 1=Poor"),
         ("rating_aspects", "clarity | Clarity | good", "anchors look like"),
     ],

@@ -45,9 +45,22 @@ def metric_rows(metrics: dict | None) -> list[tuple[str, str]]:
     return [(name, metric_text(value)) for name, value in sorted((metrics or {}).items())]
 
 
+# Below this many held-out comparisons, a run's accuracy says little; the page says so.
+FEW_HELD_OUT = 30
+
+
+def held_out_count(metrics: dict | None) -> int | None:
+    """How many held-out items a run's metrics were measured on, where the metrics say."""
+    metrics = metrics or {}
+    count = metrics.get("n_eval_comparisons", metrics.get("n_eval"))
+    return count if isinstance(count, int) else None
+
+
 def run_context(run: TrainingRun) -> dict:
     version = ModelVersion.objects.filter(run=run).first()
+    held_out = held_out_count(run.metrics)
     return {
+        "few_held_out": held_out if held_out is not None and held_out < FEW_HELD_OUT else None,
         "run": run,
         "study": run.study,
         "version": version,

@@ -84,6 +84,16 @@ def test_a_succeeded_run_shows_its_model_version(as_user, manager, study, run):
         assert text in html
 
 
+def test_a_run_measured_on_few_held_out_items_says_its_figures_mean_little(as_user, manager, run):
+    run.status, run.metrics = "succeeded", {"eval_accuracy": 1.0, "n_eval": 2, "n_eval_comparisons": 2}
+    run.save()
+    html = progress(as_user(manager), run)
+    assert "Measured on 2 held-out examples: too few for these figures to mean much." in html
+    run.metrics = {"eval_accuracy": 0.71, "n_eval": 120, "n_eval_comparisons": 130}
+    run.save()
+    assert "too few" not in progress(as_user(manager), run)
+
+
 def test_a_researcher_may_watch_a_run_but_an_annotator_may_not(as_user, researcher, annotator, outsider, run):
     assert as_user(researcher).get(reverse("run-detail", args=[run.pk])).status_code == 200
     assert as_user(annotator).get(reverse("run-progress", args=[run.pk])).status_code == 403

@@ -30,19 +30,33 @@ def duration_text(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def metric_text(value) -> str:
-    """A metric for display: floats to four significant figures, nested values as JSON, None as ''."""
+def metric_text(value, *, counts: bool = False) -> str:
+    """A metric for display: floats to four significant figures, tables as `key: value` pairs, None as ''.
+
+    With `counts`, pairs are (agreed, compared) and read as fractions: per-annotator agreement.
+    """
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (int, str)):
         return str(value)
+    if isinstance(value, dict):
+        pairs = (f"{key}: {metric_text(item, counts=counts)}" for key, item in sorted(value.items()))
+        return " · ".join(pairs) or "none"
+    if isinstance(value, (list, tuple)):
+        if counts and len(value) == 2:
+            return f"{value[0]}/{value[1]}"
+        return ", ".join(metric_text(item) for item in value)
     return json.dumps(value, sort_keys=True)
 
 
 def metric_rows(metrics: dict | None) -> list[tuple[str, str]]:
-    return [(name, metric_text(value)) for name, value in sorted((metrics or {}).items())]
+    return [(name, named_metric_text(name, value)) for name, value in sorted((metrics or {}).items())]
+
+
+def named_metric_text(name: str, value) -> str:
+    return metric_text(value, counts=name.endswith("_agreement"))
 
 
 # Below this many held-out comparisons, a run's accuracy says little; the page says so.

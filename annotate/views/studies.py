@@ -18,7 +18,7 @@ from annotate.services.items import items_import
 from annotate.services.studies import membership_add
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
-from annotate.views.runs import metric_text
+from annotate.views.runs import named_metric_text
 
 RECENT_RUNS = 5
 
@@ -114,6 +114,6 @@ def study_train(request: HttpRequest, study_id: int) -> HttpResponse:
 def study_runs(request: HttpRequest, study_id: int) -> HttpResponse:
     study = with_perms(access.get_study(request.user, study_id, "history"))
     table = study_selectors.model_version_table(study)
-    table["rows"] = [(name, [metric_text(value) for value in values]) for name, values in table["rows"]]
+    table["rows"] = [(name, [named_metric_text(name, value) for value in values]) for name, values in table["rows"]]
     context = {"study": study, "runs": study_selectors.study_runs(study), "table": table}
     return render(request, "annotate/study_runs.html", context)

@@ -94,6 +94,15 @@ def test_a_run_measured_on_few_held_out_items_says_its_figures_mean_little(as_us
     assert "too few" not in progress(as_user(manager), run)
 
 
+def test_nested_metrics_read_as_pairs_not_json(as_user, manager, run):
+    run.status = "succeeded"
+    run.metrics = {"per_annotator_agreement": {"ann-b2": [1, 3], "ann-a1": [4, 4]}, "loss": "bt", "per_category": {}}
+    run.save()
+    html = progress(as_user(manager), run)
+    assert "ann-a1: 4/4 · ann-b2: 1/3" in html
+    assert '<th scope="row">per_category</th><td class="num">none</td>' in html
+
+
 def test_a_researcher_may_watch_a_run_but_an_annotator_may_not(as_user, researcher, annotator, outsider, run):
     assert as_user(researcher).get(reverse("run-detail", args=[run.pk])).status_code == 200
     assert as_user(annotator).get(reverse("run-progress", args=[run.pk])).status_code == 403

@@ -28,6 +28,7 @@ from annotate.errors import InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
+from annotate.services.feedback import is_int
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
@@ -62,23 +63,19 @@ def check_config(kind: str, config: dict) -> dict:
     return dict(config)
 
 
-def is_whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # The common keys' values, checked when the run is asked for rather than when a worker starts it.
 COMMON_VALUES = {
-    "epochs": (is_whole, lambda v: v >= 1, "a whole number of at least 1"),
-    "batch_size": (is_whole, lambda v: v >= 1, "a whole number of at least 1"),
-    "max_length": (is_whole, lambda v: v >= 8, "a whole number of at least 8 (tokens)"),
+    "epochs": (is_int, lambda v: v >= 1, "a whole number of at least 1"),
+    "batch_size": (is_int, lambda v: v >= 1, "a whole number of at least 1"),
+    "max_length": (is_int, lambda v: v >= 8, "a whole number of at least 8 (tokens)"),
     "learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
     "head_learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
     "eval_fraction": (is_number, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
-    "seed": (is_whole, lambda v: True, "a whole number"),
+    "seed": (is_int, lambda v: True, "a whole number"),
 }
 
 

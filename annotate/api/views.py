@@ -175,6 +175,18 @@ def next_query(request, pk: int):
     return Response(next_query_payload(assignment))
 
 
+ANSWER_FIELDS = frozenset(key for keys in feedback.ANSWER_KEYS.values() for key in keys)
+SUBMIT_FIELDS = ANSWER_FIELDS | {"client_key", "active_ms"}
+
+
+def json_object(request) -> dict:
+    """The request's body, which must be a JSON object (the hot endpoints check fields themselves)."""
+    body = request.data
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a JSON object.", field="body")
+    return body
+
+
 @extend_schema(
     request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
 )
@@ -188,14 +200,11 @@ def query_annotations(request, pk: int):
     # The service checks every field against the query (and names the one that is wrong), so the
     # body goes to it as given; the serializer above documents it. This is the annotation loop's
     # hot path, where a DRF serializer cost more than storing the answer.
-    body = request.data
-    if not isinstance(body, dict):
-        raise InvalidInput("The body must be a JSON object.", field="body")
-    known = {key for keys in feedback.ANSWER_KEYS.values() for key in keys} | {"client_key", "active_ms"}
-    unknown = sorted(set(body) - known)
+    body = json_object(request)
+    unknown = sorted(set(body) - SUBMIT_FIELDS)
     if unknown:  # a misspelt field would otherwise be dropped, and its default stored instead
-        raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(known))}.", field=unknown[0])
-    answer = {key: body[key] for key in known - {"client_key", "active_ms"} if key in body}
+        raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(SUBMIT_FIELDS))}.", field=unknown[0])
+    answer = {key: body[key] for key in ANSWER_FIELDS if key in body}
     annotation, created = feedback.annotation_submit(
         query=query,
         annotator=request.user,
@@ -215,10 +224,7 @@ def query_annotations(request, pk: int):
 @api_view(["POST"])
 def query_skip(request, pk: int):
     query = access.get_query_for_annotator(request.user, pk)
-    body = request.data
-    if not isinstance(body, dict):
-        raise InvalidInput("The body must be a JSON object.", field="body")
-    reason = body.get("reason")
+    reason = json_object(request).get("reason")
     if reason is not None and not isinstance(reason, str):
         raise InvalidInput(f"reason must be text, not {reason!r}.", field="reason")
     assignments.assignment_skip(query=query, annotator=request.user, reason=reason or "")

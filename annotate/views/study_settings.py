@@ -71,23 +71,23 @@ def entry_line_numbers(text: str) -> list[int]:
     return [number for number, _ in entry_lines(text)]
 
 
+# The service names fields as the API spells them; the form shows them under these names.
+FIELD_TITLES = {
+    "span_taxonomy": "Span categories",
+    "rating_aspects": "Rating aspects",
+}
+
+
 def with_line_numbers(message: str, field: str, text: str) -> str:
     """`span_taxonomy[2].key ...` from the service becomes `Span categories, line 4: key ...`."""
     lines = entry_line_numbers(text)
-    title = "Span categories" if field == "span_taxonomy" else "Rating aspects"
+    title = FIELD_TITLES[field]
 
     def replace(match: re.Match) -> str:
         index = int(match.group(1))
         return f"{title}, line {lines[index]}: the " if index < len(lines) else match.group(0)
 
     return re.sub(rf"^{field}\[(\d+)\]\.", replace, message)
-
-
-# The service names fields as the API spells them; the form shows them under these names.
-FIELD_TITLES = {
-    "span_taxonomy": "Span categories",
-    "rating_aspects": "Rating aspects",
-}
 
 
 def in_form_words(message: str) -> str:

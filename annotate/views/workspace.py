@@ -40,6 +40,13 @@ CHOICES = [
     ("both_bad", "Both bad", "4"),
 ]
 STRENGTHS = [(1, "Slightly", "q"), (2, "Clearly", "w"), (3, "Much", "e")]
+# What the panel says after an answer or a skip; NEXT is added when there is a next query.
+SAVED = "Saved."
+ALREADY_ANSWERED = (
+    "You had already answered that query, perhaps in another tab; your first answer stands and this one was not saved."
+)
+SKIPPED = "Skipped."
+NEXT = " Here is the next query."
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 SCALE = ["1", "2", "3", "4", "5"]
 # Span colours, one per taxonomy entry in order; chosen to stay apart for common colour blindness.
@@ -209,14 +216,6 @@ def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> Http
     # A repeat (another tab, or a page the browser brought back) stores nothing: the first answer stands.
     notice = SAVED if created else ALREADY_ANSWERED
     return after_action(request, study, error=error, notice=notice, draft=draft)
-
-
-SAVED = "Saved."
-ALREADY_ANSWERED = (
-    "You had already answered that query, perhaps in another tab; your first answer stands and this one was not saved."
-)
-SKIPPED = "Skipped."
-NEXT = " Here is the next query."
 
 
 def letters_of(user, query: Query) -> dict[int, str]:

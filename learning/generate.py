@@ -92,6 +92,7 @@ def generate_responses(
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
 
     texts, add_special_tokens = _prompt_texts(tokenizer, prompts)
+    stop_ids = torch.tensor(sorted(eos_ids(tokenizer, model)), device=device)  # a reply that holds one ended
     results: list[list[str]] = []
     for batch_number, start in enumerate(range(0, len(texts), batch_size)):
         batch_texts = texts[start : start + batch_size]
@@ -110,7 +111,7 @@ def generate_responses(
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         decoded = [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         if trim:
-            ended = torch.isin(new_tokens, torch.tensor(sorted(eos_ids(tokenizer, model)), device=device)).any(dim=1)
+            ended = torch.isin(new_tokens, stop_ids).any(dim=1)
             decoded = [text if done else trim_unfinished(text) for text, done in zip(decoded, ended.tolist(), strict=True)]
         # generate() returns the n samples of each prompt next to each other.
         results.extend(decoded[i * n : (i + 1) * n] for i in range(len(batch_texts)))

@@ -29,6 +29,7 @@ from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.services.feedback import is_int
+from learning.launch import PROGRESS_PREFIX
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
@@ -270,10 +271,26 @@ def train(run: TrainingRun) -> ModelVersion:
     return register_model_version(run=run, output=output, result=result, base_model=run.config["base_model"])
 
 
+def split_progress(line: str) -> tuple[dict | None, str]:
+    """A line of the training processes' shared output: (its progress update or None, the other text).
+
+    Every process writes to one pipe. The main process writes each progress line in one write,
+    which a pipe keeps whole, but another process's unfinished line (a C++ warning written in
+    pieces, a progress bar) may stand in front of it; that text is kept, and the update is not lost.
+    """
+    before, found, after = line.partition(PROGRESS_PREFIX)
+    if found:
+        try:
+            return json.loads(after), before.rstrip()
+        except ValueError:
+            pass  # not ours: the prefix inside someone else's text
+    return None, line.rstrip()
+
+
 def train_in_processes(run: TrainingRun, data: dict, *, processes: int, recorder: ProgressRecorder, output: Path):
     """Train with `torchrun`, one process per GPU (accelerate's DDP), relaying progress and stop requests."""
     from learning.errors import TrainingStopped
-    from learning.launch import PROGRESS_PREFIX, STOPPED_EXIT_CODE, job_to_json
+    from learning.launch import STOPPED_EXIT_CODE, job_to_json
     from learning.reward.common import TrainResult
 
     folder = run_dir(run)
@@ -291,14 +308,15 @@ def train_in_processes(run: TrainingRun, data: dict, *, processes: int, recorder
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=settings.BASE_DIR
     ) as job_process:
         for line in job_process.stdout:
-            if line.startswith(PROGRESS_PREFIX):
-                recorder(json.loads(line[len(PROGRESS_PREFIX) :]))
+            update, other = split_progress(line)
+            if update is not None:
+                recorder(update)
                 if recorder.should_stop():
                     stop_file.touch()
-            else:
-                tail.append(line.rstrip())
-                if EXCEPTION_LINE.match(line) and line.rstrip() not in errors:
-                    errors.append(line.rstrip())
+            if other:
+                tail.append(other)
+                if EXCEPTION_LINE.match(other) and other not in errors:
+                    errors.append(other)
     if job_process.returncode == STOPPED_EXIT_CODE or (job_process.returncode and stop_file.exists()):
         raise TrainingStopped(f"run {run.pk} was cancelled")
     if job_process.returncode != 0:

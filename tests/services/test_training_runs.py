@@ -1,5 +1,6 @@
 """Training runs as the service records them: claimed once, failures written down, never silent."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from annotate.services.training import (
     Claim,
     claim_run,
     run_dir,
+    split_progress,
     training_run_cancel,
     training_run_execute,
     training_run_start,
@@ -134,3 +136,13 @@ def test_a_run_that_ends_without_a_model_leaves_no_files_behind(monkeypatch, set
     assert run.status == status
     assert written and not run_dir(run).exists()
     assert not ModelVersion.objects.exists()
+
+
+def test_progress_is_read_even_behind_another_process_s_unfinished_line():
+    """The training processes share one pipe: a rank's partial warning may stand in front of a progress line."""
+    update = {"step": 5, "total_steps": 5, "loss": 0.5}
+    line = "[W1129 rank1 warning] Grad strides do not match PROGRESS " + json.dumps(update) + "\n"
+    assert split_progress(line) == (update, "[W1129 rank1 warning] Grad strides do not match")
+    assert split_progress("PROGRESS " + json.dumps(update) + "\n") == (update, "")
+    assert split_progress("ValueError: PROGRESS is not JSON here\n") == (None, "ValueError: PROGRESS is not JSON here")
+    assert split_progress("Loading weights: 100%\n") == (None, "Loading weights: 100%")

@@ -9,5 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
 
 app = Celery("preflab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("default"), Queue("gpu"))
+# Each queue bound under its own name, so a worker's banner (and any broker's routing) says so.
+app.conf.task_queues = (Queue("default", routing_key="default"), Queue("gpu", routing_key="gpu"))
 app.autodiscover_tasks(["annotate"])

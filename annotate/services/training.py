@@ -218,7 +218,8 @@ def training_run_execute(*, run_id: int) -> Claim:
         logger.info("training run %s: %s", run_id, claim.value)
         return claim
     run = TrainingRun.objects.select_related("study").get(pk=run_id)
-    from learning.errors import TrainingStopped
+    from learning.errors import NotEnoughLabels, TrainingStopped
+    from learning.models import ModelNotFoundError
 
     try:
         with Heartbeat(run_id):
@@ -226,6 +227,11 @@ def training_run_execute(*, run_id: int) -> Claim:
     except TrainingStopped:
         TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
         shutil.rmtree(run_dir(run), ignore_errors=True)  # no version refers to a half-trained model
+        return claim
+    except (NotEnoughLabels, ModelNotFoundError) as exc:  # the study's labels or settings: the message says it all
+        logger.warning("training run %s failed: %s", run_id, exc)
+        fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        shutil.rmtree(run_dir(run), ignore_errors=True)
         return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         logger.exception("training run %s failed", run_id)

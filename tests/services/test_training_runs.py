@@ -73,8 +73,23 @@ def test_too_few_labels_fail_the_run_saying_how_many_it_has_and_needs():
     run.refresh_from_db()
     assert run.status == "failed"
     assert "3" in run.error and "8" in run.error
-    assert run.finished_at is not None and run.log
+    assert run.finished_at is not None
+    assert run.log == ""  # the study's state, said in one line: no traceback to read through
     assert not ModelVersion.objects.exists()
+
+
+def test_an_unexpected_failure_keeps_its_traceback_in_the_run_log(monkeypatch):
+    study = make_study()
+    run = queued_run(study)
+
+    def broken(run):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr("annotate.services.training.train", broken)
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error == "RuntimeError: the disk is full"
+    assert run.log.startswith("Traceback") and "in broken" in run.log
 
 
 def test_an_unknown_base_model_is_refused_before_any_run_is_recorded():
@@ -95,7 +110,7 @@ def test_a_base_model_gone_by_the_time_the_worker_starts_fails_the_run_naming_it
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed"
-    assert "deleted-model" in run.error
+    assert "deleted-model" in run.error and run.log == ""
 
 
 def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():

@@ -28,7 +28,10 @@ RECENT_RUNS = 5
 def study_list(request: HttpRequest) -> HttpResponse:
     studies = [with_perms(study) for study in access.studies_for(request.user).order_by("name", "id")]
     for study in studies:
-        if "annotate" in study.perms:
+        # Whoever watches the study (manager, researcher) sees its labels; an annotator their own queue.
+        if "export" in study.perms:
+            study.counts = study_selectors.study_counts(study)
+        elif "annotate" in study.perms:
             study.progress = annotator_progress(study=study, annotator=request.user)
     return render(request, "annotate/study_list.html", {"studies": studies})
 

@@ -46,7 +46,15 @@ def test_each_role_is_offered_exactly_its_actions(request, as_user, study, who, 
 def test_an_annotator_sees_their_progress_in_the_list(as_user, study, annotator, answer):
     answer(study, annotator)
     html = as_user(annotator).get(reverse("study-list")).content.decode()
-    assert "1 / 3 answered" in html
+    assert "You: 1 / 3 answered" in html
+
+
+@pytest.mark.parametrize("who", ["manager", "researcher"])
+def test_those_who_watch_a_study_see_its_labels_not_their_own_queue(request, as_user, study, annotator, answer, who):
+    answer(study, annotator)
+    html = as_user(request.getfixturevalue(who)).get(reverse("study-list")).content.decode()
+    assert "Study: 1 / 3 labels" in html
+    assert "answered" not in html
 
 
 def test_a_user_without_studies_is_told_how_to_get_one(as_user, outsider):

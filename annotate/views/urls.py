@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 
 from annotate.views import runs, studies, study_settings, workspace
 
@@ -7,6 +8,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", studies.study_list, name="study-list"),
+    # The breadcrumb says "Studies"; a visitor who types the address it suggests lands on the list.
+    path("studies/", RedirectView.as_view(pattern_name="study-list")),
     path("studies/<int:study_id>/", studies.study_dashboard, name="study-dashboard"),
     path("studies/<int:study_id>/members/", studies.study_member_add, name="study-member-add"),
     path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),

@@ -67,3 +67,8 @@ def test_the_export_link_downloads_from_the_api_with_the_browser_session(as_user
     reply = as_user(researcher).get(f"/api/v1/studies/{study.pk}/export/?format=raw")
     assert reply.status_code == 200
     assert reply["Content-Type"].startswith("application/x-ndjson")
+
+
+def test_the_studies_address_leads_to_the_list(as_user, annotator):
+    reply = as_user(annotator).get("/studies/")
+    assert reply.status_code == 302 and reply["Location"] == reverse("study-list")

@@ -105,6 +105,7 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
     )
     assert finished.status == "succeeded", finished.error
     assert finished.worker and finished.attempts == 1
+    assert "Loading weights" not in log.read_text()  # no progress bars drawn into the worker's log
     wait_for(
         lambda: log.read_text().count("train_model[") >= 4,  # received and succeeded, twice
         timeout=60,

@@ -47,6 +47,17 @@ def test_the_dashboard_counts_prompts_queries_and_labels(as_user, manager, annot
     assert "12 Labels wanted" in text
 
 
+def test_a_study_without_runs_says_how_many_labels_training_needs_and_has(as_user, manager, annotator, answer):
+    from learning.reward.train import RewardTrainConfig
+
+    study = make_study(manager=manager, annotators=[annotator])
+    make_items(study, n_prompts=3)
+    answer(study, annotator)
+    text = text_of(dashboard(as_user(manager), study).content.decode())
+    needed = RewardTrainConfig().min_pairs
+    assert f"it needs at least {needed} by default, and this study has 1." in text
+
+
 def test_the_dashboard_shows_labels_and_position_bias_per_annotator(as_user, manager, annotator, answer):
     study = make_study(manager=manager, annotators=[annotator], overlap=2)
     make_items(study, n_prompts=3)

@@ -22,6 +22,21 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.RESEARCHER: frozenset({"view", "export", "history"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
+# The largest primary key (a signed 64-bit integer in PostgreSQL and SQLite alike).
+MAX_ID = 2**63 - 1
+
+
+def as_id(value) -> int | None:
+    """A primary key from a URL (digits, as text or a number), or None where no row can have it.
+
+    The URLs take any run of digits; a number past MAX_ID would make the written-out statements
+    fail instead of find nothing.
+    """
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def role_in(user: AbstractBaseUser, study: Study) -> str | None:
@@ -47,13 +62,13 @@ def studies_for(user: AbstractBaseUser):
 
 def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> Study:
     """The study if the user may do `action` in it; 404 for non-members, 403 for a role without it."""
-    row = None
-    if user.is_authenticated:
+    row, key = None, as_id(study_id)
+    if user.is_authenticated and key is not None:
         # Every request of the annotation loop starts here, so the statement is written out.
         row = fetch_one(
             f"SELECT m.role, {STUDY_COLUMNS.sql} FROM annotate_membership m JOIN annotate_study s ON s.id = m.study_id "
             "WHERE m.user_id = %s AND m.study_id = %s",
-            [user.pk, study_id],
+            [user.pk, key],
         )
     if row is None:
         raise NotFound(f"No study {study_id}.")
@@ -66,14 +81,15 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
 
 def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     """A query the user holds or held an assignment for, with its study; anything else is 404 (no existence leak)."""
-    if not user.is_authenticated:
+    key = as_id(query_id)
+    if not user.is_authenticated or key is None:
         raise NotFound(f"No query {query_id}.")
     queries, studies = QUERY_COLUMNS, STUDY_COLUMNS
     row = fetch_one(
         f"SELECT m.role, EXISTS (SELECT 1 FROM annotate_assignment a WHERE a.query_id = q.id AND a.annotator_id = %s), "
         f"{queries.sql}, {studies.sql} FROM annotate_query q JOIN annotate_study s ON s.id = q.study_id "
         "LEFT JOIN annotate_membership m ON m.study_id = q.study_id AND m.user_id = %s WHERE q.id = %s",
-        [user.pk, user.pk, query_id],
+        [user.pk, user.pk, key],
     )
     if row is None or not row[1] or row[0] is None or "annotate" not in PERMISSIONS[row[0]]:
         raise NotFound(f"No query {query_id}.")

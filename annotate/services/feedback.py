@@ -15,6 +15,7 @@ from annotate.models.feedback import ANNOTATION_RETURNED, PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.rows import execute, fetch_one
 from annotate.services.assignments import finish_assignment
+from annotate.text import refuse_nul
 
 MAX_TEXT = 20_000
 ANSWER_KEYS = {
@@ -64,6 +65,7 @@ def check_text(value, where: str, *, required: bool, limit: int = MAX_TEXT) -> s
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{where} must be text.", field=where)
+    refuse_nul(value, where)
     if len(value) > limit:
         raise InvalidInput(f"{where} is longer than {limit} characters.", field=where)
     if required and not value.strip():
@@ -235,6 +237,7 @@ def annotation_submit(
     client_key = client_key.strip() if isinstance(client_key, str) else ""
     if not client_key or len(client_key) > 100:
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
+    refuse_nul(client_key, "client_key")
     if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
         raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
     now = timezone.now()

@@ -19,6 +19,7 @@ from annotate.models.studies import (
     default_rating_aspects,
     default_span_taxonomy,
 )
+from annotate.text import refuse_nul
 
 STUDY_FIELDS = {
     "name",
@@ -80,6 +81,8 @@ def check_study_fields(fields: dict) -> dict:
     unknown = set(fields) - STUDY_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    for name, value in fields.items():
+        refuse_nul(value, name)
     fields = dict(fields)
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()

@@ -24,11 +24,12 @@ from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from annotate.errors import InvalidInput
+from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.services.feedback import is_int
+from annotate.text import refuse_nul
 from learning.launch import PROGRESS_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def run_dir(run: TrainingRun) -> Path:
 def check_config(kind: str, config: dict) -> dict:
     if not isinstance(config, dict):
         raise InvalidInput("config must be an object.", field="config")
+    refuse_nul(config, "config")
     known = CONFIG_KEYS[kind]
     unknown = set(config) - set(known)
     if unknown:
@@ -371,7 +373,7 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     updated = TrainingRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
         status=RunStatus.CANCELLED, message="Cancelled", finished_at=timezone.now()
     )
-    if not updated:
-        raise InvalidInput(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.")
     run.refresh_from_db()
+    if not updated:  # a state it is in, not a mistake in the request: 409, as for other conflicts
+        raise Conflict(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.")
     return run

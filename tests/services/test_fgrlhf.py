@@ -81,6 +81,16 @@ def test_export_gives_the_imported_records_back_exactly():
     assert exported(study) == records
 
 
+def test_a_nul_character_in_a_record_is_refused_naming_the_record_and_field():
+    study = make_study()
+    record = qa_record()
+    record["question"] = record["question"] + "\u0000"
+    with pytest.raises(InvalidInput, match=r"field question contains a NUL character") as caught:
+        fgrlhf_import(study=study, data=qa_file(qa_record(), record))
+    assert caught.value.field == "question"
+    assert not Prompt.objects.exists()
+
+
 def test_a_study_that_has_other_items_and_kinds_is_refused():
     from tests.factories import make_items
 

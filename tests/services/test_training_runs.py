@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotate.errors import InvalidInput
+from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, TrainingRun
 from annotate.services.training import (
     Claim,
@@ -120,7 +120,7 @@ def test_a_cancelled_run_is_not_claimed_and_cannot_be_cancelled_twice():
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "cancelled"
-    with pytest.raises(InvalidInput, match="only a queued or running run"):
+    with pytest.raises(Conflict, match="Run .* is cancelled; only a queued or running run"):
         training_run_cancel(run=run)
 
 

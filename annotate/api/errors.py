@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -37,6 +38,7 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+@csrf_exempt  # a POST to a wrong path is told 404, not the site's HTML page about a missing CSRF cookie
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Any other path under /api/: JSON, like the rest of the API, not the site's HTML page."""
     return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
+from annotate.models.training import RunKind
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -104,6 +105,7 @@ class AnnotationCreatedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     query = serializers.IntegerField()
     created = serializers.BooleanField()
+    next = NextQuerySerializer(required=False, allow_null=True, help_text="With ?next=1 only: the next query, or null.")
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -114,7 +116,7 @@ class ImportResultSerializer(serializers.Serializer):
 
 
 class RunCreateSerializer(serializers.Serializer):
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=RunKind.choices)
     config = serializers.DictField(required=False, default=dict)
 
 

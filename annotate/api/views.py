@@ -9,7 +9,8 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from annotate import access
@@ -19,7 +20,8 @@ from annotate.models.studies import MISSING_INFORMATION
 from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
 
 
-@extend_schema(request=s.StudySerializer, responses=s.StudySerializer(many=True))
+@extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
+@extend_schema(methods=["POST"], request=s.StudySerializer, responses={201: s.StudySerializer})
 @api_view(["GET", "POST"])
 def study_list(request):
     if request.method == "GET":
@@ -45,7 +47,7 @@ def study_detail(request, pk: int):
     return Response(s.StudySerializer(study).data)
 
 
-@extend_schema(request=s.MemberSerializer, responses=s.MemberSerializer)
+@extend_schema(request=s.MemberSerializer, responses={201: s.MemberSerializer})
 @api_view(["POST"])
 def study_members(request, pk: int):
     study = access.get_study(request.user, pk, "manage")
@@ -188,9 +190,16 @@ def json_object(request) -> dict:
 
 
 @extend_schema(
-    request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer}
+    parameters=[
+        OpenApiParameter(
+            "next", str, enum=["1", "true"], description="Also return the caller's next query (or null) as `next`."
+        )
+    ],
+    request=s.AnnotationSubmitSerializer,
+    responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer},
 )
 @api_view(["POST"])
+@parser_classes([JSONParser])  # JSON only: a form would send strength as the text "2"
 def query_annotations(request, pk: int):
     """Answer a query. Repeating a submit with the same client_key returns the first annotation (200).
 
@@ -220,8 +229,12 @@ def query_annotations(request, pk: int):
     return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@extend_schema(request=s.SkipSerializer, responses={200: None})
+@extend_schema(
+    request=s.SkipSerializer,
+    responses=inline_serializer("SkipResult", {"query": serializers.IntegerField(), "skipped": serializers.BooleanField()}),
+)
 @api_view(["POST"])
+@parser_classes([JSONParser])
 def query_skip(request, pk: int):
     query = access.get_query_for_annotator(request.user, pk)
     reason = json_object(request).get("reason")

@@ -1,0 +1,130 @@
+"""Input that a fuzzer (schemathesis, on the OpenAPI schema) found to crash the API: each is now a 4xx saying why."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotate.models import Annotation, Assignment, Prompt, Study, TrainingRun
+from tests.api.test_pairwise_loop_api import annotator_with_a_query, client_for, ndjson, token_client
+from tests.factories import UserFactory, make_study
+
+pytestmark = pytest.mark.django_db
+
+TOO_BIG = 2**63  # one past the largest primary key
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/studies/{n}/"),
+        ("get", "/api/v1/studies/{n}/queries/next/"),
+        ("get", "/api/v1/studies/{n}/export/"),
+        ("post", "/api/v1/studies/{n}/runs/"),
+        ("post", "/api/v1/queries/{n}/annotations/"),
+        ("post", "/api/v1/queries/{n}/skip/"),
+    ],
+)
+def test_an_id_past_the_largest_key_is_not_found(method, path):
+    client = client_for(UserFactory())
+    for n in (TOO_BIG, 10**30):
+        reply = getattr(client, method)(path.format(n=n), {}, format="json")
+        assert reply.status_code == 404, (path, n, reply.content)
+        assert reply.json()["detail"] in {f"No study {n}.", f"No query {n}."}
+
+
+def test_a_nul_character_in_an_answer_is_refused_naming_the_field_and_nothing_is_stored():
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    url = f"/api/v1/queries/{query_id}/annotations/"
+    reply = client.post(url, {"choice": "a", "client_key": "k\u0000"}, format="json")
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "detail": "client_key contains a NUL character (\\u0000), which text cannot hold.",
+        "field": "client_key",
+    }
+    skip = client.post(f"/api/v1/queries/{query_id}/skip/", {"reason": "off\u0000topic"}, format="json")
+    assert skip.status_code == 400 and skip.json()["field"] == "reason"
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.get(query_id=query_id).status == "active"
+
+
+def test_a_nul_character_in_an_import_names_its_line_and_field_and_imports_nothing():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    records = [{"prompt": "fine", "responses": ["a", "b"]}, {"prompt": "also fine", "responses": ["a", "b\u0000"]}]
+    reply = client_for(manager).post(
+        f"/api/v1/studies/{study.pk}/import/", ndjson(records), content_type="application/x-ndjson"
+    )
+    assert reply.status_code == 400
+    assert reply.json()["detail"] == (
+        "Nothing was imported. line 2, field responses[1] contains a NUL character (\\u0000), which text cannot hold."
+    )
+    assert not Prompt.objects.exists()
+
+
+def test_a_nul_character_in_study_or_run_settings_is_refused_naming_where():
+    manager = UserFactory()
+    client = client_for(manager)
+    taxonomy = [{"key": "wrong", "label": "Wrong\u0000"}]
+    created = client.post("/api/v1/studies/", {"name": "S", "span_taxonomy": taxonomy}, format="json")
+    assert created.status_code == 400 and created.json()["field"] == "span_taxonomy[0].label"
+    assert not Study.objects.exists()
+    study = make_study(manager=manager)
+    run = client.post(
+        f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {"base_model": "minilm\u0000"}}, format="json"
+    )
+    assert run.status_code == 400 and run.json()["field"] == "config.base_model"
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_post_to_an_unknown_api_path_is_a_json_404_even_where_csrf_is_enforced():
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_authenticate(UserFactory())
+    for path in ("/api/v1/nonexistent/", "/api/v1/runs/abc/cancel/"):
+        reply = client.post(path, {}, format="json")
+        assert reply.status_code == 404 and reply.json() == {"detail": f"No API endpoint at {path}."}
+
+
+def test_the_annotation_endpoints_take_json_only():
+    """A form would carry strength as the text "2", then be refused for it: say what to send instead."""
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    reply = client.post(
+        f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "strength": 2, "client_key": "k"}, format="multipart"
+    )
+    assert reply.status_code == 415 and "multipart/form-data" in reply.json()["detail"]
+    assert not Annotation.objects.exists()
+
+
+def test_a_skip_reason_past_its_limit_is_refused_not_cut():
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    reply = client.post(f"/api/v1/queries/{query_id}/skip/", {"reason": "x" * 2001}, format="json")
+    assert reply.status_code == 400
+    assert reply.json() == {"detail": "reason is longer than 2000 characters (2001).", "field": "reason"}
+    assert Assignment.objects.get(query_id=query_id).status == "active"
+    kept = client.post(f"/api/v1/queries/{query_id}/skip/", {"reason": "y" * 2000}, format="json")
+    assert kept.status_code == 200
+    assert Assignment.objects.get(query_id=query_id).skip_reason == "y" * 2000
+
+
+def test_cancelling_a_finished_run_is_a_conflict():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    run = TrainingRun.objects.create(study=study, kind="reward", config={}, created_by=manager, status="succeeded")
+    reply = token_client(manager).post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert reply.status_code == 409
+    assert reply.json() == {"detail": f"Run {run.pk} is succeeded; only a queued or running run can be cancelled."}
+
+
+def test_the_schema_documents_what_the_endpoints_answer():
+    schema = json.loads(client_for(UserFactory()).get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    paths = schema["paths"]
+    assert set(paths["/api/v1/studies/"]["post"]["responses"]) >= {"201"}
+    assert set(paths["/api/v1/studies/{id}/members/"]["post"]["responses"]) >= {"201"}
+    annotations = paths["/api/v1/queries/{id}/annotations/"]["post"]
+    assert list(annotations["requestBody"]["content"]) == ["application/json"]
+    assert any(p["name"] == "next" for p in annotations["parameters"])
+    skip = paths["/api/v1/queries/{id}/skip/"]["post"]["responses"]["200"]
+    assert "content" in skip  # {query, skipped}, not "no body"
+    run_kind = schema["components"]["schemas"]["RunCreate"]["properties"]["kind"]
+    kinds = schema["components"]["schemas"][run_kind["$ref"].rsplit("/", 1)[-1]]["enum"]
+    assert kinds == ["reward", "span_reward", "rating_reward"]

@@ -191,9 +191,7 @@ def json_object(request) -> dict:
 
 @extend_schema(
     parameters=[
-        OpenApiParameter(
-            "next", str, enum=["1", "true"], description="Also return the caller's next query (or null) as `next`."
-        )
+        OpenApiParameter("next", str, enum=["1", "true"], description="Also return the caller's next query (or null) as `next`.")
     ],
     request=s.AnnotationSubmitSerializer,
     responses={201: s.AnnotationCreatedSerializer, 200: s.AnnotationCreatedSerializer},

@@ -52,9 +52,7 @@ def test_a_nul_character_in_an_import_names_its_line_and_field_and_imports_nothi
     manager = UserFactory()
     study = make_study(manager=manager)
     records = [{"prompt": "fine", "responses": ["a", "b"]}, {"prompt": "also fine", "responses": ["a", "b\u0000"]}]
-    reply = client_for(manager).post(
-        f"/api/v1/studies/{study.pk}/import/", ndjson(records), content_type="application/x-ndjson"
-    )
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", ndjson(records), content_type="application/x-ndjson")
     assert reply.status_code == 400
     assert reply.json()["detail"] == (
         "Nothing was imported. line 2, field responses[1] contains a NUL character (\\u0000), which text cannot hold."

@@ -19,6 +19,7 @@ from annotate.models.studies import (
     default_rating_aspects,
     default_span_taxonomy,
 )
+from annotate.services.training import check_base_model
 from annotate.text import refuse_nul
 
 STUDY_FIELDS = {
@@ -96,6 +97,8 @@ def check_study_fields(fields: dict) -> dict:
         raise InvalidInput(
             f"Unknown selection_strategy {strategy!r}; known: {', '.join(SelectionStrategy.values)}.", field="selection_strategy"
         )
+    if "reward_model" in fields:  # refused now, not when a run starts from it
+        check_base_model(fields["reward_model"], field="reward_model")
     if "feedback_kinds" in fields:
         fields["feedback_kinds"] = check_feedback_kinds(fields["feedback_kinds"])
     if "span_taxonomy" in fields:

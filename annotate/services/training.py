@@ -82,16 +82,16 @@ COMMON_VALUES = {
 }
 
 
-def check_base_model(name: str) -> None:
+def check_base_model(name: str, field: str = "config.base_model") -> None:
     """Refuse an unknown model id or path now, not minutes later on a worker (resolving loads no weights)."""
     from learning.models import ModelNotFoundError, resolve_model
 
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("config.base_model must be a Hugging Face id or a local path.", field="config.base_model")
+        raise InvalidInput(f"{field} must be a Hugging Face id or a local path.", field=field)
     try:
         resolve_model(name)
     except ModelNotFoundError as exc:
-        raise InvalidInput(str(exc), field="config.base_model") from None
+        raise InvalidInput(str(exc), field=field) from None
 
 
 @transaction.atomic

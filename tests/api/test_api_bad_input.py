@@ -126,3 +126,14 @@ def test_the_schema_documents_what_the_endpoints_answer():
     run_kind = schema["components"]["schemas"]["RunCreate"]["properties"]["kind"]
     kinds = schema["components"]["schemas"][run_kind["$ref"].rsplit("/", 1)[-1]]["enum"]
     assert kinds == ["reward", "span_reward", "rating_reward"]
+
+
+def test_a_study_s_reward_model_is_checked_when_it_is_set_not_when_a_run_starts(tmp_path):
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    missing = str(tmp_path / "no-model-here")
+    reply = client_for(manager).patch(f"/api/v1/studies/{study.pk}/", {"reward_model": missing}, format="json")
+    assert reply.status_code == 400 and reply.json()["field"] == "reward_model"
+    assert "no-model-here" in reply.json()["detail"]
+    study.refresh_from_db()
+    assert study.reward_model == "minilm"

@@ -233,6 +233,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Collect human feedback on language-model outputs and train models from it.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "annotate.api.schema.add_error_responses"],
 }
 
 # Celery: Redis in production and CI; kombu's filesystem transport for the quickstart, which

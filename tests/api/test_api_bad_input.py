@@ -137,3 +137,15 @@ def test_a_study_s_reward_model_is_checked_when_it_is_set_not_when_a_run_starts(
     assert "no-model-here" in reply.json()["detail"]
     study.refresh_from_db()
     assert study.reward_model == "minilm"
+
+
+def test_the_schema_documents_the_error_shape_of_every_operation():
+    schema = json.loads(client_for(UserFactory()).get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status in ("400", "401", "403", "404"):
+                answer = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert answer == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+    submit = schema["paths"]["/api/v1/queries/{id}/annotations/"]["post"]["responses"]
+    assert {"409", "410", "413", "415"} <= set(submit)

@@ -22,6 +22,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.RESEARCHER: frozenset({"view", "export", "history"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
+# How a refusal says each action: "does not allow you to ...".
+ACTION_WORDS = {
+    "view": "see it",
+    "annotate": "annotate",
+    "manage": "change it",
+    "export": "export its labels",
+    "train": "train models",
+    "history": "see its training runs and models",
+}
 # The largest primary key (a signed 64-bit integer in PostgreSQL and SQLite alike).
 MAX_ID = 2**63 - 1
 
@@ -74,7 +83,7 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
         raise NotFound(f"No study {study_id}.")
     role, study = row[0], STUDY_COLUMNS.load(row, 1)
     if action not in PERMISSIONS[role]:
-        raise Forbidden(f"Your role in this study ({role}) does not allow you to {action}.")
+        raise Forbidden(f"Your role in this study ({role}) does not allow you to {ACTION_WORDS[action]}.")
     study.my_role = role
     return study
 

@@ -34,8 +34,15 @@ def test_each_role_may_do_exactly_its_actions(people, role, action):
     if allowed:
         assert access.get_study(users[role], study.pk, action) == study
     else:
-        with pytest.raises(NotFound if role is None else Forbidden):
+        with pytest.raises(NotFound if role is None else Forbidden) as refused:
             access.get_study(users[role], study.pk, action)
+        if role is not None:  # said in words, not by the action's internal name
+            words = access.ACTION_WORDS[action]
+            assert refused.value.message == f"Your role in this study ({role}) does not allow you to {words}."
+
+
+def test_every_action_has_words_for_its_refusal():
+    assert set(access.ACTION_WORDS) == access.ACTIONS
 
 
 ENDPOINTS = [

@@ -6,6 +6,7 @@ from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
+from annotate.services.studies import MAX_OVERLAP
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -30,6 +31,7 @@ class StudySerializer(serializers.ModelSerializer):
             "my_role",
         ]
         read_only_fields = ["id", "created_at", "my_role"]
+        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}}  # so the schema says so too
 
 
 class MemberSerializer(serializers.Serializer):
@@ -82,7 +84,7 @@ class RatingSerializer(serializers.Serializer):
 class AnnotationSubmitSerializer(serializers.Serializer):
     """Give the parts the query asks for (its `asks`); the service checks them against the query."""
 
-    client_key = serializers.CharField(max_length=100)
+    client_key = serializers.CharField(min_length=1, max_length=100)
     choice = serializers.ChoiceField(
         choices=PairwiseChoiceValue.choices, required=False, help_text="a/b refer to the order /next returned."
     )
@@ -98,7 +100,7 @@ class AnnotationSubmitSerializer(serializers.Serializer):
 
 
 class SkipSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(min_length=1, max_length=2000)
 
 
 class AnnotationCreatedSerializer(serializers.Serializer):

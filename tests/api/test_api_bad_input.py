@@ -126,6 +126,9 @@ def test_the_schema_documents_what_the_endpoints_answer():
     run_kind = schema["components"]["schemas"]["RunCreate"]["properties"]["kind"]
     kinds = schema["components"]["schemas"][run_kind["$ref"].rsplit("/", 1)[-1]]["enum"]
     assert kinds == ["reward", "span_reward", "rating_reward"]
+    overlap = schema["components"]["schemas"]["Study"]["properties"]["overlap"]
+    assert (overlap["minimum"], overlap["maximum"]) == (1, 100)
+    assert schema["components"]["schemas"]["AnnotationSubmit"]["properties"]["client_key"]["minLength"] == 1
 
 
 def test_a_study_s_reward_model_is_checked_when_it_is_set_not_when_a_run_starts(tmp_path):

@@ -45,7 +45,6 @@ def refuse_nul_in_record(record: dict, where: str) -> None:
 
 def refuse_nul(value, name: str) -> None:
     """Raise InvalidInput naming the part of `value` (called `name`) that holds a NUL, if one does."""
-    found = nul_at(value)
+    found = nul_at(value, name)
     if found is not None:
-        where = name + (found if found.startswith("[") else f".{found}" if found else "")
-        raise InvalidInput(nul_problem(where), field=where)
+        raise InvalidInput(nul_problem(found), field=found)

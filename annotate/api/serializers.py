@@ -6,6 +6,7 @@ from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
+from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.studies import MAX_OVERLAP
 
 
@@ -100,7 +101,7 @@ class AnnotationSubmitSerializer(serializers.Serializer):
 
 
 class SkipSerializer(serializers.Serializer):
-    reason = serializers.CharField(min_length=1, max_length=2000)
+    reason = serializers.CharField(min_length=1, max_length=MAX_SKIP_REASON)
 
 
 class AnnotationCreatedSerializer(serializers.Serializer):

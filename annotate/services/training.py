@@ -230,14 +230,14 @@ def training_run_execute(*, run_id: int) -> Claim:
         TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
         shutil.rmtree(run_dir(run), ignore_errors=True)  # no version refers to a half-trained model
         return claim
-    except (NotEnoughLabels, ModelNotFoundError) as exc:  # the study's labels or settings: the message says it all
-        logger.warning("training run %s failed: %s", run_id, exc)
-        fail_run(run_id, f"{type(exc).__name__}: {exc}")
-        shutil.rmtree(run_dir(run), ignore_errors=True)
-        return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
-        logger.exception("training run %s failed", run_id)
-        fail_run(run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        # Too few labels or a missing model is the study's state, not a fault: its message says it all.
+        expected = isinstance(exc, NotEnoughLabels | ModelNotFoundError)
+        if expected:
+            logger.warning("training run %s failed: %s", run_id, exc)
+        else:
+            logger.exception("training run %s failed", run_id)
+        fail_run(run_id, f"{type(exc).__name__}: {exc}", "" if expected else traceback.format_exc())
         shutil.rmtree(run_dir(run), ignore_errors=True)  # the error and log are on the run; the files are orphans
         return claim
     logger.info("training run %s registered %s", run_id, version)

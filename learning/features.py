@@ -1,0 +1,160 @@
+"""Last-layer features φ(x, y) for query selection, and their cache.
+
+φ is the mean-pooled last hidden state of a backbone over the (prompt, response) encoding the
+reward model reads: a study's current reward-model version, or its base model before any version
+exists. Features are cached per (response, model) as float16 arrays under one folder per model,
+in shards written whole (a temporary file renamed into place), so a lost worker leaves no half
+shard and a refresh computes only what is missing. A random projection, when asked for, is
+applied after the cache, by `learning.select.common.random_projection`, whose seed is stored
+with the round that used it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learning.reward.model import PromptAndResponse
+
+Progress = Callable[[dict], None]
+SHARD_PREFIX = "shard-"
+
+
+def _hidden_states(backbone: Any, batch: dict) -> Any:
+    """The last hidden states of an encoder (last_hidden_state) or of a causal LM (its last layer)."""
+    output = backbone(**batch, output_hidden_states=True)
+    hidden = getattr(output, "last_hidden_state", None)
+    return hidden if hidden is not None else output.hidden_states[-1]
+
+
+def compute_features(
+    backbone: Any,
+    tokenizer: Any,
+    items: Sequence[PromptAndResponse],
+    *,
+    max_length: int = 256,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """(len(items), hidden) float32 features, batched by length; `progress` gets {step, total_steps}."""
+    import torch
+
+    from learning.errors import TrainingStopped
+    from learning.reward.model import collate, effective_max_length, mean_pool, pick_device, tokenize
+
+    device = pick_device()
+    backbone = backbone.to(device).eval()
+    length = effective_max_length(tokenizer, backbone, max_length)
+    rows = tokenize(tokenizer, items, length)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    features = np.zeros((len(rows), backbone.config.hidden_size), dtype=np.float32)
+    batches = range(0, len(order), batch_size)
+    with torch.no_grad():
+        for step, start in enumerate(batches, start=1):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped("feature computation was cancelled")
+            indices = order[start : start + batch_size]
+            batch = collate(tokenizer, [rows[i] for i in indices], device, max_length=length)
+            pooled = mean_pool(_hidden_states(backbone, batch), batch["attention_mask"])
+            features[indices] = pooled.cpu().numpy()
+            if progress is not None:
+                progress({"step": step, "total_steps": len(batches)})
+    return features
+
+
+def load_feature_backbone(source: str | os.PathLike, *, expected_checksum: str | None = None) -> tuple[Any, Any]:
+    """(tokenizer, backbone) for features: a reward-model artifact's first member, or a base model by name or path.
+
+    An artifact's checksum is verified (`expected_checksum`): features from a changed model would
+    silently mislead the selection.
+    """
+    from learning.artifacts import CHECKSUMS_FILE
+    from learning.models import load_causal_lm, load_encoder, resolve_model
+
+    path = Path(source)
+    if path.is_dir() and (path / CHECKSUMS_FILE).is_file():
+        from learning.reward.model import load_reward_members
+
+        tokenizer, members, _ = load_reward_members(path, expected_checksum=expected_checksum)
+        return tokenizer, members[0].backbone
+    resolved = resolve_model(str(source))
+    if resolved.is_gguf:
+        model, tokenizer = load_causal_lm(str(source))
+        return tokenizer, model
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(resolved.path), local_files_only=True)
+    if getattr(config, "is_decoder", False) or "CausalLM" in " ".join(getattr(config, "architectures", None) or []):
+        model, tokenizer = load_causal_lm(str(source))
+        return tokenizer, model
+    return load_encoder(str(source))
+
+
+class FeatureCache:
+    """Features of responses under one model, as float16 shards in `folder`.
+
+    The folder is the model's own (e.g. `features/<model key>/`); `meta.json` records the model
+    and dims so features of two models are never mixed.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, model: str, dims: int | None = None):
+        self.folder = Path(folder)
+        self.model = model
+        self.dims = dims
+        meta = self.folder / "meta.json"
+        if meta.is_file():
+            stored = json.loads(meta.read_text(encoding="utf-8"))
+            if stored.get("model") != model:
+                raise ValueError(f"{self.folder} holds features of {stored.get('model')!r}, not {model!r}")
+            self.dims = stored["dims"]
+
+    @staticmethod
+    def folder_name(model_key: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", model_key).strip("-.") or "model"
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{SHARD_PREFIX}*.npz")) if self.folder.is_dir() else []
+
+    def load(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, float32 features with zeros where missing) for the response ids."""
+        wanted = {int(i): n for n, i in enumerate(ids)}
+        found = np.zeros(len(wanted), dtype=bool)
+        features = np.zeros((len(wanted), self.dims or 0), dtype=np.float32)
+        for shard in self._shards():
+            with np.load(shard) as data:
+                for row, response_id in enumerate(data["ids"].tolist()):
+                    n = wanted.get(int(response_id))
+                    if n is not None:
+                        features[n] = data["features"][row]
+                        found[n] = True
+        return found, features
+
+    def missing(self, ids: Sequence[int]) -> list[int]:
+        found, _ = self.load(ids)
+        return [int(i) for i, ok in zip(ids, found, strict=True) if not ok]
+
+    def store(self, ids: Sequence[int], features: np.ndarray) -> Path:
+        """Write one shard whole; features are stored as float16."""
+        features = np.asarray(features)
+        if features.ndim != 2 or len(features) != len(ids):
+            raise ValueError(f"{len(ids)} ids need a ({len(ids)}, dims) array, not shape {features.shape}")
+        if self.dims is not None and features.shape[1] != self.dims:
+            raise ValueError(f"these features have {features.shape[1]} dims; the cache holds {self.dims}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.dims is None:
+            self.dims = int(features.shape[1])
+            (self.folder / "meta.json").write_text(json.dumps({"model": self.model, "dims": self.dims}), encoding="utf-8")
+        name = f"{SHARD_PREFIX}{len(self._shards()):06d}-{uuid.uuid4().hex[:8]}.npz"
+        staging = self.folder / f".{name}.tmp.npz"
+        np.savez(staging, ids=np.asarray(ids, dtype=np.int64), features=features.astype(np.float16))
+        final = self.folder / name
+        os.replace(staging, final)
+        return final

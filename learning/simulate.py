@@ -1,0 +1,222 @@
+"""Simulated annotators and the fast label-efficiency loop (no database, frozen features, a logistic head).
+
+A pool query i is a pair with feature z_i = φ(x, y₁) − φ(x, y₂); its label is +1 when the first
+response wins, −1 when the second does. Two sources of truth (ALGORITHMS.md §4):
+- `RevealedLabels`: real held-out human labels, each revealed only when a strategy asks for it;
+- `GoldLabels`: a gold reward's margins, labels drawn as Bernoulli(σ(Δ/τ)) with ε flips.
+
+`simulate` runs rounds: choose a batch with a strategy, ask the oracle, refit a logistic reward
+head on everything asked so far, and measure it on a held-out set. Many seeds run in minutes,
+which the full loop through the web services (`manage.py simulate`) cannot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from learning.select import DOptimalParams, OfflineDesignParams, UncertaintyParams
+from learning.select.choose import choose_queries
+
+
+class RevealedLabels:
+    """Real labels held back until asked for; a query without a label (NaN) is no candidate."""
+
+    def __init__(self, labels: Sequence[float]):
+        self._labels = np.asarray(labels, dtype=np.float64)
+        self.asked: set[int] = set()
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.flatnonzero(~np.isnan(self._labels))
+
+    def ask(self, indices: Sequence[int]) -> np.ndarray:
+        indices = [int(i) for i in indices]
+        if any(np.isnan(self._labels[i]) for i in indices):
+            raise ValueError("asked for a query that has no label")
+        self.asked.update(indices)
+        return self._labels[indices]
+
+
+class GoldLabels:
+    """A gold reward answers: +1 with probability σ(Δ/τ), flipped with probability ε."""
+
+    def __init__(self, gold_margins: Sequence[float], *, temperature: float = 1.0, flip: float = 0.0, seed: int = 0):
+        if temperature <= 0 or not 0 <= flip < 0.5:
+            raise ValueError("temperature must be above 0 and flip in [0, 0.5)")
+        self.margins = np.asarray(gold_margins, dtype=np.float64)
+        self.temperature, self.flip = temperature, flip
+        self.rng = np.random.default_rng(seed)
+        self.asked: set[int] = set()
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.arange(len(self.margins))
+
+    def ask(self, indices: Sequence[int]) -> np.ndarray:
+        indices = np.asarray([int(i) for i in indices], dtype=np.int64)
+        self.asked.update(indices.tolist())
+        p = 1.0 / (1.0 + np.exp(-self.margins[indices] / self.temperature))
+        labels = np.where(self.rng.random(len(indices)) < p, 1.0, -1.0)
+        flips = self.rng.random(len(indices)) < self.flip
+        return np.where(flips, -labels, labels)
+
+
+def fit_logistic(z: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 50) -> np.ndarray:
+    """θ of a Bradley-Terry head without intercept: min Σ log(1 + e^{−y zᵀθ}) + l2/2 ‖θ‖², by Newton steps."""
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    theta = np.zeros(z.shape[1])
+    for _ in range(iterations):
+        margin = y * (z @ theta)
+        p = 1.0 / (1.0 + np.exp(margin))  # σ(−y zᵀθ)
+        gradient = -(z * (y * p)[:, None]).sum(axis=0) + l2 * theta
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(z.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return theta
+
+
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
+
+
+@dataclass
+class Curve:
+    """One strategy, one seed: labels used after each round and the head's held-out figures then."""
+
+    strategy: str
+    seed: int
+    labels: list[int] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    log_likelihood: list[float] = field(default_factory=list)  # mean per held-out pair
+    chosen_by: list[str] = field(default_factory=list)  # "random" for a model-needing strategy's first round
+
+
+def evaluate(theta: np.ndarray, test_z: np.ndarray, test_y: np.ndarray, test_p: np.ndarray | None = None) -> tuple[float, float]:
+    """Accuracy against the test labels (ties of Δ̂ = 0 count half) and mean log-likelihood.
+
+    With `test_p` (the gold's probability that the first wins) the log-likelihood is its expectation.
+    """
+    predicted = test_z @ theta
+    accuracy = float(np.mean(np.where(predicted == 0, 0.5, np.sign(predicted) == np.sign(test_y))))
+    if test_p is None:
+        ll = float(np.mean(log_sigmoid(test_y * predicted)))
+    else:
+        ll = float(np.mean(test_p * log_sigmoid(predicted) + (1 - test_p) * log_sigmoid(-predicted)))
+    return accuracy, ll
+
+
+def simulate(
+    params,
+    *,
+    pool_z: np.ndarray,
+    oracle: RevealedLabels | GoldLabels,
+    test_z: np.ndarray,
+    test_y: np.ndarray,
+    test_p: np.ndarray | None = None,
+    rounds: Sequence[int],
+    seed: int,
+    l2: float = 1.0,
+    ensemble: int = 4,
+    strategy: str | None = None,
+) -> Curve:
+    """Run the loop with `params` (a strategy's parameters) for rounds of the given sizes.
+
+    Only the oracle's candidates are ever chosen, and a label is known only once asked for.
+    Uncertainty uses a bootstrap ensemble of `ensemble` heads (their Δ variance).
+    """
+    rng = np.random.default_rng(seed)
+    candidates = oracle.candidates
+    asked: list[int] = []
+    answers: list[float] = []
+    theta: np.ndarray | None = None
+    members: list[np.ndarray] = []
+    curve = Curve(strategy=strategy or type(params).__name__, seed=seed)
+    for size in rounds:
+        remaining = np.setdiff1d(candidates, np.asarray(asked, dtype=np.int64), assume_unique=False)
+        if not len(remaining):
+            break
+        features = pool_z[remaining]
+        margins = None
+        if isinstance(params, UncertaintyParams) and members:
+            margins = np.stack([features @ m for m in members])
+        elif isinstance(params, DOptimalParams | OfflineDesignParams) and theta is not None:
+            margins = features @ theta
+        selection, chosen_by = choose_queries(
+            params,
+            size,
+            n=len(remaining),
+            features=features,
+            margins=margins,
+            labelled_features=pool_z[asked] if asked else None,
+            labelled_margins=(pool_z[asked] @ theta) if (asked and theta is not None) else None,
+            seed=seed * 1000 + len(curve.labels),
+        )
+        picked = remaining[selection.indices]
+        answers.extend(oracle.ask(picked).tolist())
+        asked.extend(picked.tolist())
+        z, y = pool_z[asked], np.asarray(answers)
+        theta = fit_logistic(z, y, l2=l2)
+        if isinstance(params, UncertaintyParams):
+            members = [fit_logistic(z[b], y[b], l2=l2) for b in (rng.integers(0, len(y), len(y)) for _ in range(ensemble))]
+        accuracy, ll = evaluate(theta, test_z, test_y, test_p)
+        curve.labels.append(len(asked))
+        curve.accuracy.append(accuracy)
+        curve.log_likelihood.append(ll)
+        curve.chosen_by.append(chosen_by)
+    return curve
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    strategy: str
+    labels: int
+    seeds: int
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    log_likelihood: float
+    log_likelihood_low: float
+    log_likelihood_high: float
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and its 95% t-interval over seeds (the mean alone when there is one seed)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    from statistics import NormalDist
+
+    # Student's t quantiles for small n; the normal's from 30 seeds on.
+    t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}.get(len(values))
+    if t is None:
+        t = 2.045 if len(values) < 30 else NormalDist().inv_cdf(0.975)
+    half = t * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def summarise(curves: Sequence[Curve]) -> list[SummaryRow]:
+    """Per strategy and label count: the mean over seeds with its 95% interval."""
+    rows = []
+    for strategy in dict.fromkeys(c.strategy for c in curves):
+        mine = [c for c in curves if c.strategy == strategy]
+        for step in range(min(len(c.labels) for c in mine)):
+            acc = t_interval([c.accuracy[step] for c in mine])
+            ll = t_interval([c.log_likelihood[step] for c in mine])
+            rows.append(SummaryRow(strategy, mine[0].labels[step], len(mine), *acc, *ll))
+    return rows
+
+
+def labels_to_reach(rows: Sequence[SummaryRow], strategy: str, target: float) -> int | None:
+    """The fewest labels at which `strategy`'s mean accuracy reaches `target` (None: never)."""
+    for row in rows:
+        if row.strategy == strategy and row.accuracy >= target:
+            return row.labels
+    return None

@@ -220,3 +220,53 @@ def labels_to_reach(rows: Sequence[SummaryRow], strategy: str, target: float) ->
         if row.strategy == strategy and row.accuracy >= target:
             return row.labels
     return None
+
+
+CSV_COLUMNS = [
+    "strategy", "labels", "seeds", "accuracy", "accuracy_low", "accuracy_high",
+    "log_likelihood", "log_likelihood_low", "log_likelihood_high",
+]  # fmt: skip
+
+
+def write_csv(rows: Sequence[SummaryRow], path) -> None:
+    """The summary as CSV, one row per strategy and label count."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [
+                    getattr(row, column) if isinstance(getattr(row, column), str | int) else f"{getattr(row, column):.5f}"
+                    for column in CSV_COLUMNS
+                ]
+            )
+
+
+def plot(rows: Sequence[SummaryRow], path, *, title: str) -> None:
+    """Held-out accuracy and log-likelihood against labels, one line per strategy with its 95% band, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for strategy in dict.fromkeys(r.strategy for r in rows):
+        mine = [r for r in rows if r.strategy == strategy]
+        labels = [r.labels for r in mine]
+        for axis, key in zip(axes, ("accuracy", "log_likelihood"), strict=True):
+            axis.plot(labels, [getattr(r, key) for r in mine], label=strategy)
+            axis.fill_between(
+                labels, [getattr(r, f"{key}_low") for r in mine], [getattr(r, f"{key}_high") for r in mine], alpha=0.2
+            )
+    axes[0].set_ylabel("held-out accuracy")
+    axes[1].set_ylabel("held-out log-likelihood per pair")
+    for axis in axes:
+        axis.set_xlabel("labels")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

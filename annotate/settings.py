@@ -215,6 +215,9 @@ PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
 PREFLAB_TRAIN_PROCESSES = os.environ.get("PREFLAB_TRAIN_PROCESSES", "auto").strip() or "auto"
 if PREFLAB_TRAIN_PROCESSES != "auto":
     PREFLAB_TRAIN_PROCESSES = str(env_int("PREFLAB_TRAIN_PROCESSES", 1, minimum=1))
+# Annotator pseudonyms in exports and training data are keyed by this secret, so one person has one
+# pseudonym in every study of a deployment. Set it to keep pseudonyms when SECRET_KEY is rotated.
+PREFLAB_PSEUDONYM_KEY = os.environ.get("PREFLAB_PSEUDONYM_KEY", "") or SECRET_KEY
 
 REST_FRAMEWORK = {
     # Token first: an API client without valid credentials is told 401 with WWW-Authenticate: Token.

@@ -85,6 +85,8 @@ def demo_setup(*, responses_file: Path = DEMO_RESPONSES) -> Demo:
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(DEMO_PASSWORD)
+            # Staff may create studies (PREFLAB_STUDY_CREATORS=staff): the demo manager can try it.
+            user.is_staff = DEMO_USERS[username] == "manager"
             user.save()
         users[username] = user
     manager = users["demo-manager"]

@@ -89,6 +89,9 @@ def check_study_fields(fields: dict) -> dict:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
+        longest = Study._meta.get_field("name").max_length
+        if len(fields["name"]) > longest:
+            raise InvalidInput(f"A study's name has at most {longest} characters, not {len(fields['name'])}.", field="name")
     overlap = fields.get("overlap", 1)
     if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
         raise InvalidInput(f"Overlap must be a whole number from 1 to {MAX_OVERLAP}, not {overlap!r}.", field="overlap")

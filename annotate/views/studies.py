@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
@@ -15,7 +15,7 @@ from annotate.models.training import RunKind
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
 from annotate.services.items import items_import
-from annotate.services.studies import membership_add
+from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 from annotate.views.runs import named_metric_text
@@ -33,7 +33,26 @@ def study_list(request: HttpRequest) -> HttpResponse:
             study.counts = study_selectors.study_counts(study)
         elif "annotate" in study.perms:
             study.progress = annotator_progress(study=study, annotator=request.user)
-    return render(request, "annotate/study_list.html", {"studies": studies})
+    context = {"studies": studies, "may_create": access.may_create_studies(request.user)}
+    return render(request, "annotate/study_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@page
+def study_new(request: HttpRequest) -> HttpResponse:
+    """Name a new study; its creator becomes its manager and goes on to its settings."""
+    access.check_may_create_studies(request.user)
+    name, error = "", ""
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            study = study_create(creator=request.user, name=name)
+        except InvalidInput as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Study {study.name!r} created. Choose what it asks, then import prompts.")
+            return redirect("study-settings", study_id=study.pk)
+    return render(request, "annotate/study_new.html", {"name": name, "error": error}, status=400 if error else 200)
 
 
 @require_GET

@@ -18,15 +18,16 @@ from annotate.rows import fetch_one
 
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MANAGER: frozenset({"view", "annotate", "manage", "export", "train", "history"}),
+    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history"}),
     Role.ANNOTATOR: frozenset({"view", "annotate"}),
-    Role.RESEARCHER: frozenset({"view", "export", "history"}),
+    Role.RESEARCHER: frozenset({"view", "dashboard", "export", "history"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
 # How a refusal says each action: "does not allow you to ...".
 ACTION_WORDS = {
     "view": "see it",
     "annotate": "annotate",
+    "dashboard": "see its dashboard",
     "manage": "change it",
     "export": "export its labels",
     "train": "train models",

@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
-from annotate.models.studies import Role
-from annotate.models.training import RunKind
+from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
-from annotate.services.items import items_import
+from annotate.selectors.training_readiness import study_readiness
+from annotate.services.items import MAX_RANKING, MIN_RANKING, items_import
 from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
@@ -55,19 +55,31 @@ def study_new(request: HttpRequest) -> HttpResponse:
     return render(request, "annotate/study_new.html", {"name": name, "error": error}, status=400 if error else 200)
 
 
+def import_makes(study) -> str:
+    """What an imported prompt's responses become in this study, for the import form's help."""
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    if FeedbackKind.PAIRWISE in kinds:
+        return "Each pair of responses to a prompt becomes a query."
+    if FeedbackKind.RANKING in kinds:
+        return f"All responses to a prompt ({MIN_RANKING} to {MAX_RANKING}) become one query, to be ranked."
+    return "Each response becomes a query of its own."
+
+
 @require_GET
 @page
 def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = with_perms(access.get_study(request.user, study_id, "manage"))
+    """Managers run the study from here; researchers see the same figures, without its forms."""
+    study = with_perms(access.get_study(request.user, study_id, "dashboard"))
     context = {
         "study": study,
         "counts": study_selectors.study_counts(study),
         "annotators": study_selectors.annotator_stats(study),
-        "bias": study_selectors.position_bias(study),
+        "bias": study_selectors.position_bias(study) if study_selectors.shows_pairs(study) else None,
         "members": study_selectors.study_members(study),
         "runs": study_selectors.study_runs(study, limit=RECENT_RUNS),
         "roles": Role.choices,
-        "run_kinds": RunKind.choices,
+        "readiness": study_readiness(study),
+        "import_makes": import_makes(study),
     }
     return render(request, "annotate/dashboard.html", context)
 

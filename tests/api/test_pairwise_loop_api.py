@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from annotate.models import Annotation, Assignment, PairwiseChoice, Prompt, Query, TrainingRun
 from tests.factories import UserFactory, jsonl, make_items, make_study
+from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
 
@@ -320,7 +321,10 @@ def test_an_unknown_export_format_is_refused_naming_it():
 
 
 def test_starting_a_run_queues_it_for_a_worker_after_commit(django_capture_on_commit_callbacks):
-    study = make_study()
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=8)
+    label_preferring_first_response(study, annotator)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         reply = client_for(study.created_by).post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward"}, format="json")
     assert reply.status_code == 201

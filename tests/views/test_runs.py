@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from annotate.models import ModelVersion, TrainingRun
-from annotate.services.training import training_run_start
-from tests.factories import UserFactory, make_study
+from tests.factories import UserFactory, make_items, make_run, make_study
+from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def test_an_annotator_gets_403_on_the_runs_page(as_user, annotator, study):
 def test_a_manager_cancels_a_running_run_from_its_page_and_the_button_goes_away(client):
 
     study = make_study()
-    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    run = make_run(study, "reward")
     client.force_login(study.created_by)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Cancel run" in page
@@ -150,17 +150,24 @@ def test_a_researcher_sees_no_cancel_button_and_cannot_cancel(client):
 
     researcher = UserFactory()
     study = make_study(researchers=[researcher])
-    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    run = make_run(study, "reward")
     client.force_login(researcher)
     assert "Cancel run" not in client.get(f"/runs/{run.pk}/").content.decode()
     assert client.post(f"/runs/{run.pk}/cancel/").status_code == 403
     assert TrainingRun.objects.get(pk=run.pk).status == "queued"
 
 
-def test_the_dashboard_trains_the_kind_the_manager_picks(client):
-
-    study = make_study()
+def test_the_dashboard_trains_the_kind_the_manager_picks_and_refuses_one_that_cannot_run(client):
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=8)
+    label_preferring_first_response(study, annotator)
     client.force_login(study.created_by)
-    assert "Span reward model" in client.get(f"/studies/{study.pk}/").content.decode()
-    client.post(f"/studies/{study.pk}/train/", {"kind": "rating_reward"})
-    assert TrainingRun.objects.get(study=study).kind == "rating_reward"
+    html = client.get(f"/studies/{study.pk}/").content.decode()
+    assert 'value="reward"' in html and 'value="rating_reward"' not in html
+    assert "Needs 8 rated responses; has 0" in html
+    reply = client.post(f"/studies/{study.pk}/train/", {"kind": "rating_reward"}, follow=True)
+    assert "Nothing was started: a rating model needs 8 rated responses; has 0." in reply.content.decode()
+    assert not TrainingRun.objects.exists()
+    client.post(f"/studies/{study.pk}/train/", {"kind": "reward"})
+    assert TrainingRun.objects.get(study=study).kind == "reward"

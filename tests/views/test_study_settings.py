@@ -97,7 +97,7 @@ def test_one_response_at_a_time_needs_something_to_ask(as_user, manager, study):
     html = reply.content.decode()
     assert reply.status_code == 400
     assert "Nothing was saved." in html
-    assert "Shown one response at a time, a query must still ask for something: choose spans, critique or ratings." in html
+    assert "Shown one response at a time (single), a query must still ask for something: add spans, critique or ratings." in html
     assert 'id="feedback_kinds-error"' in html
     assert Study.objects.get(pk=study.pk).feedback_kinds == ["pairwise"]
 
@@ -106,7 +106,8 @@ def test_pairwise_and_ranking_together_is_refused_inline(as_user, manager, study
     data = valid(study)
     data["kinds"] = ["ranking"]  # a tampered form: the service still refuses both
     html = as_user(manager).post(url(study), data).content.decode()
-    assert "A study asks for pairwise choices or rankings, not both." in html
+    expected = "A study shows its responses one way: pairwise, ranking or single (one response at a time); not pairwise and"
+    assert expected + " ranking together." in html
 
 
 @pytest.mark.parametrize(
@@ -152,3 +153,18 @@ def test_the_text_formats_round_trip_the_defaults():
     assert [(a["key"], a["label"], a["anchors"]) for a in parsed] == [
         (a["key"], a["label"], a["anchors"]) for a in default_rating_aspects()
     ]
+
+
+def test_the_page_is_headed_with_the_study_and_names_each_choice_as_the_api_does(as_user, manager, study):
+    text = text_of(as_user(manager).get(url(study)).content.decode())
+    assert "Helpfulness Study settings" in text
+    assert "Study dashboard" not in text
+    for label, value in [
+        ("Pairwise", "pairwise"),
+        ("Ranking", "ranking"),
+        ("One response at a time", "single"),
+        ("Error spans", "spans"),
+        ("Critique and revision", "critique"),
+        ("Aspect ratings", "ratings"),
+    ]:
+        assert f"{label} {value}" in text

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
+from annotate.metric_words import metric_words
 from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
@@ -148,6 +149,9 @@ def study_train(request: HttpRequest, study_id: int) -> HttpResponse:
 def study_runs(request: HttpRequest, study_id: int) -> HttpResponse:
     study = with_perms(access.get_study(request.user, study_id, "history"))
     table = study_selectors.model_version_table(study)
-    table["rows"] = [(name, [named_metric_text(name, value) for value in values]) for name, values in table["rows"]]
+    table["rows"] = [
+        {"name": name, "words": metric_words(name), "cells": [named_metric_text(name, value) for value in values]}
+        for name, values in table["rows"]
+    ]
     context = {"study": study, "runs": study_selectors.study_runs(study), "table": table}
     return render(request, "annotate/study_runs.html", context)

@@ -1,5 +1,7 @@
 """A training run's page and the study's runs list; the progress panel polls until the run ends."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -8,6 +10,10 @@ from tests.factories import UserFactory, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.fixture
@@ -100,7 +106,24 @@ def test_nested_metrics_read_as_pairs_not_json(as_user, manager, run):
     run.save()
     html = progress(as_user(manager), run)
     assert "ann-a1: 4/4 · ann-b2: 1/3" in html
-    assert '<th scope="row">per_category</th><td class="num">none</td>' in html
+    assert '<th scope="row" class="metric-name" title="per_category">per_category</th><td class="num">none</td>' in html
+
+
+def test_metrics_are_shown_in_words_with_a_line_each_and_unknown_names_as_they_are(as_user, manager, researcher, study, run):
+    run.status = "succeeded"
+    run.metrics = {"heldout_ece": 0.04, "n_eval_comparisons": 40, "brand_new_metric": 3}
+    run.save()
+    text = text_of(progress(as_user(manager), run))
+    assert "Calibration error How far the model's confidence is from how often it is right" in text.replace("&#x27;", "'")
+    assert "Held-out comparisons Comparisons the held-out figures are measured on" in text
+    assert "brand_new_metric 3" in text
+    assert "heldout_ece" not in text  # only in the row's title, for whoever reads the API
+    ModelVersion.objects.create(
+        study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path="/a", checksum="x",
+        metrics={"heldout_accuracy": 0.8}, data_hash="d",
+    )  # fmt: skip
+    table = text_of(as_user(researcher).get(reverse("study-runs", args=[study.pk])).content.decode())
+    assert "Held-out accuracy Share of held-out comparisons where the model scores the preferred response higher" in table
 
 
 def test_a_researcher_may_watch_a_run_but_an_annotator_may_not(as_user, researcher, annotator, outsider, run):

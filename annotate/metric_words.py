@@ -15,6 +15,8 @@ class MetricWords(NamedTuple):
     explanation: str
 
 
+ACCURACY_LOW = MetricWords("Held-out accuracy, 95% low", "Lower end of the 95% interval of held-out accuracy.")
+ACCURACY_HIGH = MetricWords("Held-out accuracy, 95% high", "Upper end of the 95% interval of held-out accuracy.")
 METRIC_WORDS: dict[str, MetricWords] = {
     # Reward models (pairwise votes and rankings)
     "heldout_accuracy": MetricWords(
@@ -23,10 +25,10 @@ METRIC_WORDS: dict[str, MetricWords] = {
     ),
     # The 95% interval of held-out accuracy. Its names are not fixed yet: both spellings are here
     # until the reward trainer settles on one; drop the other then.
-    "heldout_accuracy_low": MetricWords("Held-out accuracy, 95% low", "Lower end of the 95% interval of held-out accuracy."),
-    "heldout_accuracy_high": MetricWords("Held-out accuracy, 95% high", "Upper end of the 95% interval of held-out accuracy."),
-    "heldout_accuracy_ci_low": MetricWords("Held-out accuracy, 95% low", "Lower end of the 95% interval of held-out accuracy."),
-    "heldout_accuracy_ci_high": MetricWords("Held-out accuracy, 95% high", "Upper end of the 95% interval of held-out accuracy."),
+    "heldout_accuracy_low": ACCURACY_LOW,
+    "heldout_accuracy_high": ACCURACY_HIGH,
+    "heldout_accuracy_ci_low": ACCURACY_LOW,
+    "heldout_accuracy_ci_high": ACCURACY_HIGH,
     "heldout_log_likelihood": MetricWords(
         "Held-out log-likelihood",
         "Mean log-probability the model gives the held-out choices; closer to 0 is better.",

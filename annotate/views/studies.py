@@ -20,6 +20,7 @@ from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 from annotate.views.runs import named_metric_text
+from annotate.views.study_settings import study_asks_words
 
 RECENT_RUNS = 5
 
@@ -81,6 +82,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "roles": Role.choices,
         "readiness": study_readiness(study),
         "import_makes": import_makes(study),
+        "asks": study_asks_words(study),
     }
     return render(request, "annotate/dashboard.html", context)
 

@@ -200,14 +200,24 @@ def field_of(exc: InvalidInput) -> str:
     return name if name in FIELDS else "form"
 
 
+def asks_words(kinds) -> str:
+    """Feedback kinds in the settings page's words: ("pairwise", "spans") -> "Pairwise preference + Error spans"."""
+    labels = dict(FeedbackKind.choices)
+    return " + ".join(labels.get(k, k) for k in kinds)
+
+
+def study_asks_words(study: Study) -> str:
+    """What the study's new queries ask, as the settings page says it, shown responses included."""
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    if any(k in STRUCTURE_KINDS for k in kinds):
+        return asks_words(kinds)
+    return f"{QueryKind.SINGLE.label}: {asks_words(kinds)}"
+
+
 def queries_by_asks(study: Study) -> list[dict]:
     """How many of the study's queries ask for what: they keep it whatever the settings say now."""
     counts = Counter(tuple(asks or [kind]) for kind, asks in Query.objects.filter(study=study).values_list("kind", "asks"))
-    labels = dict(FeedbackKind.choices)
-    return [
-        {"asks": " + ".join(labels.get(k, k) for k in asks), "count": count}
-        for asks, count in sorted(counts.items(), key=lambda item: -item[1])
-    ]
+    return [{"asks": asks_words(asks), "count": count} for asks, count in sorted(counts.items(), key=lambda item: -item[1])]
 
 
 @require_http_methods(["GET", "POST"])

@@ -8,7 +8,7 @@ from django.urls import reverse
 from annotate.models import Query, Study
 from annotate.models.studies import default_rating_aspects, default_span_taxonomy
 from annotate.views.study_settings import aspects_text, parse_aspects, parse_taxonomy, taxonomy_text
-from tests.factories import make_items
+from tests.factories import make_items, make_study
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,13 @@ def test_the_page_shows_the_current_settings_and_what_existing_queries_ask(as_us
 
 def test_the_dashboard_links_to_the_settings_and_says_what_queries_ask(as_user, manager, study):
     text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
-    assert "Asks for: pairwise choice · change" in text
+    assert "Asks for: Pairwise preference · change" in text
+
+
+def test_the_dashboard_says_what_a_study_asks_in_the_settings_pages_words(as_user, manager):
+    study = make_study(manager=manager, feedback_kinds=["spans", "ratings"])
+    text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
+    assert "Asks for: One response at a time: Error spans + Aspect ratings · change" in text
 
 
 def test_saving_changes_the_kinds_taxonomy_and_aspects_and_old_queries_keep_theirs(as_user, manager, study):

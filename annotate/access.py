@@ -6,6 +6,7 @@ leak; a member whose role does not allow the action gets 403.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
@@ -17,15 +18,16 @@ from annotate.rows import fetch_one
 
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MANAGER: frozenset({"view", "annotate", "manage", "export", "train", "history"}),
+    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history"}),
     Role.ANNOTATOR: frozenset({"view", "annotate"}),
-    Role.RESEARCHER: frozenset({"view", "export", "history"}),
+    Role.RESEARCHER: frozenset({"view", "dashboard", "export", "history"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
 # How a refusal says each action: "does not allow you to ...".
 ACTION_WORDS = {
     "view": "see it",
     "annotate": "annotate",
+    "dashboard": "see its dashboard",
     "manage": "change it",
     "export": "export its labels",
     "train": "train models",
@@ -59,6 +61,18 @@ def can(user: AbstractBaseUser, study: Study, action: str) -> bool:
         raise ValueError(f"unknown action {action!r}; known: {sorted(ACTIONS)}")
     role = role_in(user, study)
     return role is not None and action in PERMISSIONS[role]
+
+
+def may_create_studies(user: AbstractBaseUser) -> bool:
+    """Whether the user may create a study (and so become its manager): PREFLAB_STUDY_CREATORS says who."""
+    if not user.is_authenticated:
+        return False
+    return settings.PREFLAB_STUDY_CREATORS == "all" or user.is_staff or user.is_superuser
+
+
+def check_may_create_studies(user: AbstractBaseUser) -> None:
+    if not may_create_studies(user):
+        raise Forbidden("Only staff users may create studies here; ask an administrator to create one for you.")
 
 
 def studies_for(user: AbstractBaseUser):

@@ -215,6 +215,13 @@ PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
 PREFLAB_TRAIN_PROCESSES = os.environ.get("PREFLAB_TRAIN_PROCESSES", "auto").strip() or "auto"
 if PREFLAB_TRAIN_PROCESSES != "auto":
     PREFLAB_TRAIN_PROCESSES = str(env_int("PREFLAB_TRAIN_PROCESSES", 1, minimum=1))
+# Who may create studies: "staff" (Django staff users and superusers) or "all" (any logged-in user).
+PREFLAB_STUDY_CREATORS = os.environ.get("PREFLAB_STUDY_CREATORS", "staff").strip() or "staff"
+if PREFLAB_STUDY_CREATORS not in {"staff", "all"}:
+    raise ImproperlyConfigured(f"PREFLAB_STUDY_CREATORS={PREFLAB_STUDY_CREATORS!r}: use staff or all.")
+# Annotator pseudonyms in exports and training data are keyed by this secret, so one person has one
+# pseudonym in every study of a deployment. Set it to keep pseudonyms when SECRET_KEY is rotated.
+PREFLAB_PSEUDONYM_KEY = os.environ.get("PREFLAB_PSEUDONYM_KEY", "") or SECRET_KEY
 
 REST_FRAMEWORK = {
     # Token first: an API client without valid credentials is told 401 with WWW-Authenticate: Token.

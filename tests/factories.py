@@ -31,6 +31,20 @@ def make_study(*, manager=None, annotators=(), researchers=(), overlap: int = 1,
     return study
 
 
+def make_run(study, kind: str = "reward", **config):
+    """A run recorded as queued, as training_run_start records it but without asking whether it can train.
+
+    For tests of what the worker does with a run however it came to be queued (labels can be
+    corrected away between the request and the worker).
+    """
+    from annotate.models import TrainingRun
+
+    config = {"base_model": study.reward_model, **config}
+    return TrainingRun.objects.create(
+        study=study, kind=kind, config=config, created_by=study.created_by, message="Waiting for a worker"
+    )
+
+
 def jsonl(records: list[dict]) -> list[str]:
     return [json.dumps(r) for r in records]
 

@@ -15,8 +15,7 @@ def label_preferring_first_response(study, annotator, limit: int | None = None) 
         if assignment is None:
             break
         shown = "a" if assignment.display_order[0] == 0 else "b"
-        annotation_submit(
-            query=assignment.query, annotator=annotator, client_key=f"lab-{done}", answer={"choice": shown, "strength": 2}
-        )
+        answer = {"choice": shown, "strength": 2}
+        annotation_submit(query=assignment.query, annotator=annotator, client_key=f"lab-{assignment.pk}", answer=answer)
         done += 1
     return done

@@ -10,9 +10,9 @@ from tests.factories import UserFactory, make_items, make_study
 pytestmark = pytest.mark.django_db
 
 EXPECTED = {
-    "manager": {"view", "annotate", "manage", "export", "train", "history"},
+    "manager": {"view", "annotate", "dashboard", "manage", "export", "train", "history"},
     "annotator": {"view", "annotate"},
-    "researcher": {"view", "export", "history"},
+    "researcher": {"view", "dashboard", "export", "history"},
     None: set(),
 }
 

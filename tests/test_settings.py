@@ -81,6 +81,13 @@ def test_an_unknown_broker_scheme_refuses_to_start():
     assert "Traceback" not in result.stderr
 
 
+def test_an_unknown_study_creators_value_refuses_to_start_naming_the_choices():
+    result = start_django(DEBUG="1", PREFLAB_STUDY_CREATORS="everyone")
+    assert result.returncode != 0
+    assert "PREFLAB_STUDY_CREATORS='everyone': use staff or all." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_complete_environment_passes_djangos_checks():
     result = start_django(DEBUG="0", SECRET_KEY="x" * 50)
     assert result.returncode == 0, result.stderr

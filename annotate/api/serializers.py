@@ -1,7 +1,9 @@
 """Shapes of the API's requests and replies. Domain rules live in the services."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotate.metric_words import metric_words
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
@@ -123,7 +125,14 @@ class RunCreateSerializer(serializers.Serializer):
     config = serializers.DictField(required=False, default=dict)
 
 
+class MetricWordsSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    explanation = serializers.CharField(help_text="One line on what it measures; empty for a metric without words yet.")
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
+    metric_labels = serializers.SerializerMethodField(help_text="Per metric name: its label and explanation, as pages show it.")
+
     class Meta:
         model = ModelVersion
         fields = [
@@ -134,10 +143,15 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "artifact_path",
             "checksum",
             "metrics",
+            "metric_labels",
             "data_hash",
             "parent",
             "created_at",
         ]
+
+    @extend_schema_field(serializers.DictField(child=MetricWordsSerializer()))
+    def get_metric_labels(self, version: ModelVersion) -> dict:
+        return {name: metric_words(name)._asdict() for name in version.metrics or {}}
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -26,6 +26,7 @@ from annotate.services import assignments, exports, feedback, fgrlhf, items, stu
 def study_list(request):
     if request.method == "GET":
         return Response(s.StudySerializer(access.studies_for(request.user), many=True).data)
+    access.check_may_create_studies(request.user)
     body = s.StudySerializer(data=request.data)
     body.is_valid(raise_exception=True)
     study = studies.study_create(creator=request.user, **body.validated_data)

@@ -41,9 +41,13 @@ class Response(models.Model):
 
 
 class QueryKind(models.TextChoices):
+    """How a query shows a prompt's responses. A study's feedback_kinds name it (pairwise, ranking,
+    or single, which may be left out); the settings page offers these labels; the API reports a
+    query's kind in these values."""
+
     PAIRWISE = "pairwise", "Pairwise"
     RANKING = "ranking", "Ranking"
-    SINGLE = "single", "Single response"
+    SINGLE = "single", "One response at a time"
 
 
 class Query(models.Model):

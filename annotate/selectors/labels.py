@@ -7,6 +7,7 @@ out, so each dataset row comes from what the annotator last said.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from django.conf import settings
 from django.db.models import F, Prefetch, QuerySet
@@ -24,10 +25,14 @@ from annotate.models import (
 )
 
 
-def annotator_pseudonym(study_id: int, user_id: int) -> str:
-    """A stable id for an annotator in exports that does not reveal who they are."""
-    digest = hashlib.sha256(f"{settings.SECRET_KEY}:{study_id}:{user_id}".encode()).hexdigest()
-    return f"ann-{digest[:12]}"
+def annotator_pseudonym(user_id: int) -> str:
+    """An id for an annotator in exports and training data that does not reveal who they are.
+
+    The same in every study of a deployment (keyed by PREFLAB_PSEUDONYM_KEY, or SECRET_KEY), so
+    exports of several studies can be joined on it; without the key it cannot be traced back.
+    """
+    digest = hmac.new(settings.PREFLAB_PSEUDONYM_KEY.encode(), f"annotator:{user_id}".encode(), hashlib.sha256)
+    return f"ann-{digest.hexdigest()[:12]}"
 
 
 def query_responses(lookup: str) -> Prefetch:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db.models import Count, Q
 
 from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Study, TrainingRun
+from annotate.models.items import QueryKind
+from annotate.models.studies import FeedbackKind
 
 
 def shown_votes(study: Study):
@@ -61,6 +63,13 @@ def annotator_stats(study: Study) -> list[dict]:
             }
         )
     return rows
+
+
+def shows_pairs(study: Study) -> bool:
+    """Whether anything in the study was or will be asked side by side, where position bias can show."""
+    return study.queries.filter(kind=QueryKind.PAIRWISE).exists() or FeedbackKind.PAIRWISE in (
+        study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    )
 
 
 def position_bias(study: Study) -> dict:

@@ -36,7 +36,7 @@ def preference_pairs(study: Study) -> list:
                 rejected=rejected.text,
                 margin=0.0 if tie else strength_to_margin(vote.strength),
                 group=str(annotation.query.prompt_id),
-                annotator=annotator_pseudonym(study.pk, annotation.annotator_id),
+                annotator=annotator_pseudonym(annotation.annotator_id),
                 tie=tie,
             )
         )
@@ -57,7 +57,7 @@ def ranking_examples(study: Study) -> list:
                 responses=[r.text for r in responses],
                 groups=[[index[rid] for rid in group] for group in part.groups],
                 group=str(part.annotation.query.prompt_id),
-                annotator=annotator_pseudonym(study.pk, part.annotation.annotator_id),
+                annotator=annotator_pseudonym(part.annotation.annotator_id),
             )
         )
     return examples

@@ -23,11 +23,13 @@ DEMO_USERS = {"demo-manager": "manager", "demo-annotator": "annotator", "demo-re
 DEMO_GUIDELINES = """\
 Pick the response you would rather receive.
 
-1. Prefer answers that are correct. A confident wrong answer is worse than a hedged right one.
-2. Then prefer answers that do what was asked (length, format, tone).
-3. Refusing a harmful request is good; refusing a harmless one is not.
-4. Use tie when neither is better, and both bad when you would send neither.
-Strength: 1 = slightly better, 2 = clearly better, 3 = much better.
+- Prefer answers that are correct. A confident wrong answer is worse than a hedged right one.
+- Then prefer answers that do what was asked (length, format, tone).
+- Refusing a harmful request is good; refusing a harmless one is not.
+- Use tie when neither is better, and both bad when you would send neither.
+
+Keys: 1 = A is better, 2 = B is better, 3 = tie, 4 = both bad.
+How much better, after A or B: Q = slightly, W = clearly, E = much better.
 """
 
 
@@ -85,6 +87,8 @@ def demo_setup(*, responses_file: Path = DEMO_RESPONSES) -> Demo:
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(DEMO_PASSWORD)
+            # Staff may create studies (PREFLAB_STUDY_CREATORS=staff): the demo manager can try it.
+            user.is_staff = DEMO_USERS[username] == "manager"
             user.save()
         users[username] = user
     manager = users["demo-manager"]

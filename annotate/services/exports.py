@@ -1,8 +1,8 @@
 """Turning stored labels into datasets: one JSON object per row, streamed, with counts known up front.
 
 Every format reads current annotations only (a superseded one gives way to its correction) and
-names annotators by a per-study pseudonym. Rows built from one annotation end with where they
-came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import) and `annotator`.
+names annotators by a pseudonym, the same in every study of the deployment. Rows built from one
+annotation end with where they came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import) and `annotator`.
 Prompts are chat messages [{role, content}]; responses, chosen and rejected are plain text
 except in TRL's formats, where they are one assistant turn.
 
@@ -81,7 +81,7 @@ def provenance(study: Study, annotation: Annotation) -> dict:
         "annotation_id": annotation.pk,
         "query_id": annotation.query_id,
         "prompt_id": annotation.query.prompt.external_id,
-        "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
+        "annotator": annotator_pseudonym(annotation.annotator_id),
     }
 
 
@@ -323,7 +323,7 @@ def raw_row(study: Study, annotation: Annotation) -> dict:
         "prompt_id": annotation.query.prompt.external_id,
         "prompt": annotation.query.prompt.messages,
         "responses": [{"id": r.pk, "text": r.text} for r in annotation_responses(annotation)],
-        "annotator": annotator_pseudonym(study.pk, annotation.annotator_id),
+        "annotator": annotator_pseudonym(annotation.annotator_id),
         "display_order": annotation.assignment.display_order if annotation.assignment else None,
         "time_spent_ms": annotation.time_spent_ms,
         "active_ms": annotation.active_ms,

@@ -10,8 +10,10 @@ from django.db import transaction
 
 from annotate.errors import InvalidInput
 from annotate.models import Membership, Study
+from annotate.models.items import QueryKind
 from annotate.models.studies import (
     MISSING_INFORMATION,
+    PER_RESPONSE_KINDS,
     STRUCTURE_KINDS,
     FeedbackKind,
     Role,
@@ -41,18 +43,34 @@ MAX_OVERLAP = 100
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+# What feedback_kinds may name: how responses are shown (one of QueryKind's values; "single" is
+# what a list without pairwise or ranking means) and what is asked about each response.
+KIND_WORDS = (*QueryKind.values, *PER_RESPONSE_KINDS)
+SINGLE_WORDS = f"{QueryKind.SINGLE.label.lower()} ({QueryKind.SINGLE.value})"  # "one response at a time (single)"
+SHOWN_WAYS = (
+    f"{QueryKind.PAIRWISE.value}, {QueryKind.RANKING.value} or {QueryKind.SINGLE.value} ({QueryKind.SINGLE.label.lower()})"
+)
+
+
 def check_feedback_kinds(kinds) -> list[str]:
+    """The kinds in canonical order, without "single" (a list with neither pairwise nor ranking means it)."""
     if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
         raise InvalidInput("feedback_kinds must be a non-empty list of kinds.", field="feedback_kinds")
-    unknown = [k for k in kinds if k not in FeedbackKind.values]
+    unknown = [k for k in kinds if k not in KIND_WORDS]
     if unknown:
-        raise InvalidInput(
-            f"Unknown feedback kind {unknown[0]!r}; known: {', '.join(FeedbackKind.values)}.", field="feedback_kinds"
-        )
+        raise InvalidInput(f"Unknown feedback kind {unknown[0]!r}; known: {', '.join(KIND_WORDS)}.", field="feedback_kinds")
     if len(set(kinds)) != len(kinds):
         raise InvalidInput("feedback_kinds names a kind twice.", field="feedback_kinds")
-    if sum(k in STRUCTURE_KINDS for k in kinds) > 1:
-        raise InvalidInput("A study asks for pairwise choices or rankings, not both.", field="feedback_kinds")
+    shown = [k for k in kinds if k in QueryKind.values]
+    if len(shown) > 1:
+        raise InvalidInput(
+            f"A study shows its responses one way: {SHOWN_WAYS}; not {' and '.join(shown)} together.", field="feedback_kinds"
+        )
+    if not any(k in PER_RESPONSE_KINDS or k in STRUCTURE_KINDS for k in kinds):
+        raise InvalidInput(
+            f"Shown {SINGLE_WORDS}, a query must still ask for something: add spans, critique or ratings.",
+            field="feedback_kinds",
+        )
     return [k for k in FeedbackKind.values if k in kinds]  # one canonical order
 
 
@@ -89,6 +107,9 @@ def check_study_fields(fields: dict) -> dict:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
+        longest = Study._meta.get_field("name").max_length
+        if len(fields["name"]) > longest:
+            raise InvalidInput(f"A study's name has at most {longest} characters, not {len(fields['name'])}.", field="name")
     overlap = fields.get("overlap", 1)
     if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
         raise InvalidInput(f"Overlap must be a whole number from 1 to {MAX_OVERLAP}, not {overlap!r}.", field="overlap")

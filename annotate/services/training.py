@@ -28,6 +28,7 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
+from annotate.selectors.training_readiness import run_readiness
 from annotate.services.feedback import is_int
 from annotate.text import refuse_nul
 from learning.launch import PROGRESS_PREFIX
@@ -98,7 +99,10 @@ def check_base_model(name: str, field: str = "config.base_model") -> None:
 def training_run_start(
     *, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None, enqueue: bool = True
 ) -> TrainingRun:
-    """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself)."""
+    """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself).
+
+    Refused when the run could not train now (see annotate/selectors/training_readiness.py).
+    """
     from annotate.tasks import train_model
 
     if kind not in RunKind.values:
@@ -106,6 +110,9 @@ def training_run_start(
     config = check_config(kind, config or {})
     config.setdefault("base_model", study.reward_model)
     check_base_model(config["base_model"])
+    readiness = run_readiness(study, kind, config)
+    if not readiness.can_run:  # it would fail on the worker at once; the worker still checks (labels change)
+        raise InvalidInput(f"Nothing was started: a {readiness.label.lower()} {readiness.reason}.")
     run = TrainingRun.objects.create(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
     )

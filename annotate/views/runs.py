@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate import access
 from annotate.errors import PreflabError
+from annotate.metric_words import metric_words
 from annotate.models import ModelVersion, TrainingRun
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
@@ -51,8 +52,12 @@ def metric_text(value, *, counts: bool = False) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def metric_rows(metrics: dict | None) -> list[tuple[str, str]]:
-    return [(name, named_metric_text(name, value)) for name, value in sorted((metrics or {}).items())]
+def metric_rows(metrics: dict | None) -> list[dict]:
+    """One row per metric: its name, words for it (annotate/metric_words.py) and its value as text."""
+    return [
+        {"name": name, "words": metric_words(name), "value": named_metric_text(name, value)}
+        for name, value in sorted((metrics or {}).items())
+    ]
 
 
 def named_metric_text(name: str, value) -> str:

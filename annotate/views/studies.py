@@ -6,19 +6,21 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
-from annotate.models.studies import Role
-from annotate.models.training import RunKind
+from annotate.metric_words import metric_words
+from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.queues import annotator_progress
-from annotate.services.items import items_import
-from annotate.services.studies import membership_add
+from annotate.selectors.training_readiness import study_readiness
+from annotate.services.items import MAX_RANKING, MIN_RANKING, items_import
+from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 from annotate.views.runs import named_metric_text
+from annotate.views.study_settings import study_asks_words
 
 RECENT_RUNS = 5
 
@@ -33,22 +35,54 @@ def study_list(request: HttpRequest) -> HttpResponse:
             study.counts = study_selectors.study_counts(study)
         elif "annotate" in study.perms:
             study.progress = annotator_progress(study=study, annotator=request.user)
-    return render(request, "annotate/study_list.html", {"studies": studies})
+    context = {"studies": studies, "may_create": access.may_create_studies(request.user)}
+    return render(request, "annotate/study_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@page
+def study_new(request: HttpRequest) -> HttpResponse:
+    """Name a new study; its creator becomes its manager and goes on to its settings."""
+    access.check_may_create_studies(request.user)
+    name, error = "", ""
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            study = study_create(creator=request.user, name=name)
+        except InvalidInput as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Study {study.name!r} created. Choose what it asks, then import prompts.")
+            return redirect("study-settings", study_id=study.pk)
+    return render(request, "annotate/study_new.html", {"name": name, "error": error}, status=400 if error else 200)
+
+
+def import_makes(study) -> str:
+    """What an imported prompt's responses become in this study, for the import form's help."""
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    if FeedbackKind.PAIRWISE in kinds:
+        return "Each pair of responses to a prompt becomes a query."
+    if FeedbackKind.RANKING in kinds:
+        return f"All responses to a prompt ({MIN_RANKING} to {MAX_RANKING}) become one query, to be ranked."
+    return "Each response becomes a query of its own."
 
 
 @require_GET
 @page
 def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = with_perms(access.get_study(request.user, study_id, "manage"))
+    """Managers run the study from here; researchers see the same figures, without its forms."""
+    study = with_perms(access.get_study(request.user, study_id, "dashboard"))
     context = {
         "study": study,
         "counts": study_selectors.study_counts(study),
         "annotators": study_selectors.annotator_stats(study),
-        "bias": study_selectors.position_bias(study),
+        "bias": study_selectors.position_bias(study) if study_selectors.shows_pairs(study) else None,
         "members": study_selectors.study_members(study),
         "runs": study_selectors.study_runs(study, limit=RECENT_RUNS),
         "roles": Role.choices,
-        "run_kinds": RunKind.choices,
+        "readiness": study_readiness(study),
+        "import_makes": import_makes(study),
+        "asks": study_asks_words(study),
     }
     return render(request, "annotate/dashboard.html", context)
 
@@ -117,6 +151,9 @@ def study_train(request: HttpRequest, study_id: int) -> HttpResponse:
 def study_runs(request: HttpRequest, study_id: int) -> HttpResponse:
     study = with_perms(access.get_study(request.user, study_id, "history"))
     table = study_selectors.model_version_table(study)
-    table["rows"] = [(name, [named_metric_text(name, value) for value in values]) for name, values in table["rows"]]
+    table["rows"] = [
+        {"name": name, "words": metric_words(name), "cells": [named_metric_text(name, value) for value in values]}
+        for name, values in table["rows"]
+    ]
     context = {"study": study, "runs": study_selectors.study_runs(study), "table": table}
     return render(request, "annotate/study_runs.html", context)

@@ -22,20 +22,28 @@ from django.views.decorators.http import require_http_methods
 from annotate import access
 from annotate.errors import InvalidInput, PreflabError
 from annotate.models import Query, Study
-from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind
+from annotate.models.items import QueryKind
+from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind
 from annotate.services.studies import MAX_OVERLAP, study_update
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
 
+# (value, label, help): the values and labels are the API's (feedback_kinds, a query's kind).
 STRUCTURES = [
-    ("pairwise", "Pairwise", "Two responses side by side; the annotator picks the better one (or a tie)."),
-    ("ranking", "Ranking", "All of a prompt's responses (3 to 8) at once, ordered best to worst; ties allowed."),
-    ("single", "One response at a time", "No comparison: each response is its own query, for spans, critiques or ratings."),
+    (kind.value, kind.label, help)
+    for kind, help in (
+        (QueryKind.PAIRWISE, "Two responses side by side; the annotator picks the better one (or a tie)."),
+        (QueryKind.RANKING, "All of a prompt's responses (3 to 8) at once, ordered best to worst; ties allowed."),
+        (QueryKind.SINGLE, "No comparison: each response is its own query, for spans, critiques or ratings."),
+    )
 ]
 EXTRAS = [
-    ("spans", "Error spans", "Highlight passages of a response and label them with a category from the taxonomy."),
-    ("critique", "Critique and revision", "Say what is wrong with a response, and optionally rewrite it."),
-    ("ratings", "Aspect ratings", "Score every response shown on each aspect, 1 to 5."),
+    (kind.value, kind.label, help)
+    for kind, help in (
+        (FeedbackKind.SPANS, "Highlight passages of a response and label them with a category from the taxonomy."),
+        (FeedbackKind.CRITIQUE, "Say what is wrong with a response, and optionally rewrite it."),
+        (FeedbackKind.RATINGS, "Score every response shown on each aspect, 1 to 5."),
+    )
 ]
 FIELDS = ("name", "guidelines", "overlap", "feedback_kinds", "span_taxonomy", "rating_aspects")
 
@@ -138,14 +146,14 @@ def parse_aspects(text: str) -> list[dict]:
 
 
 def kinds_from_post(post: QueryDict) -> list[str]:
+    """The form's choices as the API's feedback_kinds; study_update checks them, in the API's words."""
     structure = post.get("structure", "")
-    kinds = [structure] if structure in (FeedbackKind.PAIRWISE, FeedbackKind.RANKING) else []
-    return kinds + [k for k in post.getlist("kinds") if k]
+    return ([structure] if structure else []) + [k for k in post.getlist("kinds") if k]
 
 
 def form_from_study(study: Study) -> dict:
     kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
-    structure = next((k for k in kinds if k in (FeedbackKind.PAIRWISE, FeedbackKind.RANKING)), "single")
+    structure = next((k for k in kinds if k in STRUCTURE_KINDS), QueryKind.SINGLE)
     return {
         "name": study.name,
         "guidelines": study.guidelines,
@@ -178,10 +186,6 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
     except ValueError:
         errors["overlap"] = f"Overlap must be a whole number from 1 to {MAX_OVERLAP}."
     fields["feedback_kinds"] = kinds_from_post(post)
-    if not fields["feedback_kinds"]:
-        errors["feedback_kinds"] = (
-            "Shown one response at a time, a query must still ask for something: choose spans, critique or ratings."
-        )
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:
             fields[name] = parse(post.get(name, ""))
@@ -196,14 +200,24 @@ def field_of(exc: InvalidInput) -> str:
     return name if name in FIELDS else "form"
 
 
+def asks_words(kinds) -> str:
+    """Feedback kinds in the settings page's words: ("pairwise", "spans") -> "Pairwise preference + Error spans"."""
+    labels = dict(FeedbackKind.choices)
+    return " + ".join(labels.get(k, k) for k in kinds)
+
+
+def study_asks_words(study: Study) -> str:
+    """What the study's new queries ask, as the settings page says it, shown responses included."""
+    kinds = study.feedback_kinds or [FeedbackKind.PAIRWISE]
+    if any(k in STRUCTURE_KINDS for k in kinds):
+        return asks_words(kinds)
+    return f"{QueryKind.SINGLE.label}: {asks_words(kinds)}"
+
+
 def queries_by_asks(study: Study) -> list[dict]:
     """How many of the study's queries ask for what: they keep it whatever the settings say now."""
     counts = Counter(tuple(asks or [kind]) for kind, asks in Query.objects.filter(study=study).values_list("kind", "asks"))
-    labels = dict(FeedbackKind.choices)
-    return [
-        {"asks": " + ".join(labels.get(k, k) for k in asks), "count": count}
-        for asks, count in sorted(counts.items(), key=lambda item: -item[1])
-    ]
+    return [{"asks": asks_words(asks), "count": count} for asks, count in sorted(counts.items(), key=lambda item: -item[1])]
 
 
 @require_http_methods(["GET", "POST"])

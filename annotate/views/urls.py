@@ -10,6 +10,7 @@ urlpatterns = [
     path("", studies.study_list, name="study-list"),
     # The breadcrumb says "Studies"; a visitor who types the address it suggests lands on the list.
     path("studies/", RedirectView.as_view(pattern_name="study-list")),
+    path("studies/new/", studies.study_new, name="study-new"),
     path("studies/<int:study_id>/", studies.study_dashboard, name="study-dashboard"),
     path("studies/<int:study_id>/members/", studies.study_member_add, name="study-member-add"),
     path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),

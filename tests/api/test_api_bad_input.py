@@ -61,7 +61,7 @@ def test_a_nul_character_in_an_import_names_its_line_and_field_and_imports_nothi
 
 
 def test_a_nul_character_in_study_or_run_settings_is_refused_naming_where():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     client = client_for(manager)
     taxonomy = [{"key": "wrong", "label": "Wrong\u0000"}]
     created = client.post("/api/v1/studies/", {"name": "S", "span_taxonomy": taxonomy}, format="json")

@@ -204,3 +204,25 @@ def test_a_manager_changes_the_kinds_and_an_annotator_cannot():
     assert bad.status_code == 400 and bad.json()["field"] == "feedback_kinds"
     ok = client_for(manager).patch(url, {"feedback_kinds": ["ratings", "ranking"]}, format="json")
     assert ok.status_code == 200 and ok.json()["feedback_kinds"] == ["ranking", "ratings"]
+
+
+def test_the_api_takes_single_as_the_settings_page_does_and_refuses_it_alone_in_the_same_words():
+    manager, annotator = UserFactory(), UserFactory()
+    study = make_study(manager=manager, annotators=[annotator])
+    url = f"/api/v1/studies/{study.pk}/"
+    ok = client_for(manager).patch(url, {"feedback_kinds": ["single", "spans"]}, format="json")
+    assert ok.status_code == 200 and ok.json()["feedback_kinds"] == ["spans"]
+    study.refresh_from_db()
+    items_import(study=study, lines=jsonl([{"id": "s1", "prompt": "Hi?", "responses": ["Hello.", "Hey."]}]))
+    assert set(study.queries.values_list("kind", flat=True)) == {"single"}
+    alone = client_for(manager).patch(url, {"feedback_kinds": ["single"]}, format="json")
+    assert alone.status_code == 400
+    assert alone.json() == {
+        "detail": "Shown one response at a time (single), a query must still ask for something: add spans, critique or ratings.",
+        "field": "feedback_kinds",
+    }
+    both = client_for(manager).patch(url, {"feedback_kinds": ["single", "ranking"]}, format="json")
+    assert both.json()["detail"] == (
+        "A study shows its responses one way: pairwise, ranking or single (one response at a time); "
+        "not single and ranking together."
+    )

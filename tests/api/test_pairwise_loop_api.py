@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from annotate.models import Annotation, Assignment, PairwiseChoice, Prompt, Query, TrainingRun
 from tests.factories import UserFactory, jsonl, make_items, make_study
+from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def ndjson(records) -> bytes:
 
 
 def test_creating_a_study_makes_its_creator_the_manager():
-    user = UserFactory()
+    user = UserFactory(is_staff=True)
     reply = client_for(user).post("/api/v1/studies/", {"name": "Helpfulness", "overlap": 2}, format="json")
     assert reply.status_code == 201
     assert reply.json()["my_role"] == "manager"
@@ -41,14 +42,14 @@ def test_creating_a_study_makes_its_creator_the_manager():
 
 
 def test_a_study_with_overlap_zero_is_refused_naming_the_field():
-    reply = client_for(UserFactory()).post("/api/v1/studies/", {"name": "X", "overlap": 0}, format="json")
+    reply = client_for(UserFactory(is_staff=True)).post("/api/v1/studies/", {"name": "X", "overlap": 0}, format="json")
     assert reply.status_code == 400
     assert reply.json()["field"] == "overlap"
     assert reply.json()["detail"] == "overlap: Ensure this value is greater than or equal to 1."
 
 
 def test_an_overlap_above_100_is_refused_on_create_and_on_change():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     client = client_for(manager)
     reply = client.post("/api/v1/studies/", {"name": "X", "overlap": 101}, format="json")
     assert reply.status_code == 400 and "overlap" in json.dumps(reply.json())
@@ -320,7 +321,10 @@ def test_an_unknown_export_format_is_refused_naming_it():
 
 
 def test_starting_a_run_queues_it_for_a_worker_after_commit(django_capture_on_commit_callbacks):
-    study = make_study()
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=8)
+    label_preferring_first_response(study, annotator)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         reply = client_for(study.created_by).post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward"}, format="json")
     assert reply.status_code == 201

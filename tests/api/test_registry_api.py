@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from annotate.models import ModelVersion, Response
+from annotate.models import ModelVersion, Response, TrainingRun
 from annotate.services.training import training_run_execute, training_run_start
 from tests.factories import UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
@@ -80,3 +80,17 @@ def test_a_response_from_another_study_is_refused(trained):
     foreign = Response.objects.filter(prompt__study=other).first().pk
     reply = client_for(study.created_by).post(f"/api/v1/models/{version.pk}/score/", {"response_ids": [foreign]}, format="json")
     assert reply.status_code == 400 and str(foreign) in reply.json()["detail"]
+
+
+def test_the_registry_gives_each_metric_its_words_as_the_pages_do():
+    study = make_study()
+    run = TrainingRun.objects.create(study=study, kind="reward", status="succeeded")
+    version = ModelVersion.objects.create(
+        study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path="/a", checksum="x", data_hash="d",
+        metrics={"heldout_ece": 0.05, "brand_new_metric": 1},
+    )  # fmt: skip
+    listed = client_for(study.created_by).get(f"/api/v1/studies/{study.pk}/models/").json()
+    assert listed[0]["id"] == version.pk
+    assert listed[0]["metric_labels"]["heldout_ece"]["label"] == "Calibration error"
+    assert listed[0]["metric_labels"]["heldout_ece"]["explanation"].startswith("How far the model's confidence")
+    assert listed[0]["metric_labels"]["brand_new_metric"] == {"label": "brand_new_metric", "explanation": ""}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from annotate import access
 from annotate.models import Membership, Query, Study
 from annotate.services.demo import DEMO_STUDY_NAME, demo_records
 
@@ -33,6 +34,9 @@ def test_quickstart_sets_up_the_demo_study_once(capsys):
     assert queries >= 24
     roles = dict(Membership.objects.filter(study=study).values_list("user__username", "role"))
     assert roles == {"demo-manager": "manager", "demo-annotator": "annotator", "demo-researcher": "researcher"}
+    # Only the demo manager may create studies of their own (PREFLAB_STUDY_CREATORS=staff by default).
+    creators = [m.user.username for m in Membership.objects.filter(study=study) if access.may_create_studies(m.user)]
+    assert creators == ["demo-manager"]
     call_command("quickstart", "--no-serve")
     assert Study.objects.filter(name=DEMO_STUDY_NAME).count() == 1
     assert Query.objects.filter(study=study).count() == queries

@@ -24,9 +24,9 @@ def test_train_inline_registers_a_version_and_prints_its_metrics(capsys):
     assert "training" in captured.err  # the progress bar
 
 
-def test_train_reports_a_failed_run_with_its_reason():
+def test_train_refuses_a_run_that_could_not_train_saying_why():
     study = make_study()
-    with pytest.raises(CommandError, match="failed: NotEnoughLabels"):
+    with pytest.raises(CommandError, match="Nothing was started: a reward model needs 8 usable pairs; has 0"):
         call_command("train", str(study.pk), "--inline")
 
 

@@ -6,7 +6,7 @@ from annotate.models import ModelVersion
 from annotate.services.items import items_import
 from annotate.services.scoring import model_version_score
 from annotate.services.training import CONFIG_KEYS, training_run_execute, training_run_start
-from tests.factories import UserFactory, jsonl, make_items, make_study
+from tests.factories import UserFactory, jsonl, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
@@ -102,7 +102,7 @@ def test_a_rating_run_regresses_on_the_stored_ratings(tiny_encoder_dir, settings
 
 def test_a_span_run_without_span_labels_fails_saying_how_many_it_has():
     study = make_study(feedback_kinds=["spans"])
-    run = training_run_start(study=study, requested_by=study.created_by, kind="span_reward", config={}, enqueue=False)
+    run = make_run(study, "span_reward")  # queued while it had labels, say; the worker checks again
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and run.error.startswith("NotEnoughLabels: ") and "it has 0" in run.error
@@ -128,7 +128,7 @@ def test_a_failing_multi_process_run_fails_with_the_processes_own_error(tiny_enc
     settings.ARTIFACTS_DIR = tmp_path
     settings.PREFLAB_TRAIN_PROCESSES = "2"
     study = make_study()
-    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    run = make_run(study, "reward")
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "NotEnoughLabels" in run.error

@@ -17,14 +17,14 @@ from annotate.services.training import (
     training_run_execute,
     training_run_start,
 )
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import UserFactory, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
 
 
 def queued_run(study, **config) -> TrainingRun:
-    return training_run_start(study=study, requested_by=study.created_by, kind="reward", config=config)
+    return make_run(study, "reward", **config)
 
 
 def test_a_duplicate_delivery_of_a_run_with_a_live_worker_does_nothing_and_says_busy():
@@ -95,7 +95,9 @@ def test_an_unexpected_failure_keeps_its_traceback_in_the_run_log(monkeypatch):
 def test_an_unknown_base_model_is_refused_before_any_run_is_recorded():
     study = make_study()
     with pytest.raises(InvalidInput, match="no-such-org/no-such-model") as refused:
-        queued_run(study, base_model="no-such-org/no-such-model")
+        training_run_start(
+            study=study, requested_by=study.created_by, kind="reward", config={"base_model": "no-such-org/no-such-model"}
+        )
     assert refused.value.field == "config.base_model"
     assert not TrainingRun.objects.exists()
 

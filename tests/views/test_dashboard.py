@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from annotate.models import Membership, Prompt, TrainingRun
 from tests.factories import UserFactory, make_items, make_study
+from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +25,15 @@ def test_an_annotator_gets_403_on_the_dashboard(as_user, study, annotator):
     assert dashboard(as_user(annotator), study).status_code == 403
 
 
-def test_a_researcher_gets_403_on_the_dashboard_and_its_forms(as_user, study, researcher):
+def test_a_researcher_sees_the_dashboard_without_its_forms_and_may_not_post_them(as_user, study, researcher, annotator, answer):
+    answer(study, annotator)
     client = as_user(researcher)
-    assert dashboard(client, study).status_code == 403
+    reply = dashboard(client, study)
+    html = reply.content.decode()
+    assert reply.status_code == 200
+    assert "1 Labels" in text_of(html) and "read-only" in text_of(html)
+    for form in ("study-member-add", "study-import", "study-train", "study-settings"):
+        assert reverse(form, args=[study.pk]) not in html, form
     assert client.post(reverse("study-member-add", args=[study.pk]), {"username": "rui", "role": "manager"}).status_code == 403
     assert client.post(reverse("study-train", args=[study.pk])).status_code == 403
     assert Membership.objects.get(user=researcher).role == "researcher"
@@ -45,17 +52,6 @@ def test_the_dashboard_counts_prompts_queries_and_labels(as_user, manager, annot
     assert "6 Queries" in text
     assert "1 Labels" in text
     assert "12 Labels wanted" in text
-
-
-def test_a_study_without_runs_says_how_many_labels_training_needs_and_has(as_user, manager, annotator, answer):
-    from learning.reward.train import RewardTrainConfig
-
-    study = make_study(manager=manager, annotators=[annotator])
-    make_items(study, n_prompts=3)
-    answer(study, annotator)
-    text = text_of(dashboard(as_user(manager), study).content.decode())
-    needed = RewardTrainConfig().min_pairs
-    assert f"it needs at least {needed} by default, and this study has 1." in text
 
 
 def test_the_dashboard_shows_labels_and_position_bias_per_annotator(as_user, manager, annotator, answer):
@@ -129,8 +125,13 @@ def test_an_import_without_a_file_asks_for_one(as_user, manager, study):
     assert "Choose a JSONL file to import." in reply.content.decode()
 
 
-def test_the_train_button_starts_a_reward_run_and_opens_its_page(as_user, manager, study):
-    reply = as_user(manager).post(reverse("study-train", args=[study.pk]))
+def test_the_train_button_starts_a_reward_run_and_opens_its_page(as_user, manager, annotator):
+    study = make_study(manager=manager, annotators=[annotator])
+    make_items(study, n_prompts=8)
+    label_preferring_first_response(study, annotator)
+    client = as_user(manager)
+    assert 'name="kind" value="reward"' in dashboard(client, study).content.decode()
+    reply = client.post(reverse("study-train", args=[study.pk]), {"kind": "reward"})
     run = TrainingRun.objects.get(study=study)
     assert (run.kind, run.created_by) == ("reward", manager)
     assert reply.status_code == 302
@@ -144,3 +145,40 @@ def test_the_dashboard_links_to_exports_and_recent_runs(as_user, manager, study)
     assert f"/api/v1/studies/{study.pk}/export/?format=raw" in html
     assert reverse("run-detail", args=[run.pk]) in html
     assert "status--running" in html
+
+
+def test_each_kind_of_model_shows_whether_it_can_train_and_why_not(as_user, manager, annotator, answer):
+    study = make_study(manager=manager, annotators=[annotator])
+    make_items(study, n_prompts=4)
+    for shown in ["a", "tie", "tie", "b"]:
+        answer(study, annotator, shown)
+    html = dashboard(as_user(manager), study).content.decode()
+    text = text_of(html)
+    assert "Reward model Needs 8 usable pairs; has 2 (2 ties left out)" in text
+    assert "Span reward model Needs 8 labelled responses; has 0" in text
+    assert "Rating model Needs 8 rated responses; has 0" in text
+    assert reverse("study-train", args=[study.pk]) not in html  # nothing can train: no button
+
+
+@pytest.mark.parametrize(
+    ("kinds", "says"),
+    [
+        (["pairwise"], "Each pair of responses to a prompt becomes a query."),
+        (["ranking"], "All responses to a prompt (3 to 8) become one query, to be ranked."),
+        (["spans", "critique"], "Each response becomes a query of its own."),
+    ],
+)
+def test_the_import_box_says_what_a_prompt_becomes_in_this_study(as_user, manager, kinds, says):
+    study = make_study(manager=manager, feedback_kinds=kinds)
+    text = text_of(dashboard(as_user(manager), study).content.decode())
+    assert says in text
+    assert ("Each pair of responses" in text) == (kinds == ["pairwise"])
+
+
+def test_a_ranking_study_shows_no_position_bias_panel(as_user, manager, annotator):
+    study = make_study(manager=manager, annotators=[annotator], feedback_kinds=["ranking"])
+    make_items(study, n_prompts=2, n_responses=3)
+    text = text_of(dashboard(as_user(manager), study).content.decode())
+    assert "Position bias" not in text and "Picked left" not in text
+    pairwise = make_study(manager=manager, name="Pairs")
+    assert "Position bias" in text_of(dashboard(as_user(manager), pairwise).content.decode())

@@ -1,13 +1,19 @@
 """A training run's page and the study's runs list; the progress panel polls until the run ends."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from annotate.models import ModelVersion, TrainingRun
-from annotate.services.training import training_run_start
-from tests.factories import UserFactory, make_study
+from tests.factories import UserFactory, make_items, make_run, make_study
+from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.fixture
@@ -100,7 +106,24 @@ def test_nested_metrics_read_as_pairs_not_json(as_user, manager, run):
     run.save()
     html = progress(as_user(manager), run)
     assert "ann-a1: 4/4 · ann-b2: 1/3" in html
-    assert '<th scope="row">per_category</th><td class="num">none</td>' in html
+    assert '<th scope="row" class="metric-name" title="per_category">per_category</th><td class="num">none</td>' in html
+
+
+def test_metrics_are_shown_in_words_with_a_line_each_and_unknown_names_as_they_are(as_user, manager, researcher, study, run):
+    run.status = "succeeded"
+    run.metrics = {"heldout_ece": 0.04, "n_eval_comparisons": 40, "brand_new_metric": 3}
+    run.save()
+    text = text_of(progress(as_user(manager), run))
+    assert "Calibration error How far the model's confidence is from how often it is right" in text.replace("&#x27;", "'")
+    assert "Held-out comparisons Comparisons the held-out figures are measured on" in text
+    assert "brand_new_metric 3" in text
+    assert "heldout_ece" not in text  # only in the row's title, for whoever reads the API
+    ModelVersion.objects.create(
+        study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path="/a", checksum="x",
+        metrics={"heldout_accuracy": 0.8}, data_hash="d",
+    )  # fmt: skip
+    table = text_of(as_user(researcher).get(reverse("study-runs", args=[study.pk])).content.decode())
+    assert "Held-out accuracy Share of held-out comparisons where the model scores the preferred response higher" in table
 
 
 def test_a_researcher_may_watch_a_run_but_an_annotator_may_not(as_user, researcher, annotator, outsider, run):
@@ -137,7 +160,7 @@ def test_an_annotator_gets_403_on_the_runs_page(as_user, annotator, study):
 def test_a_manager_cancels_a_running_run_from_its_page_and_the_button_goes_away(client):
 
     study = make_study()
-    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    run = make_run(study, "reward")
     client.force_login(study.created_by)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Cancel run" in page
@@ -150,17 +173,24 @@ def test_a_researcher_sees_no_cancel_button_and_cannot_cancel(client):
 
     researcher = UserFactory()
     study = make_study(researchers=[researcher])
-    run = training_run_start(study=study, requested_by=study.created_by, kind="reward", config={}, enqueue=False)
+    run = make_run(study, "reward")
     client.force_login(researcher)
     assert "Cancel run" not in client.get(f"/runs/{run.pk}/").content.decode()
     assert client.post(f"/runs/{run.pk}/cancel/").status_code == 403
     assert TrainingRun.objects.get(pk=run.pk).status == "queued"
 
 
-def test_the_dashboard_trains_the_kind_the_manager_picks(client):
-
-    study = make_study()
+def test_the_dashboard_trains_the_kind_the_manager_picks_and_refuses_one_that_cannot_run(client):
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=8)
+    label_preferring_first_response(study, annotator)
     client.force_login(study.created_by)
-    assert "Span reward model" in client.get(f"/studies/{study.pk}/").content.decode()
-    client.post(f"/studies/{study.pk}/train/", {"kind": "rating_reward"})
-    assert TrainingRun.objects.get(study=study).kind == "rating_reward"
+    html = client.get(f"/studies/{study.pk}/").content.decode()
+    assert 'value="reward"' in html and 'value="rating_reward"' not in html
+    assert "Needs 8 rated responses; has 0" in html
+    reply = client.post(f"/studies/{study.pk}/train/", {"kind": "rating_reward"}, follow=True)
+    assert "Nothing was started: a rating model needs 8 rated responses; has 0." in reply.content.decode()
+    assert not TrainingRun.objects.exists()
+    client.post(f"/studies/{study.pk}/train/", {"kind": "reward"})
+    assert TrainingRun.objects.get(study=study).kind == "reward"

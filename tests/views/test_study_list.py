@@ -34,7 +34,7 @@ def test_an_annotator_sees_only_the_studies_they_belong_to(as_user, study, annot
     [
         ("annotator", {"annotate"}),
         ("manager", {"annotate", "dashboard", "runs", "export"}),
-        ("researcher", {"runs", "export"}),
+        ("researcher", {"dashboard", "runs", "export"}),
     ],
 )
 def test_each_role_is_offered_exactly_its_actions(request, as_user, study, who, expected):

@@ -8,7 +8,7 @@ from django.urls import reverse
 from annotate.models import Query, Study
 from annotate.models.studies import default_rating_aspects, default_span_taxonomy
 from annotate.views.study_settings import aspects_text, parse_aspects, parse_taxonomy, taxonomy_text
-from tests.factories import make_items
+from tests.factories import make_items, make_study
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,13 @@ def test_the_page_shows_the_current_settings_and_what_existing_queries_ask(as_us
 
 def test_the_dashboard_links_to_the_settings_and_says_what_queries_ask(as_user, manager, study):
     text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
-    assert "Asks for: pairwise choice · change" in text
+    assert "Asks for: Pairwise preference · change" in text
+
+
+def test_the_dashboard_says_what_a_study_asks_in_the_settings_pages_words(as_user, manager):
+    study = make_study(manager=manager, feedback_kinds=["spans", "ratings"])
+    text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
+    assert "Asks for: One response at a time: Error spans + Aspect ratings · change" in text
 
 
 def test_saving_changes_the_kinds_taxonomy_and_aspects_and_old_queries_keep_theirs(as_user, manager, study):
@@ -97,7 +103,7 @@ def test_one_response_at_a_time_needs_something_to_ask(as_user, manager, study):
     html = reply.content.decode()
     assert reply.status_code == 400
     assert "Nothing was saved." in html
-    assert "Shown one response at a time, a query must still ask for something: choose spans, critique or ratings." in html
+    assert "Shown one response at a time (single), a query must still ask for something: add spans, critique or ratings." in html
     assert 'id="feedback_kinds-error"' in html
     assert Study.objects.get(pk=study.pk).feedback_kinds == ["pairwise"]
 
@@ -106,7 +112,8 @@ def test_pairwise_and_ranking_together_is_refused_inline(as_user, manager, study
     data = valid(study)
     data["kinds"] = ["ranking"]  # a tampered form: the service still refuses both
     html = as_user(manager).post(url(study), data).content.decode()
-    assert "A study asks for pairwise choices or rankings, not both." in html
+    expected = "A study shows its responses one way: pairwise, ranking or single (one response at a time); not pairwise and"
+    assert expected + " ranking together." in html
 
 
 @pytest.mark.parametrize(
@@ -152,3 +159,18 @@ def test_the_text_formats_round_trip_the_defaults():
     assert [(a["key"], a["label"], a["anchors"]) for a in parsed] == [
         (a["key"], a["label"], a["anchors"]) for a in default_rating_aspects()
     ]
+
+
+def test_the_page_is_headed_with_the_study_and_names_each_choice_as_the_api_does(as_user, manager, study):
+    text = text_of(as_user(manager).get(url(study)).content.decode())
+    assert "Helpfulness Study settings" in text
+    assert "Study dashboard" not in text
+    for label, value in [
+        ("Pairwise", "pairwise"),
+        ("Ranking", "ranking"),
+        ("One response at a time", "single"),
+        ("Error spans", "spans"),
+        ("Critique and revision", "critique"),
+        ("Aspect ratings", "ratings"),
+    ]:
+        assert f"{label} {value}" in text

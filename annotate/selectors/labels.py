@@ -1,7 +1,8 @@
 """Reads of stored labels, shared by exports and training.
 
 Every read here returns current labels only: an annotation that a correction superseded is left
-out, so each dataset row comes from what the annotator last said.
+out, so each dataset row comes from what the annotator last said. The one exception is asked for
+by name (`annotations_with_parts(..., superseded=True)`, for the raw export).
 """
 
 from __future__ import annotations
@@ -96,15 +97,21 @@ def ratings(study: Study) -> QuerySet[RatingPart]:
     )
 
 
-def annotations_with_parts(study: Study) -> QuerySet[Annotation]:
+def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySet[Annotation]:
     """Every current annotation with all its parts and its query's responses loaded, oldest first.
 
+    With `superseded`, the annotations that corrections replaced come too (for the raw export),
+    each with the correction that replaced it as `superseded_by`.
     Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
     Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
     """
+    annotations = Annotation.objects.filter(query__study=study)
+    if superseded:
+        annotations = annotations.select_related("superseded_by")
+    else:
+        annotations = annotations.filter(superseded_by__isnull=True)
     return (
-        Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
-        .select_related("query__prompt", "assignment", "pairwise", "ranking")
+        annotations.select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related(
             query_responses("query__query_responses"),
             Prefetch("spans", queryset=SpanPart.objects.order_by("id")),

@@ -25,6 +25,12 @@ MORE_ERRORS = {
         "413": "The body is larger than the server takes.",
         "415": "The body is not JSON.",
     },
+    ("/api/v1/annotations/{id}/revise/", "post"): {
+        "409": "Already changed (change its newest version), no longer among the caller's last 10 answers in the study, "
+        "or the client_key names another annotation.",
+        "413": "The body is larger than the server takes.",
+        "415": "The body is not JSON.",
+    },
     ("/api/v1/queries/{id}/skip/", "post"): {
         "409": "Already answered or skipped.",
         "410": "The caller's assignment of this query expired.",

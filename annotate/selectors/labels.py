@@ -120,3 +120,34 @@ def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySe
         )
         .order_by("id")
     )
+
+
+def answer_of(annotation: Annotation) -> dict:
+    """An annotation's parts in the shape `annotation_submit` takes, a/b as its annotator saw them.
+
+    What an annotator changing an answer starts from (uses the parts loaded by `recent_answers`).
+    A critique without a revision has no `revision` key, as when it was sent.
+    """
+    answer: dict = {}
+    vote = getattr(annotation, "pairwise", None)  # a missing reverse one-to-one raises an AttributeError subclass
+    if vote is not None:
+        answer |= {"choice": vote.shown_choice, "strength": vote.strength}
+    ranking = getattr(annotation, "ranking", None)
+    if ranking is not None and ranking.cannot_rank_reason:
+        answer["cannot_rank"] = ranking.cannot_rank_reason
+    elif ranking is not None:
+        answer["ranking"] = ranking.groups
+    asks = annotation.query.asks or [annotation.query.kind]
+    if "spans" in asks:
+        answer["spans"] = [
+            {"response": s.response_id, "start": s.start, "end": s.end, "category": s.category, "note": s.note}
+            for s in annotation.spans.all()
+        ]
+    if "critique" in asks:
+        answer["critiques"] = [
+            {"response": c.response_id, "critique": c.critique, **({"revision": c.revision} if c.revision else {})}
+            for c in annotation.critiques.all()
+        ]
+    if "ratings" in asks:
+        answer["ratings"] = [{"response": r.response_id, "aspect": r.aspect, "value": r.value} for r in annotation.ratings.all()]
+    return answer

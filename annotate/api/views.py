@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -196,8 +197,8 @@ def json_object(request) -> dict:
     return body
 
 
-def answer_body(request) -> tuple[dict, dict]:
-    """(the answer's parts, the whole body) of an annotation POST; a field it does not take is refused.
+def store_answer(request, store) -> tuple:
+    """Pass the body's answer to `store` (annotation_submit or annotation_revise, partly applied).
 
     The service checks every field against the query (and names the one that is wrong), so the
     body goes to it as given; AnnotationSubmitSerializer documents it. This is the annotation loop's
@@ -207,7 +208,12 @@ def answer_body(request) -> tuple[dict, dict]:
     unknown = sorted(set(body) - SUBMIT_FIELDS)
     if unknown:  # a misspelt field would otherwise be dropped, and its default stored instead
         raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(SUBMIT_FIELDS))}.", field=unknown[0])
-    return {key: body[key] for key in ANSWER_FIELDS if key in body}, body
+    return store(
+        annotator=request.user,
+        client_key=body.get("client_key"),
+        answer={key: body[key] for key in ANSWER_FIELDS if key in body},
+        active_ms=body.get("active_ms"),
+    )
 
 
 @extend_schema(
@@ -225,14 +231,7 @@ def query_annotations(request, pk: int):
     With ?next=1 the reply also carries the caller's next query, as GET .../queries/next/ would.
     """
     query = access.get_query_for_annotator(request.user, pk)
-    answer, body = answer_body(request)
-    annotation, created = feedback.annotation_submit(
-        query=query,
-        annotator=request.user,
-        client_key=body.get("client_key"),
-        answer=answer,
-        active_ms=body.get("active_ms"),
-    )
+    annotation, created = store_answer(request, partial(feedback.annotation_submit, query=query))
     reply = {"id": annotation.pk, "query": query.pk, "created": created}
     if request.query_params.get("next") in {"1", "true"}:
         # One round trip per label: the caller's next query (or null) rides along with the receipt.
@@ -277,14 +276,7 @@ def annotation_revise(request, pk: int):
     POST .../annotations/, and it supersedes this annotation. Repeating it with the same client_key
     returns the first change (200)."""
     annotation = access.get_annotation_for_annotator(request.user, pk)
-    answer, body = answer_body(request)
-    revision, created = feedback.annotation_revise(
-        annotation=annotation,
-        annotator=request.user,
-        client_key=body.get("client_key"),
-        answer=answer,
-        active_ms=body.get("active_ms"),
-    )
+    revision, created = store_answer(request, partial(feedback.annotation_revise, annotation=annotation))
     reply = {"id": revision.pk, "query": revision.query_id, "supersedes": annotation.pk, "created": created}
     return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

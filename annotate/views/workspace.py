@@ -8,6 +8,7 @@ one form posts them all, and `answers.answer_from_post` turns it into the servic
 from __future__ import annotations
 
 import string
+from functools import partial
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -252,28 +253,40 @@ def after_action(
     return redirect("workspace", study_id=study.pk)
 
 
-@require_POST
-@page
-def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> HttpResponse:
-    study = with_perms(access.get_study(request.user, study_id, "annotate"))
-    query = fetch_query(request, study, query_id)
-    query.study = study
+def store_posted(request: HttpRequest, query: Query, store, assignment) -> tuple[bool, str | None, Draft | None]:
+    """Pass the posted answer to `store` (a service, partly applied); return (created, error, draft).
+
+    After a refusal of the answer itself, the draft is what the annotator had posted, to show again;
+    `assignment()` gives the assignment whose letters name the responses in the error.
+    """
     responses = query.ordered_responses()
-    error, draft, created = None, None, True
     try:
-        _, created = annotation_submit(
-            query=query,
+        _, created = store(
             annotator=request.user,
             client_key=request.POST.get("client_key", ""),
             answer=answer_from_post(query, responses, request.POST),
             active_ms=parse_active_ms(request.POST.get("active_ms")),
         )
     except InvalidInput as exc:
-        # The same query again, with the annotator's work as they posted it and the problem named.
-        draft = draft_from_post(query, responses, request.POST)
-        error = friendly(exc.message, letters_of(query.assignments.filter(annotator=request.user, status="active").first()))
+        return True, friendly(exc.message, letters_of(assignment())), draft_from_post(query, responses, request.POST)
     except PreflabError as exc:
-        error = exc.message
+        return True, exc.message, None
+    return created, None, None
+
+
+@require_POST
+@page
+def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> HttpResponse:
+    study = with_perms(access.get_study(request.user, study_id, "annotate"))
+    query = fetch_query(request, study, query_id)
+    query.study = study
+    created, error, draft = store_posted(
+        request,
+        query,
+        partial(annotation_submit, query=query),
+        # After a refusal the assignment is still live: the submit rolled back.
+        lambda: query.assignments.filter(annotator=request.user, status="active").first(),
+    )
     # A repeat (another tab, or a page the browser brought back) stores nothing: the first answer stands.
     notice = SAVED if created else ALREADY_ANSWERED
     return after_action(request, study, error=error, notice=notice, draft=draft)
@@ -328,24 +341,13 @@ def workspace_revise(request: HttpRequest, study_id: int, annotation_id: int) ->
         raise NotFound(f"No annotation {annotation_id}.")
     query = annotation.query
     query.study = study
-    responses = query.ordered_responses()
-    error, created = None, True
-    try:
-        _, created = annotation_revise(
-            annotation=annotation,
-            annotator=request.user,
-            client_key=request.POST.get("client_key", ""),
-            answer=answer_from_post(query, responses, request.POST),
-            active_ms=parse_active_ms(request.POST.get("active_ms")),
-        )
-    except InvalidInput as exc:
+    created, error, draft = store_posted(
+        request, query, partial(annotation_revise, annotation=annotation), lambda: annotation.assignment
+    )
+    if draft is not None:
         # The same answer again, as the annotator changed it, with the problem named.
-        draft = draft_from_post(query, responses, request.POST)
-        error = friendly(exc.message, letters_of(annotation.assignment))
         recent = recent_ids(study, request.user)
         if annotation.pk in recent:
             return show_panel(request, revise_context(study, request.user, annotation, recent, draft=draft, error=error))
-    except PreflabError as exc:
-        error = exc.message
     notice = CHANGED if created else ALREADY_CHANGED
     return after_action(request, study, error=error, notice=notice, then=BACK_TO_CURRENT)

@@ -277,13 +277,19 @@ def test_raw_keeps_every_annotation_with_all_its_parts():
     assert len(row["ratings"]) == 8 and row["ranking"] is None and row["supersedes"] is None
 
 
-def test_a_superseded_annotation_gives_way_to_its_correction_in_the_label_exports():
+def changed_vote() -> tuple:
+    """A study with one vote for SPAIN, changed in the workspace's way to FRANCE: (study, first, correction)."""
     annotator = UserFactory()
     study = study_with(["pairwise"], {"p": [SPAIN, FRANCE]}, annotator)
     first = answer_next(study, annotator, prefer(SPAIN))
     correction, _ = annotation_revise(
         annotation=first, annotator=annotator, client_key="fix", answer=prefer(FRANCE)(None, first.assignment)
     )
+    return study, first, correction
+
+
+def test_a_superseded_annotation_gives_way_to_its_correction_in_the_label_exports():
+    study, _, correction = changed_vote()
     _, rows = export(study, "trl")
     assert [(r["chosen"], r["annotation_id"]) for r in rows] == [(chat(FRANCE), correction.pk)]
     _, rows = export(study, "kto")
@@ -291,12 +297,7 @@ def test_a_superseded_annotation_gives_way_to_its_correction_in_the_label_export
 
 
 def test_raw_shows_a_superseded_annotation_marked_beside_its_correction():
-    annotator = UserFactory()
-    study = study_with(["pairwise"], {"p": [SPAIN, FRANCE]}, annotator)
-    first = answer_next(study, annotator, prefer(SPAIN))
-    correction, _ = annotation_revise(
-        annotation=first, annotator=annotator, client_key="fix", answer=prefer(FRANCE)(None, first.assignment)
-    )
+    study, first, correction = changed_vote()
     reply, rows = export(study, "raw")
     assert (reply["X-Preflab-Rows"], reply["X-Preflab-Superseded"]) == ("2", "1")
     marks = [(r["annotation_id"], r["supersedes"], r["superseded_by"], r["current"]) for r in rows]

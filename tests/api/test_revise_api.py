@@ -19,15 +19,12 @@ def client_for(user) -> APIClient:
 
 
 @pytest.fixture
-def annotator():
-    return UserFactory(username="ana")
-
-
-@pytest.fixture
-def study(annotator):
-    study = make_study(annotators=[annotator], feedback_kinds=["pairwise"])
+def ana():
+    """An annotator, and a pairwise study with more queries than answers one may change: (user, study)."""
+    user = UserFactory(username="ana")
+    study = make_study(annotators=[user], feedback_kinds=["pairwise"])
     make_items(study, n_prompts=REVISABLE_ANSWERS + 2)
-    return study
+    return user, study
 
 
 def answer(client, study, choice="a", key=None) -> dict:
@@ -43,7 +40,8 @@ def revise(client, annotation_id: int, body: dict):
     return client.post(f"/api/v1/annotations/{annotation_id}/revise/", body, format="json")
 
 
-def test_mine_lists_the_recent_answers_newest_first_as_they_were_given(study, annotator):
+def test_mine_lists_the_recent_answers_newest_first_as_they_were_given(ana):
+    annotator, study = ana
     client = client_for(annotator)
     first, second = answer(client, study, "a"), answer(client, study, "tie")
     reply = client.get(f"/api/v1/studies/{study.pk}/annotations/mine/")
@@ -55,7 +53,8 @@ def test_mine_lists_the_recent_answers_newest_first_as_they_were_given(study, an
     assert rows[1]["query"] == first["id"] and rows[1]["supersedes"] is None
 
 
-def test_revise_supersedes_the_answer_and_mine_shows_the_new_version(study, annotator):
+def test_revise_supersedes_the_answer_and_mine_shows_the_new_version(ana):
+    annotator, study = ana
     client = client_for(annotator)
     first = answer(client, study, "a")
     reply = revise(client, first["annotation"], {"client_key": "fix-1", "choice": "b", "strength": 3})
@@ -71,7 +70,8 @@ def test_revise_supersedes_the_answer_and_mine_shows_the_new_version(study, anno
     assert (again.status_code, again.json()["id"]) == (200, body["id"])
 
 
-def test_revising_a_superseded_or_an_old_answer_is_refused_saying_why(study, annotator):
+def test_revising_a_superseded_or_an_old_answer_is_refused_saying_why(ana):
+    annotator, study = ana
     client = client_for(annotator)
     answers = [answer(client, study) for _ in range(REVISABLE_ANSWERS + 1)]
     reply = revise(client, answers[0]["annotation"], {"client_key": "old", "choice": "b"})
@@ -83,7 +83,8 @@ def test_revising_a_superseded_or_an_old_answer_is_refused_saying_why(study, ann
     assert reply.status_code == 409 and f"annotation {new_id}" in reply.json()["detail"]
 
 
-def test_a_bad_revision_names_the_field_and_stores_nothing(study, annotator):
+def test_a_bad_revision_names_the_field_and_stores_nothing(ana):
+    annotator, study = ana
     client = client_for(annotator)
     first = answer(client, study)
     for body, field in [
@@ -96,7 +97,8 @@ def test_a_bad_revision_names_the_field_and_stores_nothing(study, annotator):
     assert Annotation.objects.count() == 1
 
 
-def test_someone_elses_answer_is_404_and_a_non_member_sees_no_list(study, annotator):
+def test_someone_elses_answer_is_404_and_a_non_member_sees_no_list(ana):
+    annotator, study = ana
     first = answer(client_for(annotator), study)
     other = UserFactory(username="bo")
     assert revise(client_for(other), first["annotation"], {"client_key": "x", "choice": "b"}).status_code == 404

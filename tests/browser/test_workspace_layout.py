@@ -73,30 +73,24 @@ def in_view(box: dict, width: int, height: int) -> bool:
     return box["top"] >= 0 and box["left"] >= 0 and box["bottom"] <= height and box["right"] <= width
 
 
-def test_a_ranking_sent_unchanged_is_refused_in_view_above_the_bar_and_announced(page, login):
-    prompts = [("Which city is largest?", [LONG, "Delhi.", "Shanghai.", "São Paulo."])]
-    study, annotator = study_with(["ranking"], prompts, guidelines=GUIDELINES)
+REFUSALS = [
+    (["ranking"], [LONG, "Delhi.", "Shanghai.", "São Paulo."], "Nothing has been moved"),
+    (["ratings"], [LONG, OTHER], "Rate Instruction following for response A"),
+]
+
+
+@pytest.mark.parametrize("kinds, responses, said", REFUSALS, ids=["unchanged-ranking", "missing-rating"])
+def test_a_refusal_shows_in_view_just_above_the_bar_in_a_live_region(page, login, kinds, responses, said):
+    study, annotator = study_with(kinds, [("Tell me about foxes.", responses)], guidelines=GUIDELINES)
     page.set_viewport_size({"width": 1280, "height": 800})
     open_workspace(page, login, study, annotator)
     page.keyboard.press("Control+Enter")
     alert = page.locator("[data-flash] [role=alert]")
     alert.wait_for()
-    assert "Nothing has been moved" in alert.inner_text()
+    assert said in alert.inner_text()
     (box,) = boxes(page, "[data-flash] [role=alert]")
     assert in_view(box, 1280, 800), box
     (bar,) = boxes(page, ".decision")
     assert box["bottom"] <= bar["top"] + 1  # just above the bar, not on it
     region = page.locator("[data-flash]")
     assert (region.get_attribute("role"), region.get_attribute("aria-live")) == ("status", "polite")
-
-
-def test_a_missing_rating_is_refused_in_view_above_the_bar(page, login):
-    study, annotator = study_with(["ratings"], [("Tell me about foxes.", [LONG, OTHER])], guidelines=GUIDELINES)
-    page.set_viewport_size({"width": 1280, "height": 800})
-    open_workspace(page, login, study, annotator)
-    page.keyboard.press("Control+Enter")
-    alert = page.locator("[data-flash] [role=alert]")
-    alert.wait_for()
-    assert "Rate Instruction following for response A" in alert.inner_text()
-    (box,) = boxes(page, "[data-flash] [role=alert]")
-    assert in_view(box, 1280, 800), box

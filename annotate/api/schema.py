@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from annotate.selectors.queues import REVISABLE_ANSWERS
+
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {
@@ -26,8 +28,8 @@ MORE_ERRORS = {
         "415": "The body is not JSON.",
     },
     ("/api/v1/annotations/{id}/revise/", "post"): {
-        "409": "Already changed (change its newest version), no longer among the caller's last 10 answers in the study, "
-        "or the client_key names another annotation.",
+        "409": "Already changed (change its newest version), no longer among the caller's last "
+        f"{REVISABLE_ANSWERS} answers in the study, or the client_key names another annotation.",
         "413": "The body is larger than the server takes.",
         "415": "The body is not JSON.",
     },

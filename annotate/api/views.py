@@ -243,7 +243,7 @@ def query_annotations(request, pk: int):
 @extend_schema(responses=s.RecentAnswerSerializer(many=True))
 @api_view(["GET"])
 def my_recent_annotations(request, pk: int):
-    """The caller's answers in the study that they may still change: their last 10, newest first."""
+    """The caller's answers in the study that they may still change (the last REVISABLE_ANSWERS), newest first."""
     study = access.get_study(request.user, pk, "annotate")
     return Response([recent_answer_payload(a) for a in recent_answers(study=study, annotator=request.user)])
 
@@ -272,7 +272,7 @@ def recent_answer_payload(annotation) -> dict:
 @api_view(["POST"])
 @parser_classes([JSONParser])
 def annotation_revise(request, pk: int):
-    """Change one of the caller's last 10 answers in a study: the body is a whole new answer, as for
+    """Change one of the caller's recent answers in a study: the body is a whole new answer, as for
     POST .../annotations/, and it supersedes this annotation. Repeating it with the same client_key
     returns the first change (200)."""
     annotation = access.get_annotation_for_annotator(request.user, pk)

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
-from annotate.models import Query, Study, TrainingRun
+from annotate.models import Annotation, Query, Study, TrainingRun
 from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
@@ -120,6 +120,19 @@ def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     query.study = studies.load(row, 2 + queries.width)
     query.study.my_role = row[0]
     return query
+
+
+def get_annotation_for_annotator(user: AbstractBaseUser, annotation_id: int) -> Annotation:
+    """One of the user's own annotations, in a study where they may still annotate, with its query,
+    assignment and study; anyone else's is 404 (no existence leak)."""
+    key = as_id(annotation_id)
+    annotation = None
+    if user.is_authenticated and key is not None:
+        annotation = Annotation.objects.select_related("query", "assignment").filter(pk=key, annotator=user).first()
+    if annotation is None:
+        raise NotFound(f"No annotation {annotation_id}.")
+    annotation.query.study = get_study(user, annotation.query.study_id, "annotate")
+    return annotation
 
 
 def get_run(user: AbstractBaseUser, run_id: int, action: str = "history") -> TrainingRun:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from annotate.selectors.queues import REVISABLE_ANSWERS
+
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {
@@ -22,6 +24,12 @@ MORE_ERRORS = {
     ("/api/v1/queries/{id}/annotations/", "post"): {
         "409": "Already answered or skipped, or the client_key names another query's annotation.",
         "410": "The caller's assignment of this query expired; ask for the next query.",
+        "413": "The body is larger than the server takes.",
+        "415": "The body is not JSON.",
+    },
+    ("/api/v1/annotations/{id}/revise/", "post"): {
+        "409": "Already changed (change its newest version), no longer among the caller's last "
+        f"{REVISABLE_ANSWERS} answers in the study, or the client_key names another annotation.",
         "413": "The body is larger than the server takes.",
         "415": "The body is not JSON.",
     },

@@ -84,10 +84,9 @@ class RatingSerializer(serializers.Serializer):
     value = serializers.IntegerField()
 
 
-class AnnotationSubmitSerializer(serializers.Serializer):
-    """Give the parts the query asks for (its `asks`); the service checks them against the query."""
+class AnswerSerializer(serializers.Serializer):
+    """The parts the query asks for (its `asks`); the service checks them against the query."""
 
-    client_key = serializers.CharField(min_length=1, max_length=100)
     choice = serializers.ChoiceField(
         choices=PairwiseChoiceValue.choices, required=False, help_text="a/b refer to the order /next returned."
     )
@@ -99,7 +98,28 @@ class AnnotationSubmitSerializer(serializers.Serializer):
     spans = SpanSerializer(many=True, required=False)
     critiques = CritiqueSerializer(many=True, required=False)
     ratings = RatingSerializer(many=True, required=False)
+
+
+class AnnotationSubmitSerializer(AnswerSerializer):
+    """Give the parts the query asks for (its `asks`); the service checks them against the query."""
+
+    client_key = serializers.CharField(min_length=1, max_length=100)
     active_ms = serializers.IntegerField(min_value=0, required=False, help_text="The client's active time on task.")
+
+
+class RecentAnswerSerializer(serializers.Serializer):
+    """One of the caller's answers they may still change, as they gave it."""
+
+    id = serializers.IntegerField(help_text="The annotation: POST /api/v1/annotations/{id}/revise/ changes it.")
+    query = serializers.IntegerField()
+    kind = serializers.CharField()
+    asks = serializers.ListField(child=serializers.CharField())
+    prompt = MessageSerializer(many=True)
+    responses = ResponseSerializer(many=True, help_text="In the order they were shown: the first is A.")
+    answer = AnswerSerializer(help_text="a/b as shown; send it back changed to revise.")
+    supersedes = serializers.IntegerField(allow_null=True, help_text="The earlier version this one changed, if any.")
+    answered_at = serializers.DateTimeField(help_text="When the query was first answered.")
+    created_at = serializers.DateTimeField(help_text="When this version was given.")
 
 
 class SkipSerializer(serializers.Serializer):
@@ -111,6 +131,13 @@ class AnnotationCreatedSerializer(serializers.Serializer):
     query = serializers.IntegerField()
     created = serializers.BooleanField()
     next = NextQuerySerializer(required=False, allow_null=True, help_text="With ?next=1 only: the next query, or null.")
+
+
+class AnnotationRevisedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The new annotation.")
+    query = serializers.IntegerField()
+    supersedes = serializers.IntegerField(help_text="The annotation it replaces, kept in raw exports.")
+    created = serializers.BooleanField()
 
 
 class ImportResultSerializer(serializers.Serializer):

@@ -16,6 +16,8 @@ v1 = [
     (r"studies/(?P<pk>\d+)/runs", views.study_runs, "api-study-runs"),
     (r"queries/(?P<pk>\d+)/annotations", views.query_annotations, "api-query-annotations"),
     (r"queries/(?P<pk>\d+)/skip", views.query_skip, "api-query-skip"),
+    (r"studies/(?P<pk>\d+)/annotations/mine", views.my_recent_annotations, "api-my-recent-annotations"),
+    (r"annotations/(?P<pk>\d+)/revise", views.annotation_revise, "api-annotation-revise"),
     (r"runs/(?P<pk>\d+)", views.run_detail, "api-run-detail"),
     (r"runs/(?P<pk>\d+)/cancel", views.run_cancel, "api-run-cancel"),
     (r"studies/(?P<pk>\d+)/models", registry.study_models, "api-study-models"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +18,8 @@ from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
+from annotate.selectors.labels import answer_of
+from annotate.selectors.queues import recent_answers
 from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
 
 
@@ -142,15 +145,20 @@ def study_import(request, pk: int):
     return Response(counts, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+def shown_responses(assignment) -> list[dict]:
+    """The query's responses in the order this assignment shows them: the first is A."""
+    responses = assignment.query.ordered_responses()
+    return [{"id": responses[p].pk, "text": responses[p].text} for p in assignment.display_order]
+
+
 def next_query_payload(assignment) -> dict:
     query = assignment.query
-    responses = query.ordered_responses()
     return {
         "id": query.pk,
         "kind": query.kind,
         "asks": query.asks,
         "prompt": query.prompt.messages,
-        "responses": [{"id": responses[p].pk, "text": responses[p].text} for p in assignment.display_order],
+        "responses": shown_responses(assignment),
         "assignment_id": assignment.pk,
         "expires_at": assignment.expires_at,
         **query_vocabulary(query),
@@ -190,6 +198,25 @@ def json_object(request) -> dict:
     return body
 
 
+def store_answer(request, store) -> tuple:
+    """Pass the body's answer to `store` (annotation_submit or annotation_revise, partly applied).
+
+    The service checks every field against the query (and names the one that is wrong), so the
+    body goes to it as given; AnnotationSubmitSerializer documents it. This is the annotation loop's
+    hot path, where a DRF serializer cost more than storing the answer.
+    """
+    body = json_object(request)
+    unknown = sorted(set(body) - SUBMIT_FIELDS)
+    if unknown:  # a misspelt field would otherwise be dropped, and its default stored instead
+        raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(SUBMIT_FIELDS))}.", field=unknown[0])
+    return store(
+        annotator=request.user,
+        client_key=body.get("client_key"),
+        answer={key: body[key] for key in ANSWER_FIELDS if key in body},
+        active_ms=body.get("active_ms"),
+    )
+
+
 @extend_schema(
     parameters=[
         OpenApiParameter("next", str, enum=["1", "true"], description="Also return the caller's next query (or null) as `next`.")
@@ -205,26 +232,53 @@ def query_annotations(request, pk: int):
     With ?next=1 the reply also carries the caller's next query, as GET .../queries/next/ would.
     """
     query = access.get_query_for_annotator(request.user, pk)
-    # The service checks every field against the query (and names the one that is wrong), so the
-    # body goes to it as given; the serializer above documents it. This is the annotation loop's
-    # hot path, where a DRF serializer cost more than storing the answer.
-    body = json_object(request)
-    unknown = sorted(set(body) - SUBMIT_FIELDS)
-    if unknown:  # a misspelt field would otherwise be dropped, and its default stored instead
-        raise InvalidInput(f"Unknown field {unknown[0]!r}; an answer takes {', '.join(sorted(SUBMIT_FIELDS))}.", field=unknown[0])
-    answer = {key: body[key] for key in ANSWER_FIELDS if key in body}
-    annotation, created = feedback.annotation_submit(
-        query=query,
-        annotator=request.user,
-        client_key=body.get("client_key"),
-        answer=answer,
-        active_ms=body.get("active_ms"),
-    )
+    annotation, created = store_answer(request, partial(feedback.annotation_submit, query=query))
     reply = {"id": annotation.pk, "query": query.pk, "created": created}
     if request.query_params.get("next") in {"1", "true"}:
         # One round trip per label: the caller's next query (or null) rides along with the receipt.
         following = assignments.assignment_next(study=query.study, annotator=request.user)
         reply["next"] = next_query_payload(following) if following else None
+    return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+@extend_schema(responses=s.RecentAnswerSerializer(many=True))
+@api_view(["GET"])
+def my_recent_annotations(request, pk: int):
+    """The caller's answers in the study that they may still change (the last REVISABLE_ANSWERS), newest first."""
+    study = access.get_study(request.user, pk, "annotate")
+    return Response([recent_answer_payload(a) for a in recent_answers(study=study, annotator=request.user)])
+
+
+def recent_answer_payload(annotation) -> dict:
+    query, assignment = annotation.query, annotation.assignment
+    assignment.query = query
+    return {
+        "id": annotation.pk,
+        "query": query.pk,
+        "kind": query.kind,
+        "asks": query.asks,
+        "prompt": query.prompt.messages,
+        "responses": shown_responses(assignment),
+        "answer": answer_of(annotation),
+        "supersedes": annotation.supersedes_id,
+        "answered_at": assignment.finished_at,
+        "created_at": annotation.created_at,
+    }
+
+
+@extend_schema(
+    request=s.AnnotationSubmitSerializer,
+    responses={201: s.AnnotationRevisedSerializer, 200: s.AnnotationRevisedSerializer},
+)
+@api_view(["POST"])
+@parser_classes([JSONParser])
+def annotation_revise(request, pk: int):
+    """Change one of the caller's recent answers in a study: the body is a whole new answer, as for
+    POST .../annotations/, and it supersedes this annotation. Repeating it with the same client_key
+    returns the first change (200)."""
+    annotation = access.get_annotation_for_annotator(request.user, pk)
+    revision, created = store_answer(request, partial(feedback.annotation_revise, annotation=annotation))
+    reply = {"id": revision.pk, "query": revision.query_id, "supersedes": annotation.pk, "created": created}
     return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -1,7 +1,8 @@
 """Reads of stored labels, shared by exports and training.
 
 Every read here returns current labels only: an annotation that a correction superseded is left
-out, so each dataset row comes from what the annotator last said.
+out, so each dataset row comes from what the annotator last said. The one exception is asked for
+by name (`annotations_with_parts(..., superseded=True)`, for the raw export).
 """
 
 from __future__ import annotations
@@ -101,15 +102,21 @@ def ratings(study: Study) -> QuerySet[RatingPart]:
     )
 
 
-def annotations_with_parts(study: Study) -> QuerySet[Annotation]:
+def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySet[Annotation]:
     """Every current annotation with all its parts and its query's responses loaded, oldest first.
 
+    With `superseded`, the annotations that corrections replaced come too (for the raw export),
+    each with the correction that replaced it as `superseded_by`.
     Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
     Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
     """
+    annotations = Annotation.objects.filter(query__study=study)
+    if superseded:
+        annotations = annotations.select_related("superseded_by")
+    else:
+        annotations = annotations.filter(superseded_by__isnull=True)
     return (
-        Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
-        .select_related("query__prompt", "assignment", "pairwise", "ranking")
+        annotations.select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related(
             query_responses("query__query_responses"),
             Prefetch("spans", queryset=SpanPart.objects.order_by("id")),
@@ -118,3 +125,34 @@ def annotations_with_parts(study: Study) -> QuerySet[Annotation]:
         )
         .order_by("id")
     )
+
+
+def answer_of(annotation: Annotation) -> dict:
+    """An annotation's parts in the shape `annotation_submit` takes, a/b as its annotator saw them.
+
+    What an annotator changing an answer starts from (uses the parts loaded by `recent_answers`).
+    A critique without a revision has no `revision` key, as when it was sent.
+    """
+    answer: dict = {}
+    vote = getattr(annotation, "pairwise", None)  # a missing reverse one-to-one raises an AttributeError subclass
+    if vote is not None:
+        answer |= {"choice": vote.shown_choice, "strength": vote.strength}
+    ranking = getattr(annotation, "ranking", None)
+    if ranking is not None and ranking.cannot_rank_reason:
+        answer["cannot_rank"] = ranking.cannot_rank_reason
+    elif ranking is not None:
+        answer["ranking"] = ranking.groups
+    asks = annotation.query.asks or [annotation.query.kind]
+    if "spans" in asks:
+        answer["spans"] = [
+            {"response": s.response_id, "start": s.start, "end": s.end, "category": s.category, "note": s.note}
+            for s in annotation.spans.all()
+        ]
+    if "critique" in asks:
+        answer["critiques"] = [
+            {"response": c.response_id, "critique": c.critique, **({"revision": c.revision} if c.revision else {})}
+            for c in annotation.critiques.all()
+        ]
+    if "ratings" in asks:
+        answer["ratings"] = [{"response": r.response_id, "aspect": r.aspect, "value": r.value} for r in annotation.ratings.all()]
+    return answer

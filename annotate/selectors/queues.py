@@ -5,9 +5,13 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from annotate.models import Assignment, Study
+from annotate.models import Annotation, Assignment, Study
 from annotate.models.assignments import AssignmentStatus
 from annotate.services.assignments import open_queries_for
+
+# How many of an annotator's latest answers in a study they may still change (studies have no
+# closed state yet; one that gains it should refuse changes too).
+REVISABLE_ANSWERS = 10
 
 
 def annotator_progress(*, study: Study, annotator: AbstractBaseUser) -> dict:
@@ -20,3 +24,18 @@ def annotator_progress(*, study: Study, annotator: AbstractBaseUser) -> dict:
     # Skipped queries are neither done nor left; counted apart, so a skip does not just shrink the total.
     skipped = Assignment.objects.filter(query__study=study, annotator=annotator, status=AssignmentStatus.SKIPPED).count()
     return {"done": done, "remaining": remaining, "total": done + remaining, "skipped": skipped}
+
+
+def recent_answers(*, study: Study, annotator: AbstractBaseUser):
+    """The annotator's answers they may still change: the newest version of each of the last
+    REVISABLE_ANSWERS queries they answered in the study, most recently answered first.
+
+    Ordered by when the query was answered, not changed, so stepping back walks the queries in
+    the order they came. Imported labels (no assignment) were never answered here and are left out.
+    """
+    return (
+        Annotation.objects.filter(query__study=study, annotator=annotator, superseded_by__isnull=True, assignment__isnull=False)
+        .select_related("query__prompt", "assignment", "pairwise", "ranking")
+        .prefetch_related("spans", "critiques", "ratings")
+        .order_by("-assignment__finished_at", "-assignment_id")[:REVISABLE_ANSWERS]
+    )

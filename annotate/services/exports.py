@@ -1,7 +1,7 @@
 """Turning stored labels into datasets: one JSON object per row, streamed, with counts known up front.
 
-Every format reads current annotations only (a superseded one gives way to its correction) and
-names annotators by a pseudonym, the same in every study of the deployment. Rows built from one
+Every format but raw reads current annotations only (a superseded one gives way to its correction)
+and names annotators by a pseudonym, the same in every study of the deployment. Rows built from one
 annotation end with where they came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import) and `annotator`.
 Prompts are chat messages [{role, content}]; responses, chosen and rejected are plain text
 except in TRL's formats, where they are one assistant turn.
@@ -34,11 +34,13 @@ kto: TRL's unpaired rows {prompt, completion, label, source, ...}, as TRL's unpa
     false, middle groups left out; a ranking that ties everything, or cannot-rank, gives nothing
     (counted). Revision -> revision true, the original false (same rules as trl).
 trl and kto take `sources` (any of pairwise, ranking, revision; default all).
-raw: every annotation as given, with all its parts: {annotation_id, query_id, kind, asks,
-    prompt_id, prompt, responses, annotator, display_order, time_spent_ms, active_ms, created_at,
-    supersedes, pairwise: {choice, strength, shown_choice} or null, ranking: {groups,
-    cannot_rank_reason} or null, spans: [{response, start, end, category, note, metadata}],
-    critiques: [{response, critique, revision}], ratings: [{response, aspect, value}]}.
+raw: every annotation as given, with all its parts, superseded ones included: {annotation_id,
+    query_id, kind, asks, prompt_id, prompt, responses, annotator, display_order, time_spent_ms,
+    active_ms, created_at, supersedes (the annotation this one changed, or null), superseded_by (the
+    one that changed it, or null), current (false once superseded), pairwise: {choice, strength,
+    shown_choice} or null, ranking: {groups, cannot_rank_reason} or null, spans: [{response, start,
+    end, category, note, metadata}], critiques: [{response, critique, revision}], ratings: [{response,
+    aspect, value}]}. The X-Preflab-Superseded header counts the superseded rows.
 fgrlhf: the qa_feedback file's own record shape, one per prompt and annotator; see
     annotate.services.fgrlhf, which also imports it.
 """
@@ -315,6 +317,7 @@ def part_or_none(annotation: Annotation, name: str) -> object | None:
 
 def raw_row(study: Study, annotation: Annotation) -> dict:
     vote, ranking = part_or_none(annotation, "pairwise"), part_or_none(annotation, "ranking")
+    successor = part_or_none(annotation, "superseded_by")
     return {
         "annotation_id": annotation.pk,
         "query_id": annotation.query_id,
@@ -329,6 +332,8 @@ def raw_row(study: Study, annotation: Annotation) -> dict:
         "active_ms": annotation.active_ms,
         "created_at": annotation.created_at.isoformat(),
         "supersedes": annotation.supersedes_id,
+        "superseded_by": successor.pk if successor else None,
+        "current": successor is None,
         "pairwise": {"choice": vote.choice, "strength": vote.strength, "shown_choice": vote.shown_choice} if vote else None,
         "ranking": {"groups": ranking.groups, "cannot_rank_reason": ranking.cannot_rank_reason} if ranking else None,
         "spans": [
@@ -350,7 +355,7 @@ def raw_row(study: Study, annotation: Annotation) -> dict:
 
 
 def raw_rows(study: Study) -> Iterator[dict]:
-    for annotation in labels.annotations_with_parts(study).iterator(chunk_size=ITER_CHUNK):
+    for annotation in labels.annotations_with_parts(study, superseded=True).iterator(chunk_size=ITER_CHUNK):
         yield raw_row(study, annotation)
 
 
@@ -398,5 +403,6 @@ def export_build(*, study: Study, format: str, sources: str | Iterable[str] | No
         return Export(format, rating_rows(study), {"rows": rated})
     if format == "fgrlhf":
         return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
-    current = Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
-    return Export(format, raw_rows(study), {"rows": current.count()})
+    everything = Annotation.objects.filter(query__study=study)
+    superseded = everything.filter(superseded_by__isnull=False).count()
+    return Export(format, raw_rows(study), {"rows": everything.count(), "superseded": superseded})

@@ -8,12 +8,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotate.errors import Conflict, InvalidInput, PreflabError
+from annotate.errors import Conflict, InvalidInput, NotFound, PreflabError
 from annotate.models import Annotation, CritiquePart, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import ANNOTATION_RETURNED, PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.rows import execute, fetch_one
+from annotate.selectors.queues import REVISABLE_ANSWERS, recent_answers
 from annotate.services.assignments import finish_assignment
 from annotate.text import refuse_nul
 
@@ -224,6 +225,36 @@ def existing_annotation(*, annotator: AbstractBaseUser, query: Query, client_key
     return annotation
 
 
+def checked_client_key(client_key) -> str:
+    client_key = client_key.strip() if isinstance(client_key, str) else ""
+    if not client_key or len(client_key) > 100:
+        raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
+    refuse_nul(client_key, "client_key")
+    return client_key
+
+
+def check_active_ms(active_ms) -> None:
+    if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
+        raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
+
+
+def store_parts(annotation: Annotation, checked: CheckedAnswer, display_order: list[int]) -> None:
+    """Write the checked parts of a newly inserted annotation; `display_order` maps a shown a/b back."""
+    if checked.choice is not None:
+        execute(
+            "INSERT INTO annotate_pairwisechoice (annotation_id, choice, shown_choice, strength) VALUES (%s, %s, %s, %s)",
+            [annotation.pk, canonical_choice(checked.choice, display_order), checked.choice, checked.strength],
+        )
+    if checked.groups is not None or checked.cannot_rank:
+        RankingPart.objects.create(annotation=annotation, groups=checked.groups or [], cannot_rank_reason=checked.cannot_rank)
+    if checked.spans:
+        SpanPart.objects.bulk_create([SpanPart(annotation=annotation, **span) for span in checked.spans])
+    if checked.critiques:
+        CritiquePart.objects.bulk_create([CritiquePart(annotation=annotation, **c) for c in checked.critiques])
+    if checked.ratings:
+        RatingPart.objects.bulk_create([RatingPart(annotation=annotation, **r) for r in checked.ratings])
+
+
 @transaction.atomic
 def annotation_submit(
     *, query: Query, annotator: AbstractBaseUser, client_key: str, answer: dict, active_ms: int | None = None
@@ -234,12 +265,8 @@ def annotation_submit(
     ranking (groups of response ids, best first) or cannot_rank, spans, critiques, ratings.
     A repeat with the same client_key returns the first annotation and stores nothing.
     """
-    client_key = client_key.strip() if isinstance(client_key, str) else ""
-    if not client_key or len(client_key) > 100:
-        raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
-    refuse_nul(client_key, "client_key")
-    if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
-        raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
+    client_key = checked_client_key(client_key)
+    check_active_ms(active_ms)
     now = timezone.now()
     try:
         # Closed first: it locks the assignment, so a concurrent duplicate waits here, then finds it closed.
@@ -273,18 +300,52 @@ def annotation_submit(
         raise Conflict(f"client_key {client_key!r} was already used.", field="client_key")
     annotation = ANNOTATION_RETURNED.load(row)
     annotation.query, annotation.annotator, annotation.assignment = query, annotator, assignment
-    if checked.choice is not None:
-        execute(
-            "INSERT INTO annotate_pairwisechoice (annotation_id, choice, shown_choice, strength) VALUES (%s, %s, %s, %s)",
-            [annotation.pk, canonical_choice(checked.choice, assignment.display_order), checked.choice, checked.strength],
-        )
-    if checked.groups is not None or checked.cannot_rank:
-        RankingPart.objects.create(annotation=annotation, groups=checked.groups or [], cannot_rank_reason=checked.cannot_rank)
-    if checked.spans:
-        SpanPart.objects.bulk_create([SpanPart(annotation=annotation, **span) for span in checked.spans])
-    if checked.critiques:
-        CritiquePart.objects.bulk_create([CritiquePart(annotation=annotation, **c) for c in checked.critiques])
-    if checked.ratings:
-        RatingPart.objects.bulk_create([RatingPart(annotation=annotation, **r) for r in checked.ratings])
+    store_parts(annotation, checked, assignment.display_order)
     execute("UPDATE annotate_query SET label_count = label_count + 1 WHERE id = %s", [query.pk])
     return annotation, True
+
+
+@transaction.atomic
+def annotation_revise(
+    *, annotation: Annotation, annotator: AbstractBaseUser, client_key: str, answer: dict, active_ms: int | None = None
+) -> tuple[Annotation, bool]:
+    """Change one of the annotator's recent answers: store a new annotation that supersedes it.
+
+    The old annotation stays as it was (raw exports show it, marked); labels, training and the
+    other exports read only the newest version, and the query's label count does not change.
+    Only the annotator's own current answers among their last REVISABLE_ANSWERS in the study
+    (see `recent_answers`) can be changed. `answer` is as for `annotation_submit`, a/b as the
+    annotator was shown the query. A repeat with the same client_key returns the first change.
+    """
+    client_key = checked_client_key(client_key)
+    check_active_ms(active_ms)
+    if annotation.annotator_id != annotator.pk:
+        raise NotFound(f"No annotation {annotation.pk}.")
+    # Lock the answer being changed: of two concurrent changes to it, the second waits, then finds it superseded.
+    Annotation.objects.select_for_update(of=("self",)).filter(pk=annotation.pk).values_list("pk").first()
+    found = Annotation.objects.filter(annotator=annotator, client_key=client_key).first()
+    if found is not None:
+        if found.supersedes_id == annotation.pk:
+            return found, False
+        raise Conflict(f"client_key {client_key!r} was already used.", field="client_key")
+    newer = Annotation.objects.filter(supersedes_id=annotation.pk).values_list("pk", flat=True).first()
+    if newer is not None:
+        raise Conflict(f"Annotation {annotation.pk} was already changed: change its newest version, annotation {newer}.")
+    query = annotation.query
+    if annotation.pk not in recent_answers(study=query.study, annotator=annotator).values_list("pk", flat=True):
+        raise Conflict(
+            f"Annotation {annotation.pk} is not among your last {REVISABLE_ANSWERS} answers in this study, "
+            "so it can no longer be changed."
+        )
+    checked = check_answer(query, answer)
+    revision = Annotation.objects.create(
+        query=query,
+        annotator=annotator,
+        assignment=annotation.assignment,
+        client_key=client_key,
+        time_spent_ms=None,
+        active_ms=active_ms,
+        supersedes=annotation,
+    )
+    store_parts(revision, checked, annotation.assignment.display_order)
+    return revision, True

@@ -143,6 +143,27 @@ class Draft:
     active_ms: int = 0
 
 
+def draft_from_answer(query_id: int, answer: dict) -> Draft:
+    """A stored answer (`selectors.labels.answer_of`) as the draft the form starts from, to change it."""
+    critiques = answer.get("critiques") or []
+    ratings: dict[int, dict[str, str]] = {}
+    for rating in answer.get("ratings") or []:
+        ratings.setdefault(rating["response"], {})[rating["aspect"]] = str(rating["value"])
+    return Draft(
+        query_id=query_id,
+        choice=answer.get("choice", ""),
+        strength=answer.get("strength", DEFAULT_STRENGTH),
+        rank_mode="cannot" if "cannot_rank" in answer else "rank",
+        ranking=json.dumps(answer["ranking"]) if "ranking" in answer else "",
+        cannot_rank=answer.get("cannot_rank", ""),
+        spans=json.dumps(answer["spans"]) if answer.get("spans") else "",
+        critique_response=critiques[0]["response"] if critiques else None,
+        critiques={c["response"]: c["critique"] for c in critiques},
+        revisions={c["response"]: c["revision"] for c in critiques if "revision" in c},
+        ratings=ratings,
+    )
+
+
 def draft_from_post(query: Query, responses: list[Response], post: QueryDict) -> Draft:
     try:
         strength = int(post.get("strength") or DEFAULT_STRENGTH)

@@ -20,6 +20,12 @@ urlpatterns = [
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
     path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),
+    path("studies/<int:study_id>/annotate/back/", workspace.workspace_back, name="workspace-back"),
+    path(
+        "studies/<int:study_id>/annotate/answers/<int:annotation_id>/change/",
+        workspace.workspace_revise,
+        name="workspace-revise",
+    ),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run-cancel"),

@@ -8,24 +8,28 @@ one form posts them all, and `answers.answer_from_post` turns it into the servic
 from __future__ import annotations
 
 import string
+from functools import partial
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import access
 from annotate.errors import InvalidInput, NotFound, PreflabError
-from annotate.models import Assignment, Query, Study
+from annotate.models import Annotation, Assignment, Query, Study
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
-from annotate.selectors.queues import annotator_progress
+from annotate.selectors.labels import answer_of
+from annotate.selectors.queues import REVISABLE_ANSWERS, annotator_progress, recent_answers
 from annotate.services.assignments import assignment_next, assignment_skip
-from annotate.services.feedback import annotation_submit, revision_limit
+from annotate.services.feedback import annotation_revise, annotation_submit, revision_limit
 from annotate.views.answers import (
     DEFAULT_STRENGTH,
     Draft,
     answer_from_post,
     asks_of,
+    draft_from_answer,
     draft_from_post,
     friendly,
     parse_active_ms,
@@ -47,6 +51,10 @@ ALREADY_ANSWERED = (
 )
 SKIPPED = "Skipped."
 NEXT = " Here is the next query."
+CHANGED = "Your answer was changed."
+ALREADY_CHANGED = "That change was already saved."
+BACK_TO_CURRENT = " Here is your current query again."
+NOTHING_EARLIER = f"There is no earlier answer to change: you can change your last {REVISABLE_ANSWERS} in a study."
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 SCALE = ["1", "2", "3", "4", "5"]
 # Span colours, one per taxonomy entry in order; chosen to stay apart for common colour blindness.
@@ -99,24 +107,23 @@ def with_draft(shown: list[dict], draft: Draft | None, aspects: list[dict]) -> N
         item["aspects"] = [{**aspect, "value": rated.get(aspect["key"], "")} for aspect in aspects]
 
 
-def panel_context(study: Study, user, *, error: str | None = None, notice: str | None = None, draft: Draft | None = None) -> dict:
-    """Everything the workspace panel shows: the current (or newly claimed) assignment and progress."""
-    assignment = assignment_next(study=study, annotator=user)
-    context = {
+def base_context(study: Study, user, *, error: str | None, notice: str | None) -> dict:
+    """What every panel shows, with or without a query: progress, and a message."""
+    return {
         "study": study,
-        "assignment": assignment,
         "progress": annotator_progress(study=study, annotator=user),
         "error": error,
         "notice": notice,
         "choices": CHOICES,
         "strengths": STRENGTHS,
         "default_strength": DEFAULT_STRENGTH,
+        "back_url": reverse("workspace-back", args=[study.pk]),
     }
-    if assignment is None:
-        return context
-    if notice:
-        context["notice"] = notice + NEXT
-    query = assignment.query  # with its prompt, as assignment_next loads it
+
+
+def query_context(study: Study, assignment: Assignment, draft: Draft | None) -> dict:
+    """The query of an assignment as its annotator sees it, with a draft of their answer (or none)."""
+    query = assignment.query  # with its prompt
     query.study = study
     if draft is not None and draft.query_id != query.pk:
         draft = None
@@ -126,7 +133,8 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
     aspects = rating_aspects(study) if flags["asks_ratings"] else []
     with_draft(shown, draft, aspects)
     first = shown[0]["response"].pk if shown else None
-    context.update(
+    return dict(
+        assignment=assignment,
         query=query,
         asks=asks,
         **flags,
@@ -141,7 +149,6 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
             for m in query.prompt.messages
         ],
         shown=shown,
-        client_key=client_key_for(assignment),
         draft=draft,
         strength=draft.strength if draft else DEFAULT_STRENGTH,
         categories=span_categories(study) if flags["asks_spans"] else [],
@@ -156,7 +163,63 @@ def panel_context(study: Study, user, *, error: str | None = None, notice: str |
         if flags["asks_spans"] or flags["asks_critique"]
         else None,
     )
+
+
+def panel_context(
+    study: Study,
+    user,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    draft: Draft | None = None,
+    then: str = NEXT,
+) -> dict:
+    """Everything the workspace panel shows: the current (or newly claimed) assignment and progress.
+
+    `then` follows a notice when there is a query to show: what the annotator is looking at now.
+    """
+    assignment = assignment_next(study=study, annotator=user)
+    context = base_context(study, user, error=error, notice=notice)
+    context["assignment"] = assignment
+    if assignment is None:
+        return context
+    if notice:
+        context["notice"] = notice + then
+    context.update(query_context(study, assignment, draft))
+    context["client_key"] = client_key_for(assignment)
+    context["submit_url"] = reverse("workspace-submit", args=[study.pk, assignment.query_id])
     return context
+
+
+def revise_context(
+    study: Study, user, annotation: Annotation, recent: list[int], *, draft: Draft | None = None, error: str | None = None
+) -> dict:
+    """The panel for changing one of the annotator's recent answers, their answer filled in.
+
+    `recent` are the ids of the answers they may change, newest first; `annotation` is one of them.
+    """
+    assignment = annotation.assignment
+    assignment.query = annotation.query
+    context = base_context(study, user, error=error, notice=None)
+    context.update(query_context(study, assignment, draft or draft_from_answer(annotation.query_id, answer_of(annotation))))
+    position = recent.index(annotation.pk) + 1
+    context.update(
+        revising={"annotation": annotation, "position": position, "total": len(recent)},
+        # One key per answer changed: a double submit stores one change, and the next change of
+        # this query supersedes the new annotation, so it gets a key of its own.
+        client_key=f"web-change-{annotation.pk}",
+        submit_url=reverse("workspace-revise", args=[study.pk, annotation.pk]),
+        earlier_url=f"{context['back_url']}?before={annotation.pk}" if position < len(recent) else None,
+        current_url=reverse("workspace", args=[study.pk]),
+    )
+    return context
+
+
+def show_panel(request: HttpRequest, context: dict) -> HttpResponse:
+    """The panel alone for htmx, inside the whole page otherwise."""
+    if is_htmx(request):
+        return render(request, "annotate/workspace.html#workspace-panel", context)
+    return render(request, "annotate/workspace.html", context)
 
 
 @require_GET
@@ -166,7 +229,7 @@ def workspace(request: HttpRequest, study_id: int) -> HttpResponse:
     context = panel_context(study, request.user)
     # Open the guidelines for someone who has not answered anything yet.
     context["guidelines_open"] = context["progress"]["done"] == 0
-    return render(request, "annotate/workspace.html", context)
+    return show_panel(request, context)
 
 
 def fetch_query(request: HttpRequest, study: Study, query_id: int) -> Query:
@@ -177,11 +240,11 @@ def fetch_query(request: HttpRequest, study: Study, query_id: int) -> Query:
 
 
 def after_action(
-    request: HttpRequest, study: Study, *, error: str | None, notice: str, draft: Draft | None = None
+    request: HttpRequest, study: Study, *, error: str | None, notice: str, draft: Draft | None = None, then: str = NEXT
 ) -> HttpResponse:
     """htmx gets the next panel (or the same one with the error); a plain form post is redirected back."""
     if is_htmx(request):
-        context = panel_context(study, request.user, error=error, notice=None if error else notice, draft=draft)
+        context = panel_context(study, request.user, error=error, notice=None if error else notice, draft=draft, then=then)
         return render(request, "annotate/workspace.html#workspace-panel", context)
     if error:
         messages.error(request, error)
@@ -190,41 +253,50 @@ def after_action(
     return redirect("workspace", study_id=study.pk)
 
 
-@require_POST
-@page
-def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> HttpResponse:
-    study = with_perms(access.get_study(request.user, study_id, "annotate"))
-    query = fetch_query(request, study, query_id)
-    query.study = study
+def store_posted(request: HttpRequest, query: Query, store, assignment) -> tuple[bool, str | None, Draft | None]:
+    """Pass the posted answer to `store` (a service, partly applied); return (created, error, draft).
+
+    After a refusal of the answer itself, the draft is what the annotator had posted, to show again;
+    `assignment()` gives the assignment whose letters name the responses in the error.
+    """
     responses = query.ordered_responses()
-    error, draft, created = None, None, True
     try:
-        _, created = annotation_submit(
-            query=query,
+        _, created = store(
             annotator=request.user,
             client_key=request.POST.get("client_key", ""),
             answer=answer_from_post(query, responses, request.POST),
             active_ms=parse_active_ms(request.POST.get("active_ms")),
         )
     except InvalidInput as exc:
-        # The same query again, with the annotator's work as they posted it and the problem named.
-        draft = draft_from_post(query, responses, request.POST)
-        letters = letters_of(request.user, query)
-        error = friendly(exc.message, letters)
+        return True, friendly(exc.message, letters_of(assignment())), draft_from_post(query, responses, request.POST)
     except PreflabError as exc:
-        error = exc.message
+        return True, exc.message, None
+    return created, None, None
+
+
+@require_POST
+@page
+def workspace_submit(request: HttpRequest, study_id: int, query_id: int) -> HttpResponse:
+    study = with_perms(access.get_study(request.user, study_id, "annotate"))
+    query = fetch_query(request, study, query_id)
+    query.study = study
+    created, error, draft = store_posted(
+        request,
+        query,
+        partial(annotation_submit, query=query),
+        # After a refusal the assignment is still live: the submit rolled back.
+        lambda: query.assignments.filter(annotator=request.user, status="active").first(),
+    )
     # A repeat (another tab, or a page the browser brought back) stores nothing: the first answer stands.
     notice = SAVED if created else ALREADY_ANSWERED
     return after_action(request, study, error=error, notice=notice, draft=draft)
 
 
-def letters_of(user, query: Query) -> dict[int, str]:
-    """Response id to the letter this user sees it under, from their live assignment."""
-    assignment = query.assignments.filter(annotator=user, status="active").first()
+def letters_of(assignment: Assignment | None) -> dict[int, str]:
+    """Response id to the letter the assignment shows it under (none without an assignment)."""
     if assignment is None:
         return {}
-    canonical = query.ordered_responses()
-    return {canonical[p].pk: letter for letter, p in zip(string.ascii_uppercase, assignment.display_order, strict=False)}
+    return {item["response"].pk: item["letter"] for item in shown_responses(assignment)}
 
 
 @require_POST
@@ -238,3 +310,44 @@ def workspace_skip(request: HttpRequest, study_id: int, query_id: int) -> HttpRe
     except PreflabError as exc:
         error = exc.message
     return after_action(request, study, error=error, notice=SKIPPED)
+
+
+def recent_ids(study: Study, user) -> list[int]:
+    return [a.pk for a in recent_answers(study=study, annotator=user).prefetch_related(None)]
+
+
+@require_GET
+@page
+def workspace_back(request: HttpRequest, study_id: int) -> HttpResponse:
+    """One of the annotator's recent answers, to change: the newest, or the one before `?before=<annotation id>`."""
+    study = with_perms(access.get_study(request.user, study_id, "annotate"))
+    recent = list(recent_answers(study=study, annotator=request.user))
+    ids = [a.pk for a in recent]
+    before = access.as_id(request.GET.get("before"))
+    # An id no longer in the list (changed meanwhile, in another tab) starts again from the newest.
+    position = ids.index(before) + 1 if before in ids else 0
+    if position >= len(recent):
+        return show_panel(request, panel_context(study, request.user, notice=NOTHING_EARLIER, then=""))
+    return show_panel(request, revise_context(study, request.user, recent[position], ids))
+
+
+@require_POST
+@page
+def workspace_revise(request: HttpRequest, study_id: int, annotation_id: int) -> HttpResponse:
+    """Store a changed answer; then the annotator is back at the query they were on."""
+    study = with_perms(access.get_study(request.user, study_id, "annotate"))
+    annotation = access.get_annotation_for_annotator(request.user, annotation_id)
+    if annotation.query.study_id != study.pk:
+        raise NotFound(f"No annotation {annotation_id}.")
+    query = annotation.query
+    query.study = study
+    created, error, draft = store_posted(
+        request, query, partial(annotation_revise, annotation=annotation), lambda: annotation.assignment
+    )
+    if draft is not None:
+        # The same answer again, as the annotator changed it, with the problem named.
+        recent = recent_ids(study, request.user)
+        if annotation.pk in recent:
+            return show_panel(request, revise_context(study, request.user, annotation, recent, draft=draft, error=error))
+    notice = CHANGED if created else ALREADY_CHANGED
+    return after_action(request, study, error=error, notice=notice, then=BACK_TO_CURRENT)

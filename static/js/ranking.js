@@ -307,6 +307,8 @@
     items().forEach(function (item) { byId[item.dataset.rankItem] = item; });
     const ids = items().map(function (item) { return item.dataset.rankItem; });
     groups = ids.map(function (id) { return [id]; });
+    // The order shown, one response a rank: sent as it is, it says nothing the annotator chose.
+    shown = JSON.stringify(groups);
     if (input.value) {
       // A ranking posted before an error: shown again as the annotator left it.
       try {
@@ -316,7 +318,6 @@
       } catch (error) { /* keep the display order */ }
     }
     render(null);
-    shown = JSON.stringify(groups);
     unchangedOk = false;
     initDrag();
     initCannot(p);

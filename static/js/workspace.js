@@ -6,9 +6,11 @@
 //   1 2 3 4  pairwise: A better, B better, tie, both bad (they submit when the query asks nothing else)
 //   q w e    strength: slightly, clearly, much better
 //   1-5      ratings: rate the focused row, then focus moves to the next row
-//   c        write the critique             Ctrl+Enter  submit the answer
+//   c        write the critique             Ctrl+Enter  submit the answer (or the skip form)
 //   Esc      leave a text field              s           open the skip form (Esc closes it)
 //   g        show or hide the guidelines
+//   u, Backspace  go back to your last answer to change it, then to the one before
+//   Esc      while changing an answer: back to the current query
 (function () {
   "use strict";
 
@@ -425,6 +427,14 @@
     details.querySelector("summary").focus();
   }
 
+  // A link of the panel's (change last answer, earlier answer, back to the current query), followed through htmx.
+  function follow(selector) {
+    const link = panel() && panel().querySelector(selector);
+    if (!link) return false;
+    link.click();
+    return true;
+  }
+
   function toggleGuidelines() {
     const guidelines = document.getElementById("guidelines");
     if (!guidelines) return false;
@@ -458,6 +468,8 @@
         // Out of a text field, so the one-key shortcuts work again; what was typed stays.
         event.preventDefault();
         target.blur();
+      } else if (!Preflab.isTyping(target) && follow("[data-current]")) {
+        event.preventDefault();
       }
       return;
     }
@@ -491,6 +503,7 @@
     else if (key === "x") handled = openDetails("details[data-cannot-rank]");
     else if (key === "c") handled = focusCritique();
     else if (key === "g") handled = toggleGuidelines();
+    else if (key === "u" || key === "Backspace") handled = follow("[data-back]");
     if (handled) event.preventDefault();
   });
 
@@ -505,6 +518,17 @@
     lastTick = Date.now();
     initCritique(p);
     modules.forEach(function (module) { if (module.init) module.init(p); });
+    speak(p);
+  }
+
+  // A live region swapped in with its message already inside is often not read out; emptied and
+  // filled again a moment later, it is.
+  function speak(p) {
+    const area = p.querySelector("[data-flash]");
+    if (!area || !area.firstElementChild) return;
+    const said = Array.from(area.childNodes);
+    area.replaceChildren();
+    window.setTimeout(function () { if (!area.firstElementChild) area.replaceChildren.apply(area, said); }, 50);
   }
 
   // ---- a request that failed ------------------------------------------------------------------

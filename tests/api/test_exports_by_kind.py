@@ -5,10 +5,10 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from annotate.models import Annotation, PairwiseChoice, Prompt
+from annotate.models import Annotation, Prompt
 from annotate.services.assignments import assignment_next
 from annotate.services.exports import EXPORT_FORMATS
-from annotate.services.feedback import annotation_submit
+from annotate.services.feedback import annotation_revise, annotation_submit
 from annotate.services.items import items_import
 from tests.factories import UserFactory, jsonl, make_study
 from tests.qa_feedback import qa_file, qa_record
@@ -277,19 +277,32 @@ def test_raw_keeps_every_annotation_with_all_its_parts():
     assert len(row["ratings"]) == 8 and row["ranking"] is None and row["supersedes"] is None
 
 
-def test_a_superseded_annotation_is_left_out_of_every_export():
+def changed_vote() -> tuple:
+    """A study with one vote for SPAIN, changed in the workspace's way to FRANCE: (study, first, correction)."""
     annotator = UserFactory()
     study = study_with(["pairwise"], {"p": [SPAIN, FRANCE]}, annotator)
     first = answer_next(study, annotator, prefer(SPAIN))
-    correction = Annotation.objects.create(query=first.query, annotator=annotator, client_key="fix", supersedes=first)
-    canonical = "a" if first.query.ordered_responses()[0].text == FRANCE else "b"
-    PairwiseChoice.objects.create(annotation=correction, choice=canonical, shown_choice=canonical, strength=1)
+    correction, _ = annotation_revise(
+        annotation=first, annotator=annotator, client_key="fix", answer=prefer(FRANCE)(None, first.assignment)
+    )
+    return study, first, correction
+
+
+def test_a_superseded_annotation_gives_way_to_its_correction_in_the_label_exports():
+    study, _, correction = changed_vote()
     _, rows = export(study, "trl")
     assert [(r["chosen"], r["annotation_id"]) for r in rows] == [(chat(FRANCE), correction.pk)]
-    _, rows = export(study, "raw")
-    assert [(r["annotation_id"], r["supersedes"]) for r in rows] == [(correction.pk, first.pk)]
     _, rows = export(study, "kto")
     assert {r["annotation_id"] for r in rows} == {correction.pk}
+
+
+def test_raw_shows_a_superseded_annotation_marked_beside_its_correction():
+    study, first, correction = changed_vote()
+    reply, rows = export(study, "raw")
+    assert (reply["X-Preflab-Rows"], reply["X-Preflab-Superseded"]) == ("2", "1")
+    marks = [(r["annotation_id"], r["supersedes"], r["superseded_by"], r["current"]) for r in rows]
+    assert marks == [(first.pk, None, correction.pk, False), (correction.pk, first.pk, None, True)]
+    assert rows[0]["pairwise"]["choice"] != rows[1]["pairwise"]["choice"]
 
 
 @pytest.mark.parametrize("format", EXPORT_FORMATS)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotate.models import Annotation, CritiquePart, PairwiseChoice, Query, RankingPart, RatingPart, SpanPart
+from annotate.models import Annotation, Assignment, CritiquePart, PairwiseChoice, Query, RankingPart, RatingPart, SpanPart
 from annotate.services.assignments import assignment_next
 from annotate.services.items import items_import
 from annotate.services.studies import study_update
@@ -345,3 +345,16 @@ def test_a_ranking_sent_untouched_is_asked_about_once_then_stored_as_shown(page,
     page.keyboard.press("Control+Enter")  # on purpose, this time
     page.wait_for_selector("text=All done")
     assert RankingPart.objects.get().groups == [[a.pk], [b.pk], [c.pk]]
+
+
+def test_the_skip_form_says_how_to_send_it_and_ctrl_enter_does(page, login):
+    study, annotator = study_with(["pairwise"], [("Name a prime.", ["Nine.", "Seven."])])
+    open_workspace(page, login, study, annotator)
+    page.keyboard.press("s")
+    hint = page.locator("#skip-keys")
+    assert hint.is_visible() and hint.inner_text() == "Ctrl+Enter to skip, Esc to cancel"
+    assert page.locator("textarea[name=reason]").get_attribute("aria-describedby") == "skip-keys"
+    page.keyboard.type("I can't judge primes.")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("text=All done")
+    assert Assignment.objects.get().skip_reason == "I can't judge primes."

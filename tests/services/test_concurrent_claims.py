@@ -101,3 +101,27 @@ def test_the_same_submit_sent_four_times_at_once_stores_one_annotation():
     assert len({annotation.pk for annotation, _ in results}) == 1
     assert Annotation.objects.count() == 1
     assert Query.objects.get(pk=assignment.query_id).label_count == 1
+
+
+@pytest.mark.parametrize("same_key", [False, True])
+def test_two_changes_of_one_answer_at_once_store_one_and_the_other_is_told(same_key):
+    from annotate.errors import Conflict
+    from annotate.services.feedback import annotation_revise
+
+    person = UserFactory()
+    study = make_study(annotators=[person])
+    make_items(study, n_prompts=1)
+    assignment = assignment_next(study=study, annotator=person)
+    first, _ = annotation_submit(query=assignment.query, annotator=person, client_key="k", answer={"choice": "a"})
+    first = Annotation.objects.select_related("query__study", "assignment").get(pk=first.pk)
+
+    def change(key):
+        return lambda: annotation_revise(annotation=first, annotator=person, client_key=key, answer={"choice": "b"})
+
+    results = race([change("same" if same_key else "one"), change("same" if same_key else "two")])
+    assert Annotation.objects.filter(supersedes=first).count() == 1
+    if same_key:  # a repeat of one change: both get the one annotation, one of them as created
+        assert sorted(created for _, created in results) == [False, True]
+        assert results[0][0].pk == results[1][0].pk
+    else:
+        assert sum(isinstance(r, Conflict) for r in results) == 1, results

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from annotate.settings import env_bool, parse_database_url
+from annotate.settings import env_bool, parse_cache_url, parse_database_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +52,15 @@ def test_a_bad_database_url_is_refused_saying_what_is_wrong(url, complaint):
         parse_database_url(url)
 
 
+def test_the_shared_cache_is_the_database_unless_a_redis_url_is_given():
+    assert parse_cache_url("")["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    redis = parse_cache_url("redis://redis:6379/1")
+    assert redis == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://redis:6379/1"}
+    # Process memory would give each gunicorn worker its own counts.
+    with pytest.raises(ImproperlyConfigured, match="CACHE_URL='locmem://': unsupported scheme 'locmem'"):
+        parse_cache_url("locmem://")
+
+
 def test_a_boolean_that_is_neither_yes_nor_no_is_refused(monkeypatch):
     monkeypatch.setenv("SOME_FLAG", "maybe")
     with pytest.raises(ImproperlyConfigured, match="SOME_FLAG='maybe' is not a boolean"):
@@ -78,6 +87,13 @@ def test_an_unknown_broker_scheme_refuses_to_start():
     result = start_django(DEBUG="1", CELERY_BROKER_URL="kafka://localhost")
     assert result.returncode != 0
     assert "CELERY_BROKER_URL='kafka://localhost'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_api_failure_rate_refuses_to_start_saying_what_a_rate_looks_like():
+    result = start_django(DEBUG="1", PREFLAB_API_AUTH_FAILURE_RATE="lots")
+    assert result.returncode != 0
+    assert "PREFLAB_API_AUTH_FAILURE_RATE='lots' is not a rate such as 20/hour" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -242,7 +242,7 @@ PREFLAB_TRAIN_PROCESSES = os.environ.get("PREFLAB_TRAIN_PROCESSES", "auto").stri
 if PREFLAB_TRAIN_PROCESSES != "auto":
     PREFLAB_TRAIN_PROCESSES = str(env_int("PREFLAB_TRAIN_PROCESSES", 1, minimum=1))
 
-# ---- Proxies and the Content-Security-Policy ----
+# ---- Proxies, HTTPS and the Content-Security-Policy ----
 # Reverse proxies in front of gunicorn (nginx, a load balancer). Each appends the address it saw to
 # X-Forwarded-For, so the client's address is that many entries from the right, and the nearest
 # says in X-Forwarded-Proto whether the client used HTTPS. At 0 (gunicorn faces the clients) both
@@ -250,6 +250,18 @@ if PREFLAB_TRAIN_PROCESSES != "auto":
 PREFLAB_PROXY_COUNT = env_int("PREFLAB_PROXY_COUNT", 0)
 if PREFLAB_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served over HTTPS: plain-HTTP requests are redirected, browsers are told to use HTTPS only for a
+# year (HSTS, subdomains included) and cookies never travel unencrypted.
+PREFLAB_HTTPS = env_bool("PREFLAB_HTTPS", False)
+if PREFLAB_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# HSTS preload (security.W021) puts the whole domain on the browsers' built-in list, hard to undo
+# and decided by the domain's owner at hstspreload.org, not by one application's header.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # django-csp (Django 5.2 LTS has no CSP of its own; its settings match Django 6's SECURE_CSP).
 # Pages load only this site's files: no inline script, style or event handler anywhere.
 CONTENT_SECURITY_POLICY = {

@@ -1,5 +1,6 @@
 """Settings come from the environment and refuse bad values loudly."""
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,46 @@ def test_a_bad_api_failure_rate_refuses_to_start_saying_what_a_rate_looks_like()
     assert result.returncode != 0
     assert "PREFLAB_API_AUTH_FAILURE_RATE='lots' is not a rate such as 20/hour" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def security_settings(**env) -> dict:
+    """What the settings module makes of these variables, read in a fresh process."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFLAB_") or k == "PREFLAB_VAR_DIR"}
+    script = (
+        "import json; from annotate import settings as s; print(json.dumps({"
+        "'proxy_header': getattr(s, 'SECURE_PROXY_SSL_HEADER', None), 'num_proxies': s.REST_FRAMEWORK['NUM_PROXIES'], "
+        "'hsts': getattr(s, 'SECURE_HSTS_SECONDS', 0), 'secure_cookies': getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "'failure_limit': s.AXES_FAILURE_LIMIT, 'cool_off_minutes': s.AXES_COOLOFF_TIME.total_seconds() / 60}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env={**clean, "DEBUG": "1", **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_by_default_no_proxy_header_is_trusted_and_nothing_assumes_https():
+    assert security_settings() == {
+        "proxy_header": None,
+        "num_proxies": 0,
+        "hsts": 0,
+        "secure_cookies": False,
+        "failure_limit": 10,
+        "cool_off_minutes": 15,
+    }
+
+
+def test_https_a_proxy_and_the_login_limits_come_from_the_environment():
+    assert security_settings(
+        PREFLAB_HTTPS="1", PREFLAB_PROXY_COUNT="1", PREFLAB_LOGIN_FAILURE_LIMIT="4", PREFLAB_LOGIN_COOLOFF_MINUTES="30"
+    ) == {
+        "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "num_proxies": 1,
+        "hsts": 365 * 24 * 60 * 60,
+        "secure_cookies": True,
+        "failure_limit": 4,
+        "cool_off_minutes": 30,
+    }
 
 
 def test_a_complete_environment_passes_djangos_checks():

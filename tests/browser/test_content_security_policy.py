@@ -53,32 +53,27 @@ def test_the_check_sees_an_inline_script_a_style_element_and_a_style_attribute(p
     complaints.clear()  # seen, and meant: the fixture's own check is for the site's pages
 
 
+def log_in_with_a_wrong_password(page, *, status: int, says: str) -> None:
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "wrong")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.click("button[type=submit]")
+    assert posted.value.status == status
+    assert_policy(posted.value)
+    assert says in page.text_content("main")
+    assert settled(page) == []
+
+
 def test_the_login_lockout_csrf_and_error_pages_keep_the_policy(page, settings):
     settings.AXES_FAILURE_LIMIT = 1
     visit(page, "/no/such/page/", status=404)
     visit(page, "/logout/", status=405)
     visit(page, "/login/")
-
-    page.fill("input[name=username]", "ana")
-    page.fill("input[name=password]", "wrong")
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.click("button[type=submit]")
-    assert posted.value.status == 429
-    assert_policy(posted.value)
-    assert "Too many failed logins" in page.text_content("main")
-    assert settled(page) == []
-
+    log_in_with_a_wrong_password(page, status=429, says="Too many failed logins")
     # A form sent without its CSRF cookie gets the site's page, not Django's, which has a <style>.
     page.goto("/login/")
     page.context.clear_cookies()
-    page.fill("input[name=username]", "ana")
-    page.fill("input[name=password]", "wrong")
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.click("button[type=submit]")
-    assert posted.value.status == 403
-    assert_policy(posted.value)
-    assert "could not be sent" in page.text_content("main")
-    assert settled(page) == []
+    log_in_with_a_wrong_password(page, status=403, says="could not be sent")
 
 
 def test_a_managers_pages_and_a_run_polling_its_progress_keep_the_policy(page, login):

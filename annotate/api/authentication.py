@@ -14,6 +14,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from annotate.rows import Columns, fetch_one
+from annotate.throttling import TokenFailureThrottle
 
 
 @cache  # not at import: the user model may be swapped, and is known only once apps are ready
@@ -33,7 +34,22 @@ def user_for_token(key: str):
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """`Authorization: Token <key>`, as DRF's, with the same errors."""
+    """`Authorization: Token <key>`, as DRF's, with the same errors, and a limit on bad tokens per address.
+
+    Requests without a token (the browser's session) never touch the throttle's cache.
+    """
+
+    def authenticate(self, request):
+        words = authentication.get_authorization_header(request).split()
+        if not words or words[0].lower() != self.keyword.lower().encode():
+            return None
+        throttle = TokenFailureThrottle()
+        throttle.check(request)
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure()
+            raise
 
     def authenticate_credentials(self, key: str):
         user = user_for_token(key)

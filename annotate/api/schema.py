@@ -19,6 +19,7 @@ COMMON_ERRORS = {
     "401": "No valid credentials (Authorization: Token <key>, or a session).",
     "403": "The caller's role in this study does not allow it.",
     "404": "Nothing with this id that the caller may see.",
+    "429": "Too many bad API tokens from this address; every token from it waits Retry-After seconds.",
 }
 MORE_ERRORS = {
     ("/api/v1/queries/{id}/annotations/", "post"): {

@@ -384,6 +384,10 @@
   }
 
   function initPopover() {
+    // Each category's colour, set here: a style attribute in the page would break the CSP.
+    popover.querySelectorAll("[data-category]").forEach(function (button) {
+      button.style.setProperty("--c", category(button.dataset.category).colour);
+    });
     popover.addEventListener("keydown", function (event) {
       if (event.key === "Escape") {
         event.preventDefault();

@@ -147,7 +147,7 @@ def test_the_schema_documents_the_error_shape_of_every_operation():
     assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            for status in ("400", "401", "403", "404"):
+            for status in ("400", "401", "403", "404", "429"):
                 answer = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert answer == {"$ref": "#/components/schemas/Error"}, (path, method, status)
     submit = schema["paths"]["/api/v1/queries/{id}/annotations/"]["post"]["responses"]

@@ -66,9 +66,14 @@ def page(browser, live_server):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
+    # Chromium logs each inline script, style element or style attribute the CSP refuses.
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.csp_violations = violations
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, f"The page broke its Content-Security-Policy: {violations}"
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_the_run_page_shows_progress_and_polls_while_the_run_is_running(as_user,
     assert "step 40 of 100" in html
     assert "loss 0.5321" in html
     assert "about 1 min 35 s left" in html
-    assert "width: 40%" in html
+    assert '<progress class="bar" aria-label="Run progress" value="40" max="100">' in html
 
 
 def test_the_progress_partial_polls_itself_while_the_run_is_running(as_user, manager, run):

@@ -54,7 +54,7 @@ def test_those_who_watch_a_study_see_its_labels_not_their_own_queue(request, as_
     answer(study, annotator)
     html = as_user(request.getfixturevalue(who)).get(reverse("study-list")).content.decode()
     assert "Study: 1 / 3 labels" in html
-    assert 'style="width: 33%"' in html
+    assert '<progress class="bar" aria-hidden="true" value="33" max="100">' in html
     assert "answered" not in html
 
 

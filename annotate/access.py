@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
-from annotate.models import Query, Study, TrainingRun
+from annotate.models import ModelVersion, Query, Study, TrainingRun
 from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
@@ -82,10 +82,15 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
     if row is None:
         raise NotFound(f"No study {study_id}.")
     role, study = row[0], STUDY_COLUMNS.load(row, 1)
-    if action not in PERMISSIONS[role]:
-        raise Forbidden(f"Your role in this study ({role}) does not allow you to {ACTION_WORDS[action]}.")
+    refuse_unless_allowed(role, action)
     study.my_role = role
     return study
+
+
+def refuse_unless_allowed(role: str, action: str) -> None:
+    """403 for a member whose role lacks the action (a non-member was told 404 before this)."""
+    if action not in PERMISSIONS[role]:
+        raise Forbidden(f"Your role in this study ({role}) does not allow you to {ACTION_WORDS[action]}.")
 
 
 def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
@@ -108,9 +113,27 @@ def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     return query
 
 
+def get_in_study(user: AbstractBaseUser, model: type, object_id, action: str, noun: str):
+    """A row of `model` (which has a `study`) if the user may do `action` in its study.
+
+    Someone else's row answers exactly as an unknown id does (`No <noun> <id>.`), so ids do not
+    reveal what exists in studies the user is not in; a member whose role lacks the action gets 403.
+    """
+    key = as_id(object_id)
+    found = None
+    if user.is_authenticated and key is not None:
+        found = model.objects.select_related("study").filter(pk=key).first()
+    role = role_in(user, found.study) if found is not None else None
+    if role is None:
+        raise NotFound(f"No {noun} {object_id}.")
+    refuse_unless_allowed(role, action)
+    found.study.my_role = role
+    return found
+
+
 def get_run(user: AbstractBaseUser, run_id: int, action: str = "history") -> TrainingRun:
-    run = TrainingRun.objects.select_related("study").filter(pk=run_id).first()
-    if run is None:
-        raise NotFound(f"No training run {run_id}.")
-    get_study(user, run.study_id, action)
-    return run
+    return get_in_study(user, TrainingRun, run_id, action, "training run")
+
+
+def get_model_version(user: AbstractBaseUser, version_id: int, action: str = "history") -> ModelVersion:
+    return get_in_study(user, ModelVersion, version_id, action, "model version")

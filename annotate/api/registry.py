@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from annotate import access
 from annotate.api.serializers import ModelVersionSerializer
-from annotate.errors import InvalidInput, NotFound
+from annotate.errors import InvalidInput
 from annotate.models import ModelVersion
 from annotate.services.items import parse_messages
 from annotate.services.scoring import model_version_score, study_responses_score
@@ -37,10 +37,8 @@ def study_models(request, pk: int):
 @api_view(["POST"])
 def model_score(request, pk: int):
     """Score stored responses (response_ids) or any text (items) with one model version."""
-    version = ModelVersion.objects.select_related("study").filter(pk=pk).first()
-    if version is None:
-        raise NotFound(f"No model version {pk}.")
-    study = access.get_study(request.user, version.study_id, "history")
+    version = access.get_model_version(request.user, pk)
+    study = version.study
     body = ScoreRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     if ("response_ids" in body.validated_data) == ("items" in body.validated_data):

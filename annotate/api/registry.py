@@ -21,7 +21,7 @@ class ScoreItemSerializer(serializers.Serializer):
 
 
 class ScoreRequestSerializer(serializers.Serializer):
-    response_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    response_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=access.MAX_ID), required=False)
     items = ScoreItemSerializer(many=True, required=False)
     aggregate = serializers.CharField(required=False, default="mean", help_text="Ensembles: mean, wco or uwo.")
 

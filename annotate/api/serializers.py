@@ -7,7 +7,8 @@ from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
 from annotate.services.assignments import MAX_SKIP_REASON
-from annotate.services.studies import MAX_OVERLAP
+from annotate.services.feedback import MAX_ACTIVE_MS
+from annotate.services.studies import MAX_OVERLAP, MAX_ROUND_SIZE
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -32,7 +33,8 @@ class StudySerializer(serializers.ModelSerializer):
             "my_role",
         ]
         read_only_fields = ["id", "created_at", "my_role"]
-        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}}  # so the schema says so too
+        # The services' ranges, so the schema says them too (the model's validators depend on the database).
+        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}, "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE}}
 
 
 class MemberSerializer(serializers.Serializer):
@@ -97,7 +99,9 @@ class AnnotationSubmitSerializer(serializers.Serializer):
     spans = SpanSerializer(many=True, required=False)
     critiques = CritiqueSerializer(many=True, required=False)
     ratings = RatingSerializer(many=True, required=False)
-    active_ms = serializers.IntegerField(min_value=0, required=False, help_text="The client's active time on task.")
+    active_ms = serializers.IntegerField(
+        min_value=0, max_value=MAX_ACTIVE_MS, required=False, help_text="The client's active time on task."
+    )
 
 
 class SkipSerializer(serializers.Serializer):

@@ -68,6 +68,7 @@ from annotate.models import (
 )
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
+from annotate.numbers import is_int
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.items import ImportResult, first_priority, pair_key
@@ -131,10 +132,6 @@ def where(number: int) -> str:
 
 def fail(number: int, field_name: str, problem: str) -> InvalidInput:
     return InvalidInput(f"{where(number)}, field {field_name}: {problem}", field=field_name)
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_array(data: bytes | str) -> list:

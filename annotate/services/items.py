@@ -15,10 +15,13 @@ from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
+from annotate.numbers import column_range
 from annotate.rows import analyze_after_commit
 from annotate.text import refuse_nul_in_record
 
 MAX_RESPONSES = 16
+# Re-importing an id with new texts adds responses to its prompt, up to what Response.index holds.
+MAX_RESPONSE_INDEX = column_range(Response, "index")[1]
 MIN_RANKING, MAX_RANKING = 3, 8
 MAX_ERRORS_REPORTED = 20
 CHAT_ROLES = {"system", "user", "assistant"}
@@ -227,6 +230,12 @@ def records_store(*, study: Study, records: list[ImportRecord], result: ImportRe
         next_index = max((r.index for r in have), default=-1) + 1
         for text in record.responses:
             if text not in texts:
+                if next_index > MAX_RESPONSE_INDEX:
+                    raise InvalidInput(
+                        f"Nothing was imported. line {record.line}, field responses: id {record.external_id!r} already "
+                        f"has {next_index} responses, the most one prompt can hold.",
+                        field="responses",
+                    )
                 new_responses.append(Response(prompt=prompt, index=next_index, text=text, source="import"))
                 next_index += 1
     Response.objects.bulk_create(new_responses)

@@ -19,6 +19,7 @@ from annotate.models.studies import (
     default_rating_aspects,
     default_span_taxonomy,
 )
+from annotate.numbers import column_range, whole_number
 from annotate.services.training import check_base_model
 from annotate.text import refuse_nul
 
@@ -38,6 +39,8 @@ STUDY_FIELDS = {
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
 # every label count under the overlap in its SQL, so the bound also keeps that statement small.
 MAX_OVERLAP = 100
+# Queries selected per round: any number its column holds.
+MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -89,9 +92,10 @@ def check_study_fields(fields: dict) -> dict:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
-    overlap = fields.get("overlap", 1)
-    if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
-        raise InvalidInput(f"Overlap must be a whole number from 1 to {MAX_OVERLAP}, not {overlap!r}.", field="overlap")
+    if "overlap" in fields:
+        whole_number(fields["overlap"], "overlap", low=1, high=MAX_OVERLAP)
+    if "round_size" in fields:
+        whole_number(fields["round_size"], "round_size", low=1, high=MAX_ROUND_SIZE)
     strategy = fields.get("selection_strategy", SelectionStrategy.RANDOM)
     if strategy not in SelectionStrategy.values:
         raise InvalidInput(

@@ -23,9 +23,9 @@ from django.http import QueryDict
 from annotate.errors import InvalidInput
 from annotate.models import Query, Response
 from annotate.models.studies import FeedbackKind
+from annotate.services.feedback import MAX_ACTIVE_MS
 
 DEFAULT_STRENGTH = 2
-MAX_ACTIVE_MS = 24 * 3600 * 1000
 
 
 def asks_of(query: Query) -> list[str]:

@@ -152,3 +152,112 @@ def test_the_schema_documents_the_error_shape_of_every_operation():
                 assert answer == {"$ref": "#/components/schemas/Error"}, (path, method, status)
     submit = schema["paths"]["/api/v1/queries/{id}/annotations/"]["post"]["responses"]
     assert {"409", "410", "413", "415"} <= set(submit)
+
+
+@pytest.mark.parametrize("active_ms", [2**31, 10**30, 24 * 3600 * 1000 + 1, -1, "5", True, 1.5])
+def test_an_active_time_out_of_range_or_of_the_wrong_type_is_refused_naming_it_and_nothing_is_stored(active_ms):
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    body = {"choice": "a", "client_key": "k", "active_ms": active_ms}
+    reply = client.post(f"/api/v1/queries/{query_id}/annotations/", body, format="json")
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"] == "active_ms"
+    assert reply.json()["detail"].startswith("active_ms must be a whole number from 0 to 86400000, not ")
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.get(query_id=query_id).status == "active"
+    kept = client.post(f"/api/v1/queries/{query_id}/annotations/", {**body, "active_ms": 86_400_000}, format="json")
+    assert kept.status_code == 201
+    assert Annotation.objects.get().active_ms == 86_400_000
+
+
+def test_a_refused_number_is_not_echoed_whole():
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    reply = client.post(
+        f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k", "active_ms": 10**500}, format="json"
+    )
+    assert reply.status_code == 400 and len(reply.json()["detail"]) < 120
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("round_size", 2**31), ("round_size", 10**30), ("round_size", 0), ("overlap", 10**30)]
+)
+def test_a_study_number_out_of_range_is_refused_naming_it_and_nothing_changes(field, value):
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    reply = client.patch(f"/api/v1/studies/{study.pk}/", {field: value}, format="json")
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"] == field
+    created = client.post("/api/v1/studies/", {"name": "New", field: value}, format="json")
+    assert created.status_code == 400 and created.json()["field"] == field
+    assert Study.objects.count() == 1
+    study.refresh_from_db()
+    assert (study.overlap, study.round_size) == (1, 100)
+
+
+def test_the_round_size_is_checked_by_the_service_too():
+    from annotate.errors import InvalidInput
+    from annotate.services.studies import study_update
+
+    study = make_study()
+    with pytest.raises(InvalidInput) as refused:
+        study_update(study=study, round_size=2**31)
+    assert refused.value.field == "round_size"
+    assert study_update(study=study, round_size=2**31 - 1).round_size == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("epochs", 10**30), ("batch_size", 2**31), ("seed", 2**64), ("seed", -1), ("max_length", 10**9)]
+)
+def test_a_run_config_number_out_of_range_is_refused_naming_it(key, value):
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    reply = client_for(manager).post(
+        f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {key: value}}, format="json"
+    )
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"] == f"config.{key}"
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_response_id_past_the_largest_key_is_refused_when_scoring():
+    from annotate.models import ModelVersion
+
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    run = TrainingRun.objects.create(study=study, kind="reward", config={}, created_by=manager, status="succeeded")
+    version = ModelVersion.objects.create(
+        study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path="x", checksum="c", data_hash="d"
+    )
+    reply = client_for(manager).post(f"/api/v1/models/{version.pk}/score/", {"response_ids": [10**30]}, format="json")
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"].startswith("response_ids")
+
+
+def test_an_import_that_would_give_a_prompt_more_responses_than_its_column_holds_stores_nothing(monkeypatch):
+    from annotate.models import Response
+    from annotate.services import items
+
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    url = f"/api/v1/studies/{study.pk}/import/"
+    first = client.post(url, ndjson([{"id": "p", "prompt": "q", "responses": ["a", "b"]}]), content_type="application/x-ndjson")
+    assert first.status_code == 201
+    monkeypatch.setattr(items, "MAX_RESPONSE_INDEX", 2)
+    more = [{"id": "other", "prompt": "r", "responses": ["x", "y"]}, {"id": "p", "prompt": "q", "responses": ["c", "d"]}]
+    reply = client.post(url, ndjson(more), content_type="application/x-ndjson")
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "detail": "Nothing was imported. line 2, field responses: id 'p' already has 3 responses, the most one prompt can hold.",
+        "field": "responses",
+    }
+    assert sorted(Response.objects.values_list("text", flat=True)) == ["a", "b"]
+
+
+def test_the_schema_states_the_ranges_of_the_numbers_it_takes():
+    schema = json.loads(client_for(UserFactory()).get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    components = schema["components"]["schemas"]
+    round_size = components["Study"]["properties"]["round_size"]
+    assert (round_size["minimum"], round_size["maximum"]) == (1, 2**31 - 1)
+    active_ms = components["AnnotationSubmit"]["properties"]["active_ms"]
+    assert (active_ms["minimum"], active_ms["maximum"]) == (0, 86_400_000)

@@ -8,7 +8,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from annotate import access
-from annotate.api.serializers import ModelVersionSerializer
+from annotate.api.serializers import ModelVersionSerializer, NoUnknownFields
 from annotate.errors import InvalidInput
 from annotate.models import ModelVersion
 from annotate.services.items import parse_messages
@@ -20,7 +20,7 @@ class ScoreItemSerializer(serializers.Serializer):
     response = serializers.CharField()
 
 
-class ScoreRequestSerializer(serializers.Serializer):
+class ScoreRequestSerializer(NoUnknownFields, serializers.Serializer):
     response_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=access.MAX_ID), required=False)
     items = ScoreItemSerializer(many=True, required=False)
     aggregate = serializers.CharField(required=False, default="mean", help_text="Ensembles: mean, wco or uwo.")

@@ -261,3 +261,53 @@ def test_the_schema_states_the_ranges_of_the_numbers_it_takes():
     assert (round_size["minimum"], round_size["maximum"]) == (1, 2**31 - 1)
     active_ms = components["AnnotationSubmit"]["properties"]["active_ms"]
     assert (active_ms["minimum"], active_ms["maximum"]) == (0, 86_400_000)
+
+
+def test_unknown_study_fields_are_refused_all_named_and_nothing_changes():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    reply = client.patch(f"/api/v1/studies/{study.pk}/", {"overlapp": 5, "guidlines": "x", "name": "Kept?"}, format="json")
+    assert reply.status_code == 400
+    assert reply.json()["field"] == "guidlines"
+    assert reply.json()["detail"].startswith("Unknown or read-only field(s) 'guidlines', 'overlapp'; this body takes name, ")
+    study.refresh_from_db()
+    assert (study.name, study.overlap) == ("Study", 1)
+    created = client.post("/api/v1/studies/", {"name": "New", "id": 7}, format="json")
+    assert created.status_code == 400 and created.json()["field"] == "id"
+    assert Study.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("overlap", "2"), ("overlap", True), ("overlap", 2.0), ("round_size", "100"), ("name", 5), ("guidelines", ["a"])],
+)
+def test_a_study_field_of_the_wrong_type_is_refused_naming_it_not_converted(field, value):
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    reply = client.patch(f"/api/v1/studies/{study.pk}/", {field: value}, format="json")
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"] == field
+    created = client.post("/api/v1/studies/", {"name": "New", field: value}, format="json")
+    assert created.status_code == 400 and created.json()["field"] == field
+    assert Study.objects.count() == 1
+    study.refresh_from_db()
+    assert (study.name, study.overlap, study.round_size, study.guidelines) == ("Study", 1, 100, "")
+
+
+def test_a_study_body_must_be_json():
+    reply = client_for(UserFactory()).post("/api/v1/studies/", {"name": "Form", "overlap": "2"}, format="multipart")
+    assert reply.status_code == 415 and "multipart/form-data" in reply.json()["detail"]
+    assert not Study.objects.exists()
+
+
+def test_unknown_fields_in_member_run_and_score_bodies_are_refused():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    member = client.post(f"/api/v1/studies/{study.pk}/members/", {"username": manager.username, "rol": "x"}, format="json")
+    assert member.status_code == 400 and member.json()["field"] == "rol"
+    run = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "confg": {}}, format="json")
+    assert run.status_code == 400 and run.json()["field"] == "confg"
+    assert not TrainingRun.objects.exists()

@@ -13,6 +13,7 @@ from annotate.errors import InvalidInput
 from annotate.models import ModelVersion
 from annotate.services.items import parse_messages
 from annotate.services.scoring import model_version_score, study_responses_score
+from annotate.text import refuse_unstorable
 
 
 class ScoreItemSerializer(serializers.Serializer):
@@ -49,6 +50,7 @@ def model_score(request, pk: int):
         scores = study_responses_score(version=version, study=study, response_ids=ids, aggregate=aggregate)
         reply = {"scores": [{"response": rid, "score": value} for rid, value in zip(ids, scores.values, strict=True)]}
     else:
+        refuse_unstorable(body.validated_data["items"], "items")
         items = [
             (parse_messages(item["prompt"], f"items[{i}]"), item["response"])
             for i, item in enumerate(body.validated_data["items"])

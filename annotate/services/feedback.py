@@ -16,7 +16,7 @@ from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.numbers import column_range, is_int, whole_number
 from annotate.rows import execute, fetch_one
 from annotate.services.assignments import finish_assignment
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 
 MAX_TEXT = 20_000
 # The client's count of active time on one query: a day at most (its column holds about 24 days).
@@ -64,7 +64,7 @@ def check_text(value, where: str, *, required: bool, limit: int = MAX_TEXT) -> s
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{where} must be text.", field=where)
-    refuse_nul(value, where)
+    refuse_unstorable(value, where)
     if len(value) > limit:
         raise InvalidInput(f"{where} is longer than {limit} characters.", field=where)
     if required and not value.strip():
@@ -235,7 +235,7 @@ def annotation_submit(
     client_key = client_key.strip() if isinstance(client_key, str) else ""
     if not client_key or len(client_key) > 100:
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
-    refuse_nul(client_key, "client_key")
+    refuse_unstorable(client_key, "client_key")
     if active_ms is not None:
         whole_number(active_ms, "active_ms", low=0, high=MAX_ACTIVE_MS)
     now = timezone.now()

@@ -72,7 +72,7 @@ from annotate.numbers import is_int
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.items import ImportResult, first_priority, pair_key
-from annotate.text import refuse_nul_in_record
+from annotate.text import refuse_unstorable_in_record
 
 IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -237,7 +237,7 @@ def parse_missing(value, number: int) -> list[dict]:
 def parse_record(obj, number: int, categories: dict[str, str]) -> FgrlhfRecord:
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where(number)}: must be a JSON object, not {type(obj).__name__}.")
-    refuse_nul_in_record(obj, where(number))
+    refuse_unstorable_in_record(obj, where(number))
     question = obj.get("question")
     if not isinstance(question, str) or not question.strip():
         raise fail(number, "question", "must be non-empty text.")

@@ -17,7 +17,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.numbers import column_range
 from annotate.rows import analyze_after_commit
-from annotate.text import refuse_nul_in_record
+from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
 # Re-importing an id with new texts adds responses to its prompt, up to what Response.index holds.
@@ -80,7 +80,7 @@ def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int =
     where = f"line {line}"
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
-    refuse_nul_in_record(obj, where)
+    refuse_unstorable_in_record(obj, where)
     unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
     if unknown:
         raise InvalidInput(

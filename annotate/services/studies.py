@@ -21,7 +21,7 @@ from annotate.models.studies import (
 )
 from annotate.numbers import column_range, whole_number
 from annotate.services.training import check_base_model
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 
 STUDY_FIELDS = {
     "name",
@@ -86,7 +86,7 @@ def check_study_fields(fields: dict) -> dict:
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     for name, value in fields.items():
-        refuse_nul(value, name)
+        refuse_unstorable(value, name)
     fields = dict(fields)
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()

@@ -29,7 +29,7 @@ from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.numbers import shown, whole_number
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 from learning.launch import PROGRESS_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def run_dir(run: TrainingRun) -> Path:
 def check_config(kind: str, config: dict) -> dict:
     if not isinstance(config, dict):
         raise InvalidInput("config must be an object.", field="config")
-    refuse_nul(config, "config")
+    refuse_unstorable(config, "config")
     known = CONFIG_KEYS[kind]
     unknown = set(config) - set(known)
     if unknown:

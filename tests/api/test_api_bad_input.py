@@ -311,3 +311,70 @@ def test_unknown_fields_in_member_run_and_score_bodies_are_refused():
     run = client.post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "confg": {}}, format="json")
     assert run.status_code == 400 and run.json()["field"] == "confg"
     assert not TrainingRun.objects.exists()
+
+
+def test_a_response_past_the_text_limit_is_refused_naming_its_line_and_field_and_nothing_is_stored():
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    client = client_for(manager)
+    url = f"/api/v1/studies/{study.pk}/import/"
+    records = [{"prompt": "fine", "responses": ["a", "b"]}, {"prompt": "long", "responses": ["a", "b" * 10_000_000]}]
+    reply = client.post(url, ndjson(records), content_type="application/x-ndjson")
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "detail": "Nothing was imported. line 2, field responses[1] is 10,000,000 characters long; "
+        "a text may hold at most 100,000 (PREFLAB_MAX_TEXT_CHARS).",
+    }
+    assert not Prompt.objects.exists()
+    at_the_limit = [{"prompt": "x" * 100_000, "responses": ["a", "b" * 100_000]}]
+    assert client.post(url, ndjson(at_the_limit), content_type="application/x-ndjson").status_code == 201
+
+
+def test_a_prompt_message_past_the_text_limit_is_refused(settings):
+    settings.PREFLAB_MAX_TEXT_CHARS = 10
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    record = {"prompt": [{"role": "user", "content": "x" * 11}], "responses": ["a", "b"]}
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", ndjson([record]), content_type="application/x-ndjson")
+    assert reply.status_code == 400 and "line 1, field prompt[0].content is 11 characters long" in reply.json()["detail"]
+    assert not Prompt.objects.exists()
+
+
+def test_an_fgrlhf_prediction_past_the_text_limit_is_refused_naming_record_and_field(settings):
+    from tests.qa_feedback import qa_file, qa_record
+
+    settings.PREFLAB_MAX_TEXT_CHARS = 1000
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = qa_file(qa_record(), qa_record(question="Long?", **{"prediction 3": "y" * 1001}))
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/?format=fgrlhf", body, content_type="application/json")
+    assert reply.status_code == 400
+    assert reply.json()["detail"] == (
+        "Nothing was imported. record 2 (array index 1), field prediction 3 is 1,001 characters long; "
+        "a text may hold at most 1,000 (PREFLAB_MAX_TEXT_CHARS)."
+    )
+    assert reply.json()["field"] == "prediction 3"
+    assert not Prompt.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["guidelines", "description"])
+def test_study_texts_past_the_limit_are_refused_naming_the_field(settings, field):
+    settings.PREFLAB_MAX_TEXT_CHARS = 50
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    reply = client_for(manager).patch(f"/api/v1/studies/{study.pk}/", {field: "g" * 51}, format="json")
+    assert reply.status_code == 400 and reply.json()["field"] == field
+    study.refresh_from_db()
+    assert getattr(study, field) == ""
+
+
+def test_a_revision_past_the_text_limit_is_refused_even_for_a_long_response(settings):
+    from annotate.errors import InvalidInput
+    from annotate.services.feedback import check_critiques
+
+    settings.PREFLAB_MAX_TEXT_CHARS = 30_000
+    response = "r" * 20_000  # a revision may be twice as long as its response, but not past the limit
+    with pytest.raises(InvalidInput) as refused:
+        check_critiques([{"response": 1, "critique": "c", "revision": "v" * 30_001}], {1: response})
+    assert refused.value.field == "critiques[0].revision"
+    assert check_critiques([{"response": 1, "critique": "c", "revision": "v" * 30_000}], {1: response})

@@ -147,6 +147,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "annotate.middleware.MethodNotAllowedPage",
+    "annotate.middleware.DatabaseUnreachable",
 ]
 
 ROOT_URLCONF = "annotate.urls"

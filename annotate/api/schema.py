@@ -17,6 +17,7 @@ COMMON_ERRORS = {
     "401": "No valid credentials (Authorization: Token <key>, or a session).",
     "403": "The caller's role in this study does not allow it.",
     "404": "Nothing with this id that the caller may see.",
+    "503": "The database is unreachable; try again after the Retry-After header's seconds.",
 }
 MORE_ERRORS = {
     ("/api/v1/queries/{id}/annotations/", "post"): {

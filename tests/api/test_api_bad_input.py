@@ -378,3 +378,16 @@ def test_a_revision_past_the_text_limit_is_refused_even_for_a_long_response(sett
         check_critiques([{"response": 1, "critique": "c", "revision": "v" * 30_001}], {1: response})
     assert refused.value.field == "critiques[0].revision"
     assert check_critiques([{"response": 1, "critique": "c", "revision": "v" * 30_000}], {1: response})
+
+
+def test_an_assignment_held_longer_than_the_time_column_holds_still_saves_its_answer():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client, query_id = annotator_with_a_query(n_prompts=1)
+    long_ago = timezone.now() - timedelta(days=30)  # PREFLAB_ASSIGNMENT_MINUTES may allow it
+    Assignment.objects.filter(query_id=query_id).update(started_at=long_ago, expires_at=timezone.now() + timedelta(days=1))
+    reply = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k"}, format="json")
+    assert reply.status_code == 201
+    assert Annotation.objects.get().time_spent_ms == 2**31 - 1

@@ -1,11 +1,15 @@
-"""Whole numbers from outside, checked before they are stored.
+"""Numbers from outside, checked before they are stored.
 
 PostgreSQL refuses an integer past its column's range ("integer out of range"), which would be a
 500, and SQLite stores what PostgreSQL refuses; so every number a request, an import or a command
-supplies is checked here first, on both, and refused naming its field.
+supplies is checked here first, on both, and refused naming its field. Files read as JSON go
+through json_loads, which refuses what PostgreSQL's JSON cannot hold (NaN, Infinity) and what
+Python will not read (whole numbers of thousands of digits) as a bad line rather than a 500.
 """
 
 from __future__ import annotations
+
+import json
 
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -37,3 +41,21 @@ def whole_number(value, name: str, *, low: int, high: int) -> int:
     if not is_int(value) or not low <= value <= high:
         raise InvalidInput(f"{name} must be a whole number from {low} to {high}, not {shown(value)}.", field=name)
     return value
+
+
+class JsonNumberError(ValueError):
+    """A JSON text holds a number that cannot be stored; the message says which, to follow `line 3: `."""
+
+
+def refuse_constant(name: str):
+    raise JsonNumberError(f"holds {name}, which is not a number JSON allows")
+
+
+def json_loads(text: str | bytes):
+    """json.loads for text from outside; raises json.JSONDecodeError or JsonNumberError (both ValueErrors)."""
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except (json.JSONDecodeError, JsonNumberError):
+        raise
+    except ValueError:  # int() refuses to read more digits than sys.get_int_max_str_digits()
+        raise JsonNumberError("holds a whole number too long to read") from None

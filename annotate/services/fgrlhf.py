@@ -68,7 +68,7 @@ from annotate.models import (
 )
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
-from annotate.numbers import is_int
+from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.items import ImportResult, first_priority, pair_key
@@ -142,7 +142,9 @@ def load_array(data: bytes | str) -> list:
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        value = json.loads(data)
+        value = json_loads(data)
+    except JsonNumberError as exc:
+        raise InvalidInput(f"Nothing was imported: the file {exc}.") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"Nothing was imported: the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "

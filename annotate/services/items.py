@@ -15,7 +15,7 @@ from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
-from annotate.numbers import column_range
+from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.text import refuse_unstorable_in_record
 
@@ -140,9 +140,12 @@ def parse_jsonl(
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json_loads(raw)
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: is not valid JSON ({exc.msg} at column {exc.colno}).")
+            continue
+        except JsonNumberError as exc:
+            errors.append(f"line {number}: {exc}.")
             continue
         try:
             record = parse_record(obj, number, min_responses=min_responses, max_responses=max_responses)

@@ -6,6 +6,7 @@ import collections
 import enum
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -70,7 +71,10 @@ def check_config(kind: str, config: dict) -> dict:
 
 
 def is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number: NaN and Infinity are not JSON, and PostgreSQL's JSON refuses them."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # a huge int is finite, and too large for a float
 
 
 # The common keys' values, checked when the run is asked for rather than when a worker starts it.

@@ -385,3 +385,58 @@ def test_an_assignment_held_longer_than_the_time_column_holds_still_saves_its_an
     reply = client.post(f"/api/v1/queries/{query_id}/annotations/", {"choice": "a", "client_key": "k"}, format="json")
     assert reply.status_code == 201
     assert Annotation.objects.get().time_spent_ms == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"prompt": "q", "responses": ["a", "b"], "metadata": {"score": NaN}}', "holds NaN, which is not a number JSON allows"),
+        (
+            '{"prompt": "q", "responses": ["a", "b"], "metadata": {"s": -Infinity}}',
+            "holds -Infinity, which is not a number JSON allows",
+        ),
+        (
+            '{"prompt": "q", "responses": ["a", "b"], "metadata": {"n": ' + "9" * 5000 + "}}",
+            "holds a whole number too long to read",
+        ),
+    ],
+)
+def test_an_import_line_with_a_number_json_cannot_store_is_refused_naming_the_line(line, problem):
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = b'{"prompt": "fine", "responses": ["a", "b"]}\n' + line.encode()
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
+    assert reply.status_code == 400
+    assert reply.json() == {"detail": f"Nothing was imported. line 2: {problem}."}
+    assert not Prompt.objects.exists()
+
+
+def test_an_fgrlhf_file_with_nan_is_refused():
+    from tests.qa_feedback import qa_file, qa_record
+
+    manager = UserFactory()
+    study = make_study(manager=manager)
+    body = qa_file(qa_record(gold=float("nan")))  # a valid record otherwise, whose gold would go to metadata
+    reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/?format=fgrlhf", body, content_type="application/json")
+    assert reply.status_code == 400
+    assert reply.json() == {"detail": "Nothing was imported: the file holds NaN, which is not a number JSON allows."}
+    assert not Prompt.objects.exists()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_a_run_config_number_that_is_not_finite_is_refused(value):
+    from annotate.errors import InvalidInput
+    from annotate.services.training import check_config
+
+    with pytest.raises(InvalidInput) as refused:
+        check_config("reward", {"learning_rate": value})
+    assert refused.value.field == "config.learning_rate"
+
+
+def test_spans_posted_by_the_workspace_with_a_number_too_long_to_read_are_refused():
+    from annotate.errors import InvalidInput
+    from annotate.views.answers import parse_json_list
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_json_list('[{"start": ' + "1" * 5000 + "}]", "spans")
+    assert refused.value.field == "spans"

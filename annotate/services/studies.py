@@ -36,6 +36,7 @@ STUDY_FIELDS = {
     "span_taxonomy",
     "rating_aspects",
 }
+TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
 # every label count under the overlap in its SQL, so the bound also keeps that statement small.
 MAX_OVERLAP = 100
@@ -87,6 +88,12 @@ def check_study_fields(fields: dict) -> dict:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     for name, value in fields.items():
         refuse_unstorable(value, name)
+    for name in sorted(TEXT_FIELDS & set(fields)):
+        if not isinstance(fields[name], str):
+            raise InvalidInput(f"{name} must be text.", field=name)
+        limit = Study._meta.get_field(name).max_length  # None for a text column: PREFLAB_MAX_TEXT_CHARS holds
+        if limit is not None and len(fields[name]) > limit:
+            raise InvalidInput(f"{name} is longer than {limit} characters ({len(fields[name])}).", field=name)
     fields = dict(fields)
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()

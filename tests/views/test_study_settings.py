@@ -152,3 +152,10 @@ def test_the_text_formats_round_trip_the_defaults():
     assert [(a["key"], a["label"], a["anchors"]) for a in parsed] == [
         (a["key"], a["label"], a["anchors"]) for a in default_rating_aspects()
     ]
+
+
+def test_a_name_longer_than_its_column_is_named_not_a_server_error(as_user, manager, study):
+    reply = as_user(manager).post(url(study), valid(study, name="n" * 201))
+    assert reply.status_code == 400
+    assert 'id="name-error">Name is longer than 200 characters (201).' in reply.content.decode()
+    assert Study.objects.get(pk=study.pk).name == "Helpfulness"

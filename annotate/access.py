@@ -6,6 +6,8 @@ leak; a member whose role does not allow the action gets 403.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
@@ -15,6 +17,8 @@ from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
 
+# The rows fetched through their study: a training run, a model version.
+InStudy = TypeVar("InStudy", TrainingRun, ModelVersion)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MANAGER: frozenset({"view", "annotate", "manage", "export", "train", "history"}),
@@ -113,7 +117,7 @@ def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
     return query
 
 
-def get_in_study(user: AbstractBaseUser, model: type, object_id, action: str, noun: str):
+def get_in_study(user: AbstractBaseUser, model: type[InStudy], object_id: int | str, action: str, noun: str) -> InStudy:
     """A row of `model` (which has a `study`) if the user may do `action` in its study.
 
     Someone else's row answers exactly as an unknown id does (`No <noun> <id>.`), so ids do not

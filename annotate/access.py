@@ -6,16 +6,20 @@ leak; a member whose role does not allow the action gets 403.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
-from annotate.models import Annotation, Query, Study, TrainingRun
+from annotate.models import Annotation, ModelVersion, Query, Study, TrainingRun
 from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
 
+# The rows fetched through their study: a training run, a model version.
+InStudy = TypeVar("InStudy", TrainingRun, ModelVersion)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history"}),
@@ -96,10 +100,15 @@ def get_study(user: AbstractBaseUser, study_id: int, action: str = "view") -> St
     if row is None:
         raise NotFound(f"No study {study_id}.")
     role, study = row[0], STUDY_COLUMNS.load(row, 1)
-    if action not in PERMISSIONS[role]:
-        raise Forbidden(f"Your role in this study ({role}) does not allow you to {ACTION_WORDS[action]}.")
+    refuse_unless_allowed(role, action)
     study.my_role = role
     return study
+
+
+def refuse_unless_allowed(role: str, action: str) -> None:
+    """403 for a member whose role lacks the action (a non-member was told 404 before this)."""
+    if action not in PERMISSIONS[role]:
+        raise Forbidden(f"Your role in this study ({role}) does not allow you to {ACTION_WORDS[action]}.")
 
 
 def get_query_for_annotator(user: AbstractBaseUser, query_id: int) -> Query:
@@ -135,9 +144,27 @@ def get_annotation_for_annotator(user: AbstractBaseUser, annotation_id: int) -> 
     return annotation
 
 
+def get_in_study(user: AbstractBaseUser, model: type[InStudy], object_id: int | str, action: str, noun: str) -> InStudy:
+    """A row of `model` (which has a `study`) if the user may do `action` in its study.
+
+    Someone else's row answers exactly as an unknown id does (`No <noun> <id>.`), so ids do not
+    reveal what exists in studies the user is not in; a member whose role lacks the action gets 403.
+    """
+    key = as_id(object_id)
+    found = None
+    if user.is_authenticated and key is not None:
+        found = model.objects.select_related("study").filter(pk=key).first()
+    role = role_in(user, found.study) if found is not None else None
+    if role is None:
+        raise NotFound(f"No {noun} {object_id}.")
+    refuse_unless_allowed(role, action)
+    found.study.my_role = role
+    return found
+
+
 def get_run(user: AbstractBaseUser, run_id: int, action: str = "history") -> TrainingRun:
-    run = TrainingRun.objects.select_related("study").filter(pk=run_id).first()
-    if run is None:
-        raise NotFound(f"No training run {run_id}.")
-    get_study(user, run.study_id, action)
-    return run
+    return get_in_study(user, TrainingRun, run_id, action, "training run")
+
+
+def get_model_version(user: AbstractBaseUser, version_id: int, action: str = "history") -> ModelVersion:
+    return get_in_study(user, ModelVersion, version_id, action, "model version")

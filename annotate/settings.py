@@ -167,6 +167,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "annotate.middleware.MethodNotAllowedPage",
+    "annotate.middleware.DatabaseUnreachable",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -237,6 +238,9 @@ PREFLAB_ASSIGNMENT_MINUTES = env_int("PREFLAB_ASSIGNMENT_MINUTES", 30, minimum=1
 # claimed again, up to PREFLAB_RUN_MAX_ATTEMPTS claims in all; then the run fails.
 PREFLAB_RUN_STALE_SECONDS = env_int("PREFLAB_RUN_STALE_SECONDS", 300, minimum=2)
 PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
+# The longest text Preflab stores (a prompt, a response, a guideline, a critique), in characters.
+# Larger texts are refused at import or submit, naming the line and field; see the README.
+PREFLAB_MAX_TEXT_CHARS = env_int("PREFLAB_MAX_TEXT_CHARS", 100_000, minimum=1)
 # Processes that train one job: "auto" is one per visible GPU (accelerate's DDP through torchrun).
 PREFLAB_TRAIN_PROCESSES = os.environ.get("PREFLAB_TRAIN_PROCESSES", "auto").strip() or "auto"
 if PREFLAB_TRAIN_PROCESSES != "auto":

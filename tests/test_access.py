@@ -82,3 +82,65 @@ def test_an_unknown_action_is_a_programming_error(people):
     study, users = people
     with pytest.raises(ValueError, match="unknown action"):
         access.can(users["manager"], study, "delete-everything")
+
+
+def someone_elses_run_and_model():
+    """A study the caller is not in, with one training run and the model version it registered."""
+    from annotate.models import ModelVersion, TrainingRun
+
+    study = make_study(name="Someone else's")
+    run = TrainingRun.objects.create(study=study, kind="reward", config={}, created_by=study.created_by, status="succeeded")
+    version = ModelVersion.objects.create(
+        study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path="x", checksum="c", data_hash="d"
+    )
+    return run, version
+
+
+def answer(client: APIClient, method: str, url: str) -> tuple[int, str, bytes]:
+    reply = getattr(client, method)(url, {"response_ids": [1]} if url.endswith("score/") else None, format="json")
+    return reply.status_code, reply["Content-Type"], reply.content
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "which"),
+    [
+        ("get", "/api/v1/runs/{id}/", "run"),
+        ("post", "/api/v1/runs/{id}/cancel/", "run"),
+        ("post", "/api/v1/models/{id}/score/", "version"),
+    ],
+)
+def test_an_outsider_is_told_of_someone_elses_run_or_model_exactly_as_of_one_that_does_not_exist(method, url, which):
+    run, version = someone_elses_run_and_model()
+    target = {"run": run, "version": version}[which].pk
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    hidden = answer(client, method, url.format(id=target))
+    version.delete()
+    run.delete()
+    missing = answer(client, method, url.format(id=target))
+    assert hidden == missing  # status, content type and body, byte for byte
+    assert hidden[0] == 404
+
+
+def test_a_member_whose_role_lacks_the_action_is_still_told_403_for_a_run_or_model(people):
+    study, users = people
+    run, version = someone_elses_run_and_model()
+    for obj in (run, version):
+        obj.study = study
+        obj.save(update_fields=["study"])
+    client = APIClient()
+    client.force_authenticate(users["annotator"])
+    assert client.get(f"/api/v1/runs/{run.pk}/").status_code == 403
+    assert client.post(f"/api/v1/models/{version.pk}/score/", {"response_ids": [1]}, format="json").status_code == 403
+    client.force_authenticate(users["researcher"])
+    assert client.get(f"/api/v1/runs/{run.pk}/").status_code == 200
+    assert client.post(f"/api/v1/runs/{run.pk}/cancel/").status_code == 403
+
+
+def test_a_run_or_model_id_past_the_largest_key_is_not_found():
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    for n in (2**63, 10**30):
+        assert client.get(f"/api/v1/runs/{n}/").json() == {"detail": f"No training run {n}."}
+        reply = client.post(f"/api/v1/models/{n}/score/", {"response_ids": [1]}, format="json")
+        assert reply.json() == {"detail": f"No model version {n}."}

@@ -3,7 +3,7 @@
 import pytest
 
 from annotate.errors import InvalidInput
-from annotate.text import nul_at, refuse_nul
+from annotate.text import nul_at, refuse_unstorable
 
 
 def test_the_first_nul_is_found_at_its_path_in_nested_values_and_keys():
@@ -16,9 +16,24 @@ def test_the_first_nul_is_found_at_its_path_in_nested_values_and_keys():
 
 def test_refusing_names_the_value_and_the_place_inside_it():
     with pytest.raises(InvalidInput) as refused:
-        refuse_nul({"loss": "bt\u0000"}, "config")
+        refuse_unstorable({"loss": "bt\u0000"}, "config")
     assert refused.value.field == "config.loss"
     with pytest.raises(InvalidInput) as refused:
-        refuse_nul(["a", "\u0000"], "ranking")
+        refuse_unstorable(["a", "\u0000"], "ranking")
     assert refused.value.field == "ranking[1]"
-    refuse_nul({"fine": ["text"]}, "config")  # nothing to refuse
+    refuse_unstorable({"fine": ["text"]}, "config")  # nothing to refuse
+
+
+def test_a_text_past_the_limit_is_found_at_its_path_keys_included(settings):
+    from annotate.text import text_problem
+
+    settings.PREFLAB_MAX_TEXT_CHARS = 5
+    assert text_problem({"a": ["12345"]}, "x") is None
+    assert text_problem({"a": ["ok", "123456"]}, "x") == (
+        "x.a[1]",
+        "x.a[1] is 6 characters long; a text may hold at most 5 (PREFLAB_MAX_TEXT_CHARS).",
+    )
+    assert text_problem({"long key": 1})[0] == "long key"
+    with pytest.raises(InvalidInput) as refused:
+        refuse_unstorable({"note": "x" * 6}, "spans[0]")
+    assert refused.value.field == "spans[0].note"

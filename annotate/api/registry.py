@@ -8,11 +8,12 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from annotate import access
-from annotate.api.serializers import ModelVersionSerializer
-from annotate.errors import InvalidInput, NotFound
+from annotate.api.serializers import ModelVersionSerializer, NoUnknownFields
+from annotate.errors import InvalidInput
 from annotate.models import ModelVersion
 from annotate.services.items import parse_messages
 from annotate.services.scoring import model_version_score, study_responses_score
+from annotate.text import refuse_unstorable
 
 
 class ScoreItemSerializer(serializers.Serializer):
@@ -20,8 +21,8 @@ class ScoreItemSerializer(serializers.Serializer):
     response = serializers.CharField()
 
 
-class ScoreRequestSerializer(serializers.Serializer):
-    response_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+class ScoreRequestSerializer(NoUnknownFields, serializers.Serializer):
+    response_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=access.MAX_ID), required=False)
     items = ScoreItemSerializer(many=True, required=False)
     aggregate = serializers.CharField(required=False, default="mean", help_text="Ensembles: mean, wco or uwo.")
 
@@ -37,10 +38,8 @@ def study_models(request, pk: int):
 @api_view(["POST"])
 def model_score(request, pk: int):
     """Score stored responses (response_ids) or any text (items) with one model version."""
-    version = ModelVersion.objects.select_related("study").filter(pk=pk).first()
-    if version is None:
-        raise NotFound(f"No model version {pk}.")
-    study = access.get_study(request.user, version.study_id, "history")
+    version = access.get_model_version(request.user, pk)
+    study = version.study
     body = ScoreRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     if ("response_ids" in body.validated_data) == ("items" in body.validated_data):
@@ -51,6 +50,7 @@ def model_score(request, pk: int):
         scores = study_responses_score(version=version, study=study, response_ids=ids, aggregate=aggregate)
         reply = {"scores": [{"response": rid, "score": value} for rid, value in zip(ids, scores.values, strict=True)]}
     else:
+        refuse_unstorable(body.validated_data["items"], "items")
         items = [
             (parse_messages(item["prompt"], f"items[{i}]"), item["response"])
             for i, item in enumerate(body.validated_data["items"])

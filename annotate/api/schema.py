@@ -20,6 +20,7 @@ COMMON_ERRORS = {
     "403": "The caller's role in this study does not allow it.",
     "404": "Nothing with this id that the caller may see.",
     "429": "Too many bad API tokens from this address; every token from it waits Retry-After seconds.",
+    "503": "The database is unreachable; try again after the Retry-After header's seconds.",
 }
 MORE_ERRORS = {
     ("/api/v1/queries/{id}/annotations/", "post"): {

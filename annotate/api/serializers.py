@@ -1,18 +1,64 @@
 """Shapes of the API's requests and replies. Domain rules live in the services."""
 
+from collections.abc import Mapping
+
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotate.errors import InvalidInput
 from annotate.metric_words import metric_words
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
+from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
-from annotate.services.studies import MAX_OVERLAP
+from annotate.services.feedback import MAX_ACTIVE_MS
+from annotate.services.studies import MAX_OVERLAP, MAX_ROUND_SIZE
 
 
-class StudySerializer(serializers.ModelSerializer):
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON whole number only: DRF's own field would take "2", 2.0 and true (as 1)."""
+
+    def to_internal_value(self, data):
+        if not is_int(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """JSON text only: DRF's own field would store the number 5 as "5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NoUnknownFields:
+    """A body's fields that the serializer does not take are refused, all named, not silently dropped."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            writable = [name for name, field in self.fields.items() if not field.read_only]
+            unknown = sorted(set(data) - set(writable), key=str)
+            if unknown:
+                raise InvalidInput(
+                    f"Unknown or read-only field(s) {', '.join(map(repr, unknown))}; this body takes {', '.join(writable)}.",
+                    field=str(unknown[0]),
+                )
+        return super().to_internal_value(data)
+
+
+class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
     my_role = serializers.CharField(read_only=True)
 
     class Meta:
@@ -34,11 +80,12 @@ class StudySerializer(serializers.ModelSerializer):
             "my_role",
         ]
         read_only_fields = ["id", "created_at", "my_role"]
-        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}}  # so the schema says so too
+        # The services' ranges, so the schema says them too (the model's validators depend on the database).
+        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}, "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE}}
 
 
-class MemberSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+class MemberSerializer(NoUnknownFields, serializers.Serializer):
+    username = StrictCharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -104,7 +151,9 @@ class AnnotationSubmitSerializer(AnswerSerializer):
     """Give the parts the query asks for (its `asks`); the service checks them against the query."""
 
     client_key = serializers.CharField(min_length=1, max_length=100)
-    active_ms = serializers.IntegerField(min_value=0, required=False, help_text="The client's active time on task.")
+    active_ms = serializers.IntegerField(
+        min_value=0, max_value=MAX_ACTIVE_MS, required=False, help_text="The client's active time on task."
+    )
 
 
 class RecentAnswerSerializer(serializers.Serializer):
@@ -147,7 +196,7 @@ class ImportResultSerializer(serializers.Serializer):
     queries_created = serializers.IntegerField()
 
 
-class RunCreateSerializer(serializers.Serializer):
+class RunCreateSerializer(NoUnknownFields, serializers.Serializer):
     kind = serializers.ChoiceField(choices=RunKind.choices)
     config = serializers.DictField(required=False, default=dict)
 

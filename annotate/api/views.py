@@ -26,6 +26,7 @@ from annotate.services import assignments, exports, feedback, fgrlhf, items, stu
 @extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
 @extend_schema(methods=["POST"], request=s.StudySerializer, responses={201: s.StudySerializer})
 @api_view(["GET", "POST"])
+@parser_classes([JSONParser])  # a form would send overlap as the text "2", which is refused
 def study_list(request):
     if request.method == "GET":
         return Response(s.StudySerializer(access.studies_for(request.user), many=True).data)
@@ -39,6 +40,7 @@ def study_list(request):
 
 @extend_schema(request=s.StudySerializer, responses=s.StudySerializer)
 @api_view(["GET", "PATCH"])
+@parser_classes([JSONParser])
 def study_detail(request, pk: int):
     """Read a study; a manager may change its configuration (queries already made keep theirs)."""
     if request.method == "GET":

@@ -18,7 +18,7 @@ from annotate.models import Assignment, Query, Study
 from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED, AssignmentStatus
 from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
 from annotate.rows import fetch_all, fetch_one
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
 
@@ -233,7 +233,7 @@ def assignment_skip(*, query: Query, annotator: AbstractBaseUser, reason: str) -
         raise InvalidInput("Say why you skip this query.", field="reason")
     if len(reason) > MAX_SKIP_REASON:
         raise InvalidInput(f"reason is longer than {MAX_SKIP_REASON} characters ({len(reason)}).", field="reason")
-    refuse_nul(reason, "reason")
+    refuse_unstorable(reason, "reason")
     return finish_assignment(
         query=query, annotator=annotator, status=AssignmentStatus.SKIPPED, now=timezone.now(), skip_reason=reason
     )

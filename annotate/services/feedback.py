@@ -13,12 +13,15 @@ from annotate.models import Annotation, CritiquePart, Query, RankingPart, Rating
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import ANNOTATION_RETURNED, PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
+from annotate.numbers import column_range, is_int, whole_number
 from annotate.rows import execute, fetch_one
 from annotate.selectors.queues import REVISABLE_ANSWERS, recent_answers
 from annotate.services.assignments import finish_assignment
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 
 MAX_TEXT = 20_000
+# The client's count of active time on one query: a day at most (its column holds about 24 days).
+MAX_ACTIVE_MS = 24 * 3600 * 1000
 ANSWER_KEYS = {
     FeedbackKind.PAIRWISE: ("choice", "strength"),
     FeedbackKind.RANKING: ("ranking", "cannot_rank"),
@@ -49,10 +52,6 @@ class CheckedAnswer:
     ratings: list[dict] = field(default_factory=list)
 
 
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def revision_limit(response_text: str) -> int:
     """The longest revision of a response: MAX_TEXT, or twice the response where that is longer.
 
@@ -66,7 +65,7 @@ def check_text(value, where: str, *, required: bool, limit: int = MAX_TEXT) -> s
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{where} must be text.", field=where)
-    refuse_nul(value, where)
+    refuse_unstorable(value, where)
     if len(value) > limit:
         raise InvalidInput(f"{where} is longer than {limit} characters.", field=where)
     if required and not value.strip():
@@ -173,8 +172,7 @@ def check_ratings(value, responses: dict, aspects: list[str]) -> list[dict]:
             raise InvalidInput(
                 f"{where}.aspect {aspect!r} is not one of the study's aspects ({', '.join(aspects)}).", field=where
             )
-        if not is_int(rating) or not 1 <= rating <= 5:
-            raise InvalidInput(f"{where}.value must be a whole number from 1 to 5, not {rating!r}.", field=f"{where}.value")
+        whole_number(rating, f"{where}.value", low=1, high=5)
         if (response_id, aspect) in seen:
             raise InvalidInput(f"{where} rates {aspect} of response {response_id} twice.", field=where)
         seen.add((response_id, aspect))
@@ -229,13 +227,13 @@ def checked_client_key(client_key) -> str:
     client_key = client_key.strip() if isinstance(client_key, str) else ""
     if not client_key or len(client_key) > 100:
         raise InvalidInput("client_key must be a non-empty string of at most 100 characters.", field="client_key")
-    refuse_nul(client_key, "client_key")
+    refuse_unstorable(client_key, "client_key")
     return client_key
 
 
 def check_active_ms(active_ms) -> None:
-    if active_ms is not None and (not is_int(active_ms) or active_ms < 0):
-        raise InvalidInput(f"active_ms must be a whole number of milliseconds, not {active_ms!r}.", field="active_ms")
+    if active_ms is not None:
+        whole_number(active_ms, "active_ms", low=0, high=MAX_ACTIVE_MS)
 
 
 def store_parts(annotation: Annotation, checked: CheckedAnswer, display_order: list[int]) -> None:
@@ -290,7 +288,8 @@ def annotation_submit(
             annotator.pk,
             assignment.pk,
             client_key,
-            int((now - assignment.started_at).total_seconds() * 1000),
+            # An assignment may be held for as long as PREFLAB_ASSIGNMENT_MINUTES allows: kept in the column.
+            min(int((now - assignment.started_at).total_seconds() * 1000), column_range(Annotation, "time_spent_ms")[1]),
             active_ms,
             connection.ops.adapt_datetimefield_value(now),
         ],

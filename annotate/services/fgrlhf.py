@@ -68,10 +68,11 @@ from annotate.models import (
 )
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
+from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.items import ImportResult, first_priority, pair_key
-from annotate.text import refuse_nul_in_record
+from annotate.text import refuse_unstorable_in_record
 
 IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -133,10 +134,6 @@ def fail(number: int, field_name: str, problem: str) -> InvalidInput:
     return InvalidInput(f"{where(number)}, field {field_name}: {problem}", field=field_name)
 
 
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def load_array(data: bytes | str) -> list:
     """The file's JSON array; a JSON-lines file is refused with a hint rather than misread."""
     if isinstance(data, bytes):
@@ -145,7 +142,9 @@ def load_array(data: bytes | str) -> list:
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        value = json.loads(data)
+        value = json_loads(data)
+    except JsonNumberError as exc:
+        raise InvalidInput(f"Nothing was imported: the file {exc}.") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"Nothing was imported: the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -240,7 +239,7 @@ def parse_missing(value, number: int) -> list[dict]:
 def parse_record(obj, number: int, categories: dict[str, str]) -> FgrlhfRecord:
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where(number)}: must be a JSON object, not {type(obj).__name__}.")
-    refuse_nul_in_record(obj, where(number))
+    refuse_unstorable_in_record(obj, where(number))
     question = obj.get("question")
     if not isinstance(question, str) or not question.strip():
         raise fail(number, "question", "must be non-empty text.")

@@ -15,10 +15,13 @@ from annotate.errors import InvalidInput
 from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
+from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit
-from annotate.text import refuse_nul_in_record
+from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
+# Re-importing an id with new texts adds responses to its prompt, up to what Response.index holds.
+MAX_RESPONSE_INDEX = column_range(Response, "index")[1]
 MIN_RANKING, MAX_RANKING = 3, 8
 MAX_ERRORS_REPORTED = 20
 CHAT_ROLES = {"system", "user", "assistant"}
@@ -77,7 +80,7 @@ def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int =
     where = f"line {line}"
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
-    refuse_nul_in_record(obj, where)
+    refuse_unstorable_in_record(obj, where)
     unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
     if unknown:
         raise InvalidInput(
@@ -137,9 +140,12 @@ def parse_jsonl(
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json_loads(raw)
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: is not valid JSON ({exc.msg} at column {exc.colno}).")
+            continue
+        except JsonNumberError as exc:
+            errors.append(f"line {number}: {exc}.")
             continue
         try:
             record = parse_record(obj, number, min_responses=min_responses, max_responses=max_responses)
@@ -227,6 +233,12 @@ def records_store(*, study: Study, records: list[ImportRecord], result: ImportRe
         next_index = max((r.index for r in have), default=-1) + 1
         for text in record.responses:
             if text not in texts:
+                if next_index > MAX_RESPONSE_INDEX:
+                    raise InvalidInput(
+                        f"Nothing was imported. line {record.line}, field responses: id {record.external_id!r} already "
+                        f"has {next_index} responses, the most one prompt can hold.",
+                        field="responses",
+                    )
                 new_responses.append(Response(prompt=prompt, index=next_index, text=text, source="import"))
                 next_index += 1
     Response.objects.bulk_create(new_responses)

@@ -21,8 +21,9 @@ from annotate.models.studies import (
     default_rating_aspects,
     default_span_taxonomy,
 )
+from annotate.numbers import column_range, whole_number
 from annotate.services.training import check_base_model
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 
 STUDY_FIELDS = {
     "name",
@@ -37,9 +38,12 @@ STUDY_FIELDS = {
     "span_taxonomy",
     "rating_aspects",
 }
+TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
 # every label count under the overlap in its SQL, so the bound also keeps that statement small.
 MAX_OVERLAP = 100
+# Queries selected per round: any number its column holds.
+MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -101,18 +105,22 @@ def check_study_fields(fields: dict) -> dict:
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     for name, value in fields.items():
-        refuse_nul(value, name)
+        refuse_unstorable(value, name)
+    for name in sorted(TEXT_FIELDS & set(fields)):
+        if not isinstance(fields[name], str):
+            raise InvalidInput(f"{name} must be text.", field=name)
+        limit = Study._meta.get_field(name).max_length  # None for a text column: PREFLAB_MAX_TEXT_CHARS holds
+        if limit is not None and len(fields[name]) > limit:
+            raise InvalidInput(f"{name} is longer than {limit} characters ({len(fields[name])}).", field=name)
     fields = dict(fields)
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
-        longest = Study._meta.get_field("name").max_length
-        if len(fields["name"]) > longest:
-            raise InvalidInput(f"A study's name has at most {longest} characters, not {len(fields['name'])}.", field="name")
-    overlap = fields.get("overlap", 1)
-    if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
-        raise InvalidInput(f"Overlap must be a whole number from 1 to {MAX_OVERLAP}, not {overlap!r}.", field="overlap")
+    if "overlap" in fields:
+        whole_number(fields["overlap"], "overlap", low=1, high=MAX_OVERLAP)
+    if "round_size" in fields:
+        whole_number(fields["round_size"], "round_size", low=1, high=MAX_ROUND_SIZE)
     strategy = fields.get("selection_strategy", SelectionStrategy.RANDOM)
     if strategy not in SelectionStrategy.values:
         raise InvalidInput(

@@ -6,6 +6,7 @@ import collections
 import enum
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -27,10 +28,10 @@ from django.utils import timezone
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
+from annotate.numbers import shown, whole_number
 from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.selectors.training_readiness import run_readiness
-from annotate.services.feedback import is_int
-from annotate.text import refuse_nul
+from annotate.text import refuse_unstorable
 from learning.launch import PROGRESS_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -56,30 +57,39 @@ def run_dir(run: TrainingRun) -> Path:
 def check_config(kind: str, config: dict) -> dict:
     if not isinstance(config, dict):
         raise InvalidInput("config must be an object.", field="config")
-    refuse_nul(config, "config")
+    refuse_unstorable(config, "config")
     known = CONFIG_KEYS[kind]
     unknown = set(config) - set(known)
     if unknown:
         raise InvalidInput(f"Unknown config key(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}.", field="config")
-    for key, (kind_of, ok, wanted) in COMMON_VALUES.items():
-        if key in config and not (kind_of(config[key]) and ok(config[key])):
-            raise InvalidInput(f"config.{key} must be {wanted}, not {config[key]!r}.", field=f"config.{key}")
+    for key, (low, high) in WHOLE_NUMBER_VALUES.items():
+        if key in config:
+            whole_number(config[key], f"config.{key}", low=low, high=high)
+    for key, (ok, wanted) in NUMBER_VALUES.items():
+        if key in config and not (is_number(config[key]) and ok(config[key])):
+            raise InvalidInput(f"config.{key} must be {wanted}, not {shown(config[key])}.", field=f"config.{key}")
     return dict(config)
 
 
 def is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number: NaN and Infinity are not JSON, and PostgreSQL's JSON refuses them."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # a huge int is finite, and too large for a float
 
 
 # The common keys' values, checked when the run is asked for rather than when a worker starts it.
-COMMON_VALUES = {
-    "epochs": (is_int, lambda v: v >= 1, "a whole number of at least 1"),
-    "batch_size": (is_int, lambda v: v >= 1, "a whole number of at least 1"),
-    "max_length": (is_int, lambda v: v >= 8, "a whole number of at least 8 (tokens)"),
-    "learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
-    "head_learning_rate": (is_number, lambda v: v > 0, "a number above 0"),
-    "eval_fraction": (is_number, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
-    "seed": (is_int, lambda v: True, "a whole number"),
+# The upper bounds are far past any sensible run; beyond them a worker would only fail or never end.
+WHOLE_NUMBER_VALUES = {
+    "epochs": (1, 1000),
+    "batch_size": (1, 4096),
+    "max_length": (8, 131_072),  # tokens
+    "seed": (0, 2**32 - 1),  # what every random generator in the stack accepts
+}
+NUMBER_VALUES = {
+    "learning_rate": (lambda v: v > 0, "a number above 0"),
+    "head_learning_rate": (lambda v: v > 0, "a number above 0"),
+    "eval_fraction": (lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
 }
 
 

@@ -23,9 +23,10 @@ from django.http import QueryDict
 from annotate.errors import InvalidInput
 from annotate.models import Query, Response
 from annotate.models.studies import FeedbackKind
+from annotate.numbers import json_loads
+from annotate.services.feedback import MAX_ACTIVE_MS
 
 DEFAULT_STRENGTH = 2
-MAX_ACTIVE_MS = 24 * 3600 * 1000
 
 
 def asks_of(query: Query) -> list[str]:
@@ -50,8 +51,8 @@ def parse_json_list(raw: str | None, name: str):
     if raw is None or not raw.strip():
         return None
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = json_loads(raw)
+    except ValueError:  # not JSON, or a number it cannot store
         raise InvalidInput(f"{name} is not valid JSON.", field=name) from None
     if not isinstance(value, list):
         raise InvalidInput(f"{name} must be a JSON list.", field=name)

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
+from django.views import defaults
 
 from annotate.errors import Forbidden, NotFound, PreflabError
 
@@ -61,3 +62,10 @@ def login_again(request: HttpRequest) -> HttpResponse:
     messages.info(request, "You were logged out, so that last action was not saved. Log in to go on.")
     login = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
     return HttpResponse(status=204, headers={"HX-Redirect": login})
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500: under /api/ the answer is JSON like every other API answer; pages keep Django's own."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "The server failed to answer this request; the error was logged."}, status=500)
+    return defaults.server_error(request)

@@ -81,6 +81,8 @@ def entry_line_numbers(text: str) -> list[int]:
 
 # The service names fields as the API spells them; the form shows them under these names.
 FIELD_TITLES = {
+    "name": "Name",
+    "overlap": "Overlap",
     "span_taxonomy": "Span categories",
     "rating_aspects": "Rating aspects",
 }

@@ -345,12 +345,12 @@ def test_a_run_of_an_unknown_kind_or_config_key_is_refused():
 @pytest.mark.parametrize(
     ("key", "value", "wanted"),
     [
-        ("epochs", -1, "a whole number of at least 1"),
-        ("epochs", 2.5, "a whole number of at least 1"),
-        ("batch_size", True, "a whole number of at least 1"),
+        ("epochs", -1, "a whole number from 1 to 1000"),
+        ("epochs", 2.5, "a whole number from 1 to 1000"),
+        ("batch_size", True, "a whole number from 1 to 4096"),
         ("learning_rate", 0, "a number above 0"),
         ("eval_fraction", 1, "a number from 0 up to (not including) 1"),
-        ("max_length", 4, "a whole number of at least 8 (tokens)"),
+        ("max_length", 4, "a whole number from 8 to 131072"),
     ],
 )
 def test_a_run_with_a_bad_config_value_is_refused_before_any_worker_sees_it(key, value, wanted):

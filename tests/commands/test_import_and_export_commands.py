@@ -128,3 +128,12 @@ def test_import_and_export_draw_a_progress_bar_on_a_terminal_only(tmp_path, monk
     call_command("export_dataset", str(study.pk), "-o", str(tmp_path / "again.jsonl"))
     assert "exporting" not in not_a_terminal.getvalue()  # a log file gets the result, not a bar
     assert "rows: 5" in not_a_terminal.getvalue()
+
+
+def test_import_items_refuses_a_response_past_the_text_limit_naming_line_and_field(tmp_path):
+    study = make_study()
+    records = [{"prompt": "ok", "responses": ["a", "b"]}, {"prompt": "long", "responses": ["a", "b" * 100_001]}]
+    items = write_jsonl(tmp_path / "items.jsonl", records)
+    with pytest.raises(CommandError, match=r"line 2, field responses\[1\] is 100,001 characters long; .* 100,000"):
+        call_command("import_items", str(study.pk), str(items))
+    assert not Prompt.objects.exists()

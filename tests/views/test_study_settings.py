@@ -174,3 +174,10 @@ def test_the_page_is_headed_with_the_study_and_names_each_choice_as_the_api_does
         ("Aspect ratings", "ratings"),
     ]:
         assert f"{label} {value}" in text
+
+
+def test_a_name_longer_than_its_column_is_named_not_a_server_error(as_user, manager, study):
+    reply = as_user(manager).post(url(study), valid(study, name="n" * 201))
+    assert reply.status_code == 400
+    assert 'id="name-error">Name is longer than 200 characters (201).' in reply.content.decode()
+    assert Study.objects.get(pk=study.pk).name == "Helpfulness"

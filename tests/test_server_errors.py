@@ -43,7 +43,7 @@ def assert_try_again(reply) -> None:
 
 def test_the_api_answers_a_json_503_when_the_database_is_unreachable(database_down):
     client = APIClient()
-    client.force_authenticate(UserFactory.build(pk=1))  # not saved: nothing may touch the database
+    client.force_authenticate(UserFactory.build(pk=1, is_staff=True))  # not saved: nothing may touch the database
     for reply in (client.get("/api/v1/studies/1/"), client.post("/api/v1/studies/", {"name": "S"}, format="json")):
         assert_try_again(reply)
         assert reply["Content-Type"] == "application/json"

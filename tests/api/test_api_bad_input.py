@@ -49,7 +49,7 @@ def test_a_nul_character_in_an_answer_is_refused_naming_the_field_and_nothing_is
 
 
 def test_a_nul_character_in_an_import_names_its_line_and_field_and_imports_nothing():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     records = [{"prompt": "fine", "responses": ["a", "b"]}, {"prompt": "also fine", "responses": ["a", "b\u0000"]}]
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", ndjson(records), content_type="application/x-ndjson")
@@ -105,7 +105,7 @@ def test_a_skip_reason_past_its_limit_is_refused_not_cut():
 
 
 def test_cancelling_a_finished_run_is_a_conflict():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     run = TrainingRun.objects.create(study=study, kind="reward", config={}, created_by=manager, status="succeeded")
     reply = token_client(manager).post(f"/api/v1/runs/{run.pk}/cancel/")
@@ -132,7 +132,7 @@ def test_the_schema_documents_what_the_endpoints_answer():
 
 
 def test_a_study_s_reward_model_is_checked_when_it_is_set_not_when_a_run_starts(tmp_path):
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     missing = str(tmp_path / "no-model-here")
     reply = client_for(manager).patch(f"/api/v1/studies/{study.pk}/", {"reward_model": missing}, format="json")
@@ -192,7 +192,7 @@ def test_the_round_size_is_checked_by_the_service_too():
     ("key", "value"), [("epochs", 10**30), ("batch_size", 2**31), ("seed", 2**64), ("seed", -1), ("max_length", 10**9)]
 )
 def test_a_run_config_number_out_of_range_is_refused_naming_it(key, value):
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     reply = client_for(manager).post(
         f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {key: value}}, format="json"
@@ -205,7 +205,7 @@ def test_a_run_config_number_out_of_range_is_refused_naming_it(key, value):
 def test_a_response_id_past_the_largest_key_is_refused_when_scoring():
     from annotate.models import ModelVersion
 
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     run = TrainingRun.objects.create(study=study, kind="reward", config={}, created_by=manager, status="succeeded")
     version = ModelVersion.objects.create(
@@ -220,7 +220,7 @@ def test_an_import_that_would_give_a_prompt_more_responses_than_its_column_holds
     from annotate.models import Response
     from annotate.services import items
 
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     client = client_for(manager)
     url = f"/api/v1/studies/{study.pk}/import/"
@@ -247,7 +247,7 @@ def test_the_schema_states_the_ranges_of_the_numbers_it_takes():
 
 
 def test_unknown_study_fields_are_refused_all_named_and_nothing_changes():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     client = client_for(manager)
     reply = client.patch(f"/api/v1/studies/{study.pk}/", {"overlapp": 5, "guidlines": "x", "name": "Kept?"}, format="json")
@@ -277,7 +277,7 @@ def test_unknown_study_fields_are_refused_all_named_and_nothing_changes():
     ],
 )
 def test_a_study_field_out_of_range_or_of_the_wrong_type_is_refused_naming_it_and_nothing_changes(field, value):
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     client = client_for(manager)
     reply = client.patch(f"/api/v1/studies/{study.pk}/", {field: value}, format="json")
@@ -291,13 +291,13 @@ def test_a_study_field_out_of_range_or_of_the_wrong_type_is_refused_naming_it_an
 
 
 def test_a_study_body_must_be_json():
-    reply = client_for(UserFactory()).post("/api/v1/studies/", {"name": "Form", "overlap": "2"}, format="multipart")
+    reply = client_for(UserFactory(is_staff=True)).post("/api/v1/studies/", {"name": "Form", "overlap": "2"}, format="multipart")
     assert reply.status_code == 415 and "multipart/form-data" in reply.json()["detail"]
     assert not Study.objects.exists()
 
 
 def test_unknown_fields_in_member_run_and_score_bodies_are_refused():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     client = client_for(manager)
     member = client.post(f"/api/v1/studies/{study.pk}/members/", {"username": manager.username, "rol": "x"}, format="json")
@@ -308,7 +308,7 @@ def test_unknown_fields_in_member_run_and_score_bodies_are_refused():
 
 
 def test_a_response_past_the_text_limit_is_refused_naming_its_line_and_field_and_nothing_is_stored():
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     client = client_for(manager)
     url = f"/api/v1/studies/{study.pk}/import/"
@@ -326,7 +326,7 @@ def test_a_response_past_the_text_limit_is_refused_naming_its_line_and_field_and
 
 def test_a_prompt_message_past_the_text_limit_is_refused(settings):
     settings.PREFLAB_MAX_TEXT_CHARS = 10
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     record = {"prompt": [{"role": "user", "content": "x" * 11}], "responses": ["a", "b"]}
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", ndjson([record]), content_type="application/x-ndjson")
@@ -338,7 +338,7 @@ def test_an_fgrlhf_prediction_past_the_text_limit_is_refused_naming_record_and_f
     from tests.qa_feedback import qa_file, qa_record
 
     settings.PREFLAB_MAX_TEXT_CHARS = 1000
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     body = qa_file(qa_record(), qa_record(question="Long?", **{"prediction 3": "y" * 1001}))
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/?format=fgrlhf", body, content_type="application/json")
@@ -354,7 +354,7 @@ def test_an_fgrlhf_prediction_past_the_text_limit_is_refused_naming_record_and_f
 @pytest.mark.parametrize("field", ["guidelines", "description"])
 def test_study_texts_past_the_limit_are_refused_naming_the_field(settings, field):
     settings.PREFLAB_MAX_TEXT_CHARS = 50
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     reply = client_for(manager).patch(f"/api/v1/studies/{study.pk}/", {field: "g" * 51}, format="json")
     assert reply.status_code == 400 and reply.json()["field"] == field
@@ -402,7 +402,7 @@ def test_an_assignment_held_longer_than_the_time_column_holds_still_saves_its_an
     ],
 )
 def test_an_import_line_with_a_number_json_cannot_store_is_refused_naming_the_line(line, problem):
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     body = b'{"prompt": "fine", "responses": ["a", "b"]}\n' + line.encode()
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/", body, content_type="application/x-ndjson")
@@ -414,7 +414,7 @@ def test_an_import_line_with_a_number_json_cannot_store_is_refused_naming_the_li
 def test_an_fgrlhf_file_with_nan_is_refused():
     from tests.qa_feedback import qa_file, qa_record
 
-    manager = UserFactory()
+    manager = UserFactory(is_staff=True)
     study = make_study(manager=manager)
     body = qa_file(qa_record(gold=float("nan")))  # a valid record otherwise, whose gold would go to metadata
     reply = client_for(manager).post(f"/api/v1/studies/{study.pk}/import/?format=fgrlhf", body, content_type="application/json")

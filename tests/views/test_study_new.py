@@ -40,7 +40,7 @@ def test_a_study_without_a_name_is_refused_beside_the_field(as_user, staff):
 def test_a_name_too_long_for_the_column_is_refused_saying_the_limit(as_user, staff):
     reply = as_user(staff).post(reverse("study-new"), {"name": "x" * 201})
     assert reply.status_code == 400
-    assert "at most 200 characters, not 201" in reply.content.decode()
+    assert "longer than 200 characters (201)" in reply.content.decode()
     assert not Study.objects.exists()
 
 

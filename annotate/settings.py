@@ -234,8 +234,9 @@ if ARTIFACTS_DIR.exists() and not ARTIFACTS_DIR.is_dir():
 
 # Minutes an annotator holds a query before it returns to the pool.
 PREFLAB_ASSIGNMENT_MINUTES = env_int("PREFLAB_ASSIGNMENT_MINUTES", 30, minimum=1)
-# A running job whose worker has not sent a heartbeat for this long is presumed lost and is
-# claimed again, up to PREFLAB_RUN_MAX_ATTEMPTS claims in all; then the run fails.
+# A running job whose worker has not sent a heartbeat for this long is presumed lost: the beat
+# sweep (CELERY_BEAT_SCHEDULE below) queues it again, up to PREFLAB_RUN_MAX_ATTEMPTS claims in
+# all; then the run fails.
 PREFLAB_RUN_STALE_SECONDS = env_int("PREFLAB_RUN_STALE_SECONDS", 300, minimum=2)
 PREFLAB_RUN_MAX_ATTEMPTS = env_int("PREFLAB_RUN_MAX_ATTEMPTS", 2, minimum=1)
 # The longest text Preflab stores (a prompt, a response, a guideline, a critique), in characters.
@@ -341,6 +342,15 @@ if _broker_scheme not in {"redis", "rediss", "filesystem", "amqp", "memory"}:
         f"CELERY_BROKER_URL={CELERY_BROKER_URL!r}: unsupported scheme {_broker_scheme!r}; use redis://host:port/db or filesystem://."
     )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if _broker_scheme in {"redis", "rediss"}:
+    # Redis hands an unacknowledged task (acks_late: a training job is acknowledged when it ends)
+    # to another worker after the visibility timeout, whether or not its worker is still alive.
+    # That is not how a lost job comes back: the beat sweep re-queues it within about
+    # PREFLAB_RUN_STALE_SECONDS, on any broker. So the timeout is long, for a live job of a few
+    # hours is then not delivered twice, and never under twice the stale time, for a lost job is
+    # the sweep's to re-queue first. A second delivery is harmless anyway: it finds the run held
+    # by a live worker (its heartbeat is fresh) and ends there.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(6 * 3600, 2 * PREFLAB_RUN_STALE_SECONDS)}
 if _broker_scheme == "filesystem":
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -359,6 +369,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Exactly one beat runs (docker-compose's `beat` service, or `-B` on the quickstart's worker). Its
+# sweep looks for lost training jobs twice per stale time; a sweep not started by the time the
+# next is due is dropped rather than piled up behind a busy worker.
+_SWEEP_EVERY_SECONDS = PREFLAB_RUN_STALE_SECONDS / 2
+CELERY_BEAT_SCHEDULE = {
+    "requeue-lost-runs": {
+        "task": "annotate.tasks.requeue_lost_runs",
+        "schedule": _SWEEP_EVERY_SECONDS,
+        "options": {"expires": _SWEEP_EVERY_SECONDS},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, not the repository's
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 LOGGING = {
     "version": 1,

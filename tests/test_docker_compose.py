@@ -104,6 +104,12 @@ def programs_of(services: dict, name: str) -> list[tuple[str, list[str]]]:
     ]
 
 
+def celery_runs(services: dict, subcommand: str) -> list[tuple[str, list[str]]]:
+    """The services that run `celery ... <subcommand>` (worker or beat), with the arguments after `celery`."""
+    runs = [(service, args_after(argv, "celery")) for service, argv in programs_of(services, "celery")]
+    return [(service, args) for service, args in runs if subcommand in args]
+
+
 def test_web_runs_gunicorn_on_the_wsgi_application_that_exists(services):
     runs = [argv for argv in command_lines(services["web"]) if program(argv) == "gunicorn"]
     assert len(runs) == 1, f"web should run gunicorn once, runs {command_lines(services['web'])}"
@@ -157,16 +163,14 @@ def test_celery_workers_load_the_project_app_and_consume_only_its_configured_que
     from annotate.celery import app
 
     configured = {queue.name for queue in app.conf.task_queues}
-    runs = programs_of(services, "celery")
-    assert {service for service, _ in runs} >= {"worker", "worker-gpu"}
-    for service, argv in runs:
-        args = args_after(argv, "celery")
+    runs = celery_runs(services, "worker")
+    assert {service for service, _ in runs} == {"worker", "worker-gpu"}
+    for service, args in runs:
         app_name = option(args, "-A", "--app")
         assert app_name == "annotate", f"{service} loads Celery app {app_name!r}"
         package = importlib.import_module(app_name)
         assert isinstance(getattr(package, "celery_app", None), Celery), f"{app_name}.celery_app is not a Celery app"
         assert package.celery_app is app
-        assert "worker" in args
         queues = option(args, "-Q", "--queues")
         assert queues, f"{service} names no queue with -Q"
         unknown = set(queues.split(",")) - configured
@@ -177,14 +181,30 @@ def test_every_configured_queue_has_a_worker_and_the_gpu_worker_runs_one_job_at_
     from annotate.celery import app
 
     consumed: dict[str, set[str]] = {}
-    for service, argv in programs_of(services, "celery"):
-        for queue in option(args_after(argv, "celery"), "-Q", "--queues").split(","):
+    for service, args in celery_runs(services, "worker"):
+        for queue in option(args, "-Q", "--queues").split(","):
             consumed.setdefault(queue, set()).add(service)
     assert set(consumed) == {queue.name for queue in app.conf.task_queues}
     assert consumed["gpu"] == {"worker-gpu"}
     assert consumed["default"] == {"worker"}
     (gpu_argv,) = command_lines(services["worker-gpu"])
     assert option(args_after(gpu_argv, "celery"), "-c", "--concurrency") == "1"
+
+
+def test_one_beat_runs_the_lost_run_sweep_in_a_service_of_its_own(services):
+    """Two beats would sweep twice (harmless, but noisy); none would leave a lost training job waiting for hours."""
+    import annotate.tasks  # noqa: F401  (registers the tasks with the app)
+    from annotate.celery import app
+
+    beats = celery_runs(services, "beat")
+    assert [service for service, _ in beats] == ["beat"]
+    (_, args) = beats[0]
+    assert option(args, "-A", "--app") == "annotate"
+    assert option(args, "-s", "--schedule") is None, "beat's state file is set in settings, under var/"
+    for service, args in celery_runs(services, "worker"):
+        assert "-B" not in args and "--beat" not in args, f"{service} embeds a second beat"
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "annotate.tasks.requeue_lost_runs" in tasks and tasks <= set(app.tasks)
 
 
 def test_the_gpu_worker_reserves_nvidia_gpus(services):

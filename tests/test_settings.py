@@ -165,3 +165,34 @@ def test_a_sqlite_too_old_for_returning_refuses_to_start_saying_so(tmp_path):
     )
     assert result.returncode != 0
     assert "needs SQLite 3.35 or newer; this Python has 3.31.1" in result.stderr
+
+
+def celery_settings(tmp_path, **env) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "PREFLAB_RUN_STALE_SECONDS"}}
+    script = (
+        "import json; from annotate import settings as s; print(json.dumps({'options': s.CELERY_BROKER_TRANSPORT_OPTIONS,"
+        " 'sweep': s.CELERY_BEAT_SCHEDULE['requeue-lost-runs'], 'state': s.CELERY_BEAT_SCHEDULE_FILENAME}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**clean, "DEBUG": "1", "PREFLAB_VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_sweep_runs_twice_per_stale_time_and_redis_redelivers_only_long_after_it(tmp_path):
+    """A lost run comes back through the sweep; Redis's own redelivery must not hand a live job out again sooner."""
+    default = celery_settings(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    assert default["sweep"]["task"] == "annotate.tasks.requeue_lost_runs"
+    assert default["sweep"]["schedule"] == 150 and default["sweep"]["options"]["expires"] == 150
+    assert default["options"]["visibility_timeout"] == 6 * 3600
+    slow = celery_settings(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:6379/0", PREFLAB_RUN_STALE_SECONDS="20000")
+    assert slow["sweep"]["schedule"] == 10000 and slow["options"]["visibility_timeout"] == 40000
+    quickstart = celery_settings(tmp_path)
+    assert "visibility_timeout" not in quickstart["options"]  # the filesystem transport has none
+    assert quickstart["state"] == str(tmp_path / "celerybeat-schedule")

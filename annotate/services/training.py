@@ -16,13 +16,13 @@ import sys
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
@@ -133,7 +133,7 @@ def training_run_start(
 
 class Claim(enum.Enum):
     CLAIMED = "claimed"  # this delivery runs the job
-    BUSY = "busy"  # another worker is running it and is alive: look again later
+    BUSY = "busy"  # another worker is running it and is alive; if it is lost, the sweep queues the run again
     DONE = "done"  # finished, cancelled or unknown: nothing to do
     GAVE_UP = "gave_up"  # its workers were lost too often; the run was failed
 
@@ -142,37 +142,95 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def lost_runs(now: datetime) -> QuerySet[TrainingRun]:
+    """Running jobs whose worker has sent no heartbeat for PREFLAB_RUN_STALE_SECONDS: presumed lost."""
+    stale = now - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS)
+    return TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+
+
+def fail_exhausted(lost: QuerySet[TrainingRun], now: datetime) -> int:
+    """Fail the lost runs that used up PREFLAB_RUN_MAX_ATTEMPTS, saying so; returns how many."""
+    attempts = settings.PREFLAB_RUN_MAX_ATTEMPTS
+    return lost.filter(attempts__gte=attempts).update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        message="Failed",
+        eta_seconds=None,
+        error=(
+            f"The worker running this job was lost (no heartbeat for {settings.PREFLAB_RUN_STALE_SECONDS} s) "
+            f"on each of its {attempts} attempt(s); giving up. PREFLAB_RUN_MAX_ATTEMPTS allows more."
+        ),
+    )
+
+
 def claim_run(run_id: int) -> Claim:
     """Claim a queued run, or take over one whose worker stopped sending heartbeats.
 
     Each branch is one conditional UPDATE, so of two deliveries of the same task only one wins.
+    A claim counts an attempt, and the attempt number is the claimant's token: a worker that was
+    presumed lost and is overtaken writes nothing more to the run.
     """
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.PREFLAB_RUN_STALE_SECONDS)
     runs = TrainingRun.objects.filter(pk=run_id)
     mine = {"worker": worker_name(), "heartbeat_at": now, "attempts": F("attempts") + 1}
-    if runs.filter(status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=now, message="Starting", **mine):
+    lost = lost_runs(now).filter(pk=run_id)
+    claimed = runs.filter(status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=now, message="Starting", **mine)
+    if not claimed:
+        claimed = lost.filter(attempts__lt=settings.PREFLAB_RUN_MAX_ATTEMPTS).update(
+            message="Retrying: the last worker was lost", **mine
+        )
+    if claimed:
+        shutil.rmtree(run_dir(TrainingRun(pk=run_id)), ignore_errors=True)  # whatever a lost worker left
         return Claim.CLAIMED
-    lost = runs.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-    if lost.filter(attempts__lt=settings.PREFLAB_RUN_MAX_ATTEMPTS).update(message="Retrying: the last worker was lost", **mine):
-        shutil.rmtree(run_dir(TrainingRun(pk=run_id)), ignore_errors=True)  # whatever the lost worker left
-        return Claim.CLAIMED
-    gave_up = lost.update(
-        status=RunStatus.FAILED,
-        finished_at=now,
-        message="Failed",
-        error=f"The worker running this job was lost {settings.PREFLAB_RUN_MAX_ATTEMPTS} time(s); giving up.",
-    )
-    if gave_up:
+    if fail_exhausted(lost, now):
         return Claim.GAVE_UP
     return Claim.BUSY if runs.filter(status=RunStatus.RUNNING).exists() else Claim.DONE
+
+
+@transaction.atomic
+def training_runs_requeue_lost() -> list[int]:
+    """Queue again each running job whose worker was lost, and fail those lost too often; returns the ids queued.
+
+    Celery beat calls this twice per PREFLAB_RUN_STALE_SECONDS, so a job whose worker died waits
+    about that long whatever the broker does: Redis would hand its unacknowledged task to another
+    worker only after the visibility timeout, and the filesystem transport never. The run goes
+    back to QUEUED in the UPDATE that finds it, so the next sweep (or a second beat) does not
+    queue it twice; a worker then claims it as it claims any queued run.
+    """
+    from annotate.tasks import train_model
+
+    now = timezone.now()
+    lost = lost_runs(now)
+    fail_exhausted(lost, now)
+    requeued = []
+    for run_id in lost.values_list("pk", flat=True):
+        back = lost.filter(pk=run_id).update(
+            status=RunStatus.QUEUED,
+            step=0,
+            progress=0.0,
+            loss=None,
+            eta_seconds=None,
+            message="Waiting for a worker: the last one was lost",
+        )
+        if back:
+            train_model.delay_on_commit(run_id)
+            requeued.append(run_id)
+    if requeued:
+        logger.warning("queued again training run(s) %s: their worker sent no heartbeat", requeued)
+    return requeued
+
+
+def held(run_id: int, attempt: int) -> QuerySet[TrainingRun]:
+    """The run, while the claim numbered `attempt` still holds it: running, and not taken over since."""
+    return TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=attempt)
 
 
 class Heartbeat:
     """Refreshes the run's heartbeat from a thread while training runs, even through long model loads."""
 
-    def __init__(self, run_id: int):
+    def __init__(self, run_id: int, attempt: int):
         self.run_id = run_id
+        self.attempt = attempt
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.beat, name=f"heartbeat-{run_id}", daemon=True)
 
@@ -180,7 +238,7 @@ class Heartbeat:
         interval = max(1.0, settings.PREFLAB_RUN_STALE_SECONDS / 5)
         try:
             while not self.stopped.wait(interval):
-                TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+                held(self.run_id, self.attempt).update(heartbeat_at=timezone.now())
         finally:
             connection.close()  # this thread's own connection
 
@@ -196,8 +254,9 @@ class Heartbeat:
 class ProgressRecorder:
     """Writes a run's progress to its row at most once a second, and tells training when to stop."""
 
-    def __init__(self, run_id: int):
+    def __init__(self, run_id: int, attempt: int):
         self.run_id = run_id
+        self.attempt = attempt
         self.last_write = 0.0
 
     def __call__(self, update: dict) -> None:
@@ -207,7 +266,7 @@ class ProgressRecorder:
         if now - self.last_write < PROGRESS_EVERY_SECONDS and step < total:
             return
         self.last_write = now
-        TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
+        held(self.run_id, self.attempt).update(
             step=step,
             total_steps=total,
             progress=(step / total) if total else 0.0,
@@ -217,35 +276,50 @@ class ProgressRecorder:
         )
 
     def should_stop(self) -> bool:
-        return TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.CANCELLED).exists()
+        """Cancelled, or presumed lost and queued again: this worker no longer holds the run."""
+        return not held(self.run_id, self.attempt).exists()
 
 
-def fail_run(run_id: int, error: str, log: str = "") -> None:
-    TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+def fail_run(run: TrainingRun, error: str, log: str = "") -> None:
+    held(run.pk, run.attempts).update(
         status=RunStatus.FAILED, error=error, log=log, finished_at=timezone.now(), message="Failed", eta_seconds=None
     )
+
+
+def discard_files(run: TrainingRun) -> None:
+    """Remove the run's folder after a failed or stopped attempt, unless the run was queued again since.
+
+    A run queued again after this worker was presumed lost belongs to its next attempt (whose
+    claim empties the folder anyway); a later claim may already be writing there.
+    """
+    next_attempt = Q(status=RunStatus.QUEUED) | Q(attempts__gt=run.attempts)
+    if not TrainingRun.objects.filter(next_attempt, pk=run.pk).exists():
+        shutil.rmtree(run_dir(run), ignore_errors=True)
 
 
 def training_run_execute(*, run_id: int) -> Claim:
     """Train what the run asks for and register the model version; every failure is recorded on the run.
 
-    Idempotent: a duplicate delivery finds the run claimed and returns BUSY (the task looks again
-    later, in case that worker dies) or DONE. Returns how the claim went.
+    Idempotent: a duplicate delivery finds the run claimed and returns BUSY (if that worker is lost,
+    the beat sweep queues the run again) or DONE. Returns how the claim went.
     """
     claim = claim_run(run_id)
     if claim is not Claim.CLAIMED:
         logger.info("training run %s: %s", run_id, claim.value)
         return claim
-    run = TrainingRun.objects.select_related("study").get(pk=run_id)
+    run = TrainingRun.objects.select_related("study").get(pk=run_id)  # run.attempts: this claim's number
     from learning.errors import NotEnoughLabels, TrainingStopped
     from learning.models import ModelNotFoundError
 
     try:
-        with Heartbeat(run_id):
+        with Heartbeat(run_id, run.attempts):
             version = train(run)
     except TrainingStopped:
-        TrainingRun.objects.filter(pk=run_id).update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None)
-        shutil.rmtree(run_dir(run), ignore_errors=True)  # no version refers to a half-trained model
+        # Cancelled, or queued again while this worker was presumed lost: either way it is not ours now.
+        cancelled = TrainingRun.objects.filter(pk=run_id, status=RunStatus.CANCELLED, attempts=run.attempts)
+        if not cancelled.update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None):
+            logger.warning("training run %s was queued again while attempt %s ran; stopped", run_id, run.attempts)
+        discard_files(run)  # no version refers to a half-trained model
         return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         # Too few labels or a missing model is the study's state, not a fault: its message says it all.
@@ -254,8 +328,8 @@ def training_run_execute(*, run_id: int) -> Claim:
             logger.warning("training run %s failed: %s", run_id, exc)
         else:
             logger.exception("training run %s failed", run_id)
-        fail_run(run_id, f"{type(exc).__name__}: {exc}", "" if expected else traceback.format_exc())
-        shutil.rmtree(run_dir(run), ignore_errors=True)  # the error and log are on the run; the files are orphans
+        fail_run(run, f"{type(exc).__name__}: {exc}", "" if expected else traceback.format_exc())
+        discard_files(run)  # the error and log are on the run; the files are orphans
         return claim
     logger.info("training run %s registered %s", run_id, version)
     return claim
@@ -285,7 +359,7 @@ def train(run: TrainingRun) -> ModelVersion:
     """Gather the run's labels as plain data, train in this process or in one per GPU, register the result."""
     from learning.launch import run_job
 
-    recorder = ProgressRecorder(run.pk)
+    recorder = ProgressRecorder(run.pk, run.attempts)
     output = run_dir(run) / "model"
     data = training_data(run)
     processes = training_processes()
@@ -354,13 +428,14 @@ def train_in_processes(run: TrainingRun, data: dict, *, processes: int, recorder
 def register_model_version(*, run: TrainingRun, output: Path, result, base_model: str) -> ModelVersion:
     """Record the finished run and its model version together, or neither.
 
-    A run cancelled while its last step ran is left cancelled, with no version.
+    A run cancelled (or taken from this worker) while its last step ran is left as it is, with no
+    version from this worker.
     """
     from learning.errors import TrainingStopped
 
     study = Study.objects.select_for_update().get(pk=run.study_id)
     number = (ModelVersion.objects.filter(study=study, kind=run.kind).aggregate(n=Max("version"))["n"] or 0) + 1
-    finished = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+    finished = held(run.pk, run.attempts).update(
         status=RunStatus.SUCCEEDED,
         metrics=result.metrics,
         progress=1.0,
@@ -369,7 +444,7 @@ def register_model_version(*, run: TrainingRun, output: Path, result, base_model
         eta_seconds=None,
     )
     if not finished:
-        raise TrainingStopped(f"run {run.pk} was cancelled before its model was registered")
+        raise TrainingStopped(f"run {run.pk} was cancelled or taken over before its model was registered")
     return ModelVersion.objects.create(
         study=study,
         run=run,

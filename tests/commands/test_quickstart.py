@@ -1,4 +1,4 @@
-"""The quickstart: the demo study it sets up, and the server and worker it starts on the embedded default."""
+"""The quickstart: the demo study it sets up, and the server and worker (with beat) it starts on the embedded default."""
 
 import os
 import signal
@@ -78,6 +78,11 @@ def test_quickstart_serves_the_app_and_starts_a_worker_on_sqlite_and_the_filesys
         while time.monotonic() < deadline and "ready." not in worker_log.read_text(errors="replace"):
             time.sleep(0.5)
         assert "ready." in worker_log.read_text(errors="replace")
+        # Its embedded beat, whose sweep queues again a run whose worker was lost, keeps its state under var/.
+        while time.monotonic() < deadline and not list(tmp_path.glob("celerybeat-schedule*")):
+            time.sleep(0.5)
+        assert "beat: Starting" in worker_log.read_text(errors="replace")
+        assert list(tmp_path.glob("celerybeat-schedule*")) and not list(REPO.glob("celerybeat-schedule*"))
         workers = children_of(process.pid)
         assert workers, "the quickstart started no worker process"
     finally:

@@ -1,4 +1,4 @@
-"""A real `celery worker` process, on the configured broker (Redis in CI), trains a reward model."""
+"""Real `celery worker` (and `celery beat`) processes, on the configured broker (Redis in CI), train reward models."""
 
 import os
 import signal
@@ -39,12 +39,15 @@ def wait_for(predicate, *, timeout: float, what: str, log: Path):
 
 
 @pytest.fixture
-def start_worker(tmp_path):
-    """Start worker subprocesses for both queues, on the test database and the configured broker."""
+def start_celery(tmp_path):
+    """Start `celery -A annotate ...` subprocesses on the test database and the configured broker.
+
+    Each gets a process group of its own, so a test can kill a worker whole, pool processes too.
+    """
     started = []
 
-    def start(*, pool: str = "solo", **extra_env) -> Path:
-        log = tmp_path / f"worker-{len(started)}.log"
+    def start(*args: str, ready: str, **extra_env) -> tuple[subprocess.Popen, Path]:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
         env = {
             **os.environ,
             "DATABASE_URL": database_url_of_test_db(),
@@ -52,26 +55,48 @@ def start_worker(tmp_path):
             "PREFLAB_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
             **extra_env,
         }
-        command = [
-            sys.executable, "-m", "celery", "-A", "annotate", "worker", "-Q", "default,gpu", "-P", pool, "-c", "1",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge", "-l", "info",
-        ]  # fmt: skip
+        command = [sys.executable, "-m", "celery", "-A", "annotate", *args, "-l", "info"]
         with log.open("wb") as out:
-            worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        started.append(worker)
-        wait_for(
-            lambda: "ready." in log.read_text() or worker.poll() is not None, timeout=90, what="the worker to start", log=log
-        )
-        assert worker.poll() is None, f"the worker exited at start:\n{log.read_text()[-4000:]}"
-        return log
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append(process)
+        wait_for(lambda: ready in log.read_text() or process.poll() is not None, timeout=90, what=f"{args[0]} to start", log=log)
+        assert process.poll() is None, f"{args[0]} exited at start:\n{log.read_text()[-4000:]}"
+        return process, log
 
     yield start
-    for worker in started:
-        worker.terminate()
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
         try:
-            worker.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            worker.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def start_worker(start_celery):
+    """Start a worker for both queues; returns the process and its log."""
+
+    def start(*, pool: str = "solo", **extra_env) -> tuple[subprocess.Popen, Path]:
+        return start_celery(
+            "worker", "-Q", "default,gpu", "-P", pool, "-c", "1",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge",
+            ready="ready.", **extra_env,
+        )  # fmt: skip
+
+    return start
+
+
+@pytest.fixture
+def start_beat(start_celery, tmp_path):
+    """Start the one `celery beat`, whose sweep queues again the runs whose worker was lost."""
+
+    def start(**extra_env) -> Path:
+        _, log = start_celery("beat", "-s", str(tmp_path / "celerybeat-schedule"), ready="beat: Starting", **extra_env)
+        return log
+
+    return start
 
 
 def labelled_study(n_prompts: int = 14):
@@ -92,7 +117,7 @@ def start_run(study, config: dict) -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_worker):
-    log = start_worker()
+    _, log = start_worker()
     study = labelled_study()
     run_id = start_run(study, {"epochs": 2, "batch_size": 4, "max_length": 64})
     train_model.delay(run_id)  # a duplicate delivery of the same job
@@ -127,8 +152,9 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_run_leaves_no_model_version_and_the_run_is_retried(start_worker):
-    log = start_worker(pool="prefork", PREFLAB_RUN_STALE_SECONDS="3")
+def test_a_worker_killed_mid_run_leaves_no_model_version_and_the_run_is_retried(start_worker, start_beat):
+    start_beat(PREFLAB_RUN_STALE_SECONDS="3")
+    _, log = start_worker(pool="prefork", PREFLAB_RUN_STALE_SECONDS="3")
     study = labelled_study()
     run_id = start_run(study, {"epochs": 3, "batch_size": 2, "max_length": 64})
     running = wait_for(
@@ -147,4 +173,42 @@ def test_a_worker_killed_mid_run_leaves_no_model_version_and_the_run_is_retried(
     )
     assert finished.status == "succeeded", finished.error
     assert finished.attempts == 2
+    assert ModelVersion.objects.filter(run_id=run_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_worker_was_killed_whole_resumes_on_a_new_worker_long_before_the_broker_would_redeliver_it(
+    start_worker, start_beat, tiny_encoder_dir
+):
+    """kill -9 of the worker's process group leaves its task unacknowledged: Redis would hand it
+    out again only after the visibility timeout, the filesystem transport never. Beat's sweep
+    queues the run again once its heartbeat is PREFLAB_RUN_STALE_SECONDS old."""
+    env = {"PREFLAB_RUN_STALE_SECONDS": "5", "OMP_NUM_THREADS": "1"}
+    start_beat(**env)
+    first, log = start_worker(pool="prefork", **env)
+    study = labelled_study()
+    # A few hundred steps of a tiny BERT: long enough to be killed in the middle.
+    run_id = start_run(study, {"base_model": str(tiny_encoder_dir), "epochs": 10, "batch_size": 1, "max_length": 64})
+    running = wait_for(
+        lambda: TrainingRun.objects.filter(pk=run_id, status="running", step__gte=1).first(),
+        timeout=120,
+        what="the run to report a step",
+        log=log,
+    )
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool process, as when a machine is lost
+    first.wait()
+    lost = TrainingRun.objects.get(pk=run_id)
+    assert lost.status == "running" and lost.step < lost.total_steps, "the run ended before the worker was killed"
+    assert not ModelVersion.objects.filter(run_id=run_id).exists()
+
+    _, log = start_worker(pool="prefork", **env)
+    visibility_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    finished = wait_for(
+        lambda: TrainingRun.objects.filter(pk=run_id, status__in=["succeeded", "failed"]).first(),
+        timeout=min(180, visibility_timeout / 10),  # well before the broker would hand the task out again
+        what="the lost run to be queued again and finish",
+        log=log,
+    )
+    assert finished.status == "succeeded", finished.error
+    assert finished.attempts == 2 and finished.worker != running.worker
     assert ModelVersion.objects.filter(run_id=run_id).count() == 1

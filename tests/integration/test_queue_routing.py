@@ -3,7 +3,7 @@
 import pytest
 
 from annotate.celery import app
-from annotate.tasks import train_model
+from annotate.tasks import requeue_lost_runs, train_model
 
 
 @pytest.fixture
@@ -27,6 +27,12 @@ def test_a_training_job_goes_to_the_gpu_queue_alone(channel):
     """docker-compose's `default` worker has no GPU: it must never be handed a training job."""
     train_model.apply_async(args=(0,))
     assert waiting(channel) == {"default": 0, "gpu": 1}
+
+
+def test_the_lost_run_sweep_goes_to_the_default_queue(channel):
+    """On the gpu queue it would wait behind the very training jobs whose workers it watches."""
+    requeue_lost_runs.apply_async()
+    assert waiting(channel) == {"default": 1, "gpu": 0}
 
 
 def test_every_queue_is_bound_under_its_own_name():

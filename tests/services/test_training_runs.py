@@ -16,6 +16,7 @@ from annotate.services.training import (
     training_run_cancel,
     training_run_execute,
     training_run_start,
+    training_runs_requeue_lost,
 )
 from tests.factories import UserFactory, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
@@ -59,8 +60,86 @@ def test_a_run_that_lost_its_worker_too_often_fails_saying_so(settings):
     TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=settings.PREFLAB_RUN_MAX_ATTEMPTS, heartbeat_at=stale)
     assert training_run_execute(run_id=run.pk) is Claim.GAVE_UP
     run.refresh_from_db()
-    assert run.status == "failed" and "lost" in run.error
+    assert run.status == "failed" and "lost" in run.error and "PREFLAB_RUN_MAX_ATTEMPTS" in run.error
     assert training_run_execute(run_id=run.pk) is Claim.DONE
+
+
+def set_state(run: TrainingRun, status: str, *, attempts: int, beat_seconds_ago: float) -> None:
+    beat = timezone.now() - timedelta(seconds=beat_seconds_ago)
+    TrainingRun.objects.filter(pk=run.pk).update(status=status, worker="w:1", attempts=attempts, heartbeat_at=beat, step=7)
+
+
+def test_the_sweep_queues_again_only_the_running_runs_whose_worker_stopped_beating(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.PREFLAB_RUN_STALE_SECONDS = 60
+    settings.PREFLAB_RUN_MAX_ATTEMPTS = 3
+    study = make_study()
+    lost, alive, waiting, done, exhausted = (queued_run(study) for _ in range(5))
+    set_state(lost, "running", attempts=2, beat_seconds_ago=61)
+    set_state(alive, "running", attempts=1, beat_seconds_ago=30)
+    TrainingRun.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(hours=3))
+    set_state(done, "succeeded", attempts=1, beat_seconds_ago=3600)
+    set_state(exhausted, "running", attempts=3, beat_seconds_ago=61)
+    sent = []
+    monkeypatch.setattr("annotate.tasks.train_model.delay", sent.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert training_runs_requeue_lost() == [lost.pk]
+    assert sent == [lost.pk]  # queued once the sweep's transaction committed
+    lost.refresh_from_db()
+    assert (lost.status, lost.attempts, lost.step) == ("queued", 2, 0)
+    assert "lost" in lost.message
+    for untouched, status in ((alive, "running"), (waiting, "queued"), (done, "succeeded")):
+        untouched.refresh_from_db()
+        assert untouched.status == status and untouched.attempts == (0 if status == "queued" else 1)
+    exhausted.refresh_from_db()
+    assert exhausted.status == "failed" and exhausted.finished_at is not None
+    assert "3 attempt(s)" in exhausted.error and "PREFLAB_RUN_MAX_ATTEMPTS" in exhausted.error
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert training_runs_requeue_lost() == []  # the next sweep does not queue it twice
+    assert sent == [lost.pk]
+
+
+def test_a_run_queued_again_is_claimed_as_its_next_attempt_in_an_emptied_folder(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path
+    run = queued_run(make_study())
+    set_state(run, "running", attempts=1, beat_seconds_ago=settings.PREFLAB_RUN_STALE_SECONDS + 1)
+    leftover = run_dir(run) / "model" / "half.safetensors"
+    leftover.parent.mkdir(parents=True)
+    leftover.touch()
+    assert training_runs_requeue_lost() == [run.pk]
+    assert claim_run(run.pk) is Claim.CLAIMED
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == ("running", 2)
+    assert not leftover.exists()
+
+
+def test_a_worker_presumed_lost_writes_nothing_more_once_its_run_was_taken_over(monkeypatch, settings, tmp_path):
+    """A worker that was only slow to beat finishes after the next attempt began: that attempt's run is left alone."""
+    from learning.reward.common import TrainResult
+
+    settings.ARTIFACTS_DIR = tmp_path
+    run = queued_run(make_study())
+    seen = {}
+
+    def slow_training(kind, config, data, *, output_dir, progress, should_stop):
+        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(days=1))
+        assert training_runs_requeue_lost() == [run.pk]
+        assert claim_run(run.pk) is Claim.CLAIMED  # the next attempt, elsewhere
+        (run_dir(run) / "next-attempt").mkdir(parents=True)
+        seen["stop"] = should_stop()
+        progress({"step": 9, "total_steps": 10, "loss": 0.1})
+        return TrainResult(metrics={}, files=[], data_hash="x")
+
+    monkeypatch.setattr("learning.launch.run_job", slow_training)
+    assert training_run_execute(run_id=run.pk) is Claim.CLAIMED
+    run.refresh_from_db()
+    assert seen["stop"] is True
+    assert (run.status, run.attempts, run.step, run.finished_at) == ("running", 2, 0, None)
+    assert not ModelVersion.objects.exists()
+    assert (run_dir(run) / "next-attempt").is_dir()
 
 
 def test_too_few_labels_fail_the_run_saying_how_many_it_has_and_needs():

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nPreflab is running at {url}"))
         for username, role in demo.users.items():
             self.stdout.write(f"  log in as {username:<16} password {DEMO_PASSWORD}  ({role})")
-        self.stdout.write(f"  Celery worker (queues default, gpu) logs to {self.worker_log}\n  Stop with Ctrl-C.\n")
+        self.stdout.write(f"  Celery worker (queues default, gpu; beat) logs to {self.worker_log}\n  Stop with Ctrl-C.\n")
         # Ctrl-C, a kill or a closed terminal all stop the worker too, rather than leave it running.
         for stop in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(stop, lambda number, frame: sys.exit(128 + number))
@@ -61,9 +61,12 @@ class Command(BaseCommand):
                 worker.kill()
 
     def start_worker(self) -> subprocess.Popen:
-        """One real Celery worker for both queues, on the same broker and database as the web server."""
+        """One real Celery worker for both queues, on the same broker and database as the web server.
+
+        It runs the one beat too (-B), whose sweep queues again a training job whose worker was lost.
+        """
         self.worker_log = Path(settings.VAR_DIR) / "worker.log"
         self.worker_log.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "celery", "-A", "annotate", "worker", "-Q", "default,gpu", "-c", "1", "-l", "info"]
+        command = [sys.executable, "-m", "celery", "-A", "annotate", "worker", "-B", "-Q", "default,gpu", "-c", "1", "-l", "info"]
         with self.worker_log.open("ab") as log:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=settings.BASE_DIR)

@@ -59,6 +59,10 @@ class ReliabilityData:
         np.add.at(table, (cols, self.codes[rows, cols].astype(int)), 1)
         return table
 
+    def labels_by(self, annotator: Hashable) -> int:
+        """How many items the annotator labelled."""
+        return int((~np.isnan(self.codes[self.annotators.index(annotator)])).sum())
+
     def pairable(self) -> np.ndarray:
         """A mask of the items labelled by two annotators or more: only they say anything about agreement."""
         return (~np.isnan(self.codes)).sum(axis=0) >= 2

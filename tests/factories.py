@@ -59,3 +59,24 @@ def make_items(study, n_prompts: int = 3, n_responses: int = 2, prefix: str = "p
         for i in range(n_prompts)
     ]
     return items_import(study=study, lines=jsonl(records))
+
+
+def make_answer(query, annotator, *, choice=None, ranking=None, cannot_rank="", ratings=(), supersedes=None):
+    """An annotation stored directly (no assignment), with the parts given: a canonical pairwise
+    `choice`, a `ranking` (groups of response ids) or `cannot_rank`, `ratings` as (response, aspect, value).
+
+    For reads over many annotators' answers to the same queries, which the claim loop would hand
+    out in an order of its own choosing.
+    """
+    from annotate.models import Annotation, PairwiseChoice, RankingPart, RatingPart
+
+    annotation = Annotation.objects.create(
+        query=query, annotator=annotator, client_key=f"direct-{Annotation.objects.count()}", supersedes=supersedes
+    )
+    if choice is not None:
+        PairwiseChoice.objects.create(annotation=annotation, choice=choice, shown_choice=choice)
+    if ranking is not None or cannot_rank:
+        RankingPart.objects.create(annotation=annotation, groups=ranking or [], cannot_rank_reason=cannot_rank)
+    for response, aspect, value in ratings:
+        RatingPart.objects.create(annotation=annotation, response=response, aspect=aspect, value=value)
+    return annotation

@@ -50,6 +50,7 @@ ENDPOINTS = [
     ("get", "/api/v1/studies/{id}/queries/next/", "annotate"),
     ("post", "/api/v1/studies/{id}/members/", "manage"),
     ("get", "/api/v1/studies/{id}/export/?format=raw", "export"),
+    ("get", "/api/v1/studies/{id}/agreement/", "dashboard"),
 ]
 
 

@@ -14,6 +14,7 @@ v1 = [
     (r"studies/(?P<pk>\d+)/queries/next", views.next_query, "api-next-query"),
     (r"studies/(?P<pk>\d+)/export", views.study_export, "api-study-export"),
     (r"studies/(?P<pk>\d+)/runs", views.study_runs, "api-study-runs"),
+    (r"studies/(?P<pk>\d+)/agreement", views.study_agreement, "api-study-agreement"),
     (r"queries/(?P<pk>\d+)/annotations", views.query_annotations, "api-query-annotations"),
     (r"queries/(?P<pk>\d+)/skip", views.query_skip, "api-query-skip"),
     (r"studies/(?P<pk>\d+)/annotations/mine", views.my_recent_annotations, "api-my-recent-annotations"),

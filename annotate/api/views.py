@@ -18,6 +18,7 @@ from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
+from annotate.selectors import agreement
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
 from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
@@ -327,6 +328,39 @@ def study_export(request, pk: int):
     for name, value in export.counts.items():
         response["X-Preflab-" + name.replace("_", "-").title()] = str(value)
     return response
+
+
+def min_shared_param(request) -> int:
+    """The `min_shared` query parameter: a whole number from 1 to 10,000 (default MIN_SHARED)."""
+    raw = request.query_params.get("min_shared")
+    if raw is None:
+        return agreement.MIN_SHARED
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise InvalidInput(f"min_shared must be a whole number from 1 to 10000, not {raw!r}.", field="min_shared")
+    return int(raw)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "min_shared",
+            int,
+            default=agreement.MIN_SHARED,
+            description="Items two annotators must share before their Cohen's kappa is listed.",
+        )
+    ],
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+def study_agreement(request, pk: int):
+    """Agreement per kind of feedback (choices, ratings, rankings), for the study and each annotator.
+
+    Each figure is `{value, items, ratings, reason}`: the items labelled twice or more that it rests
+    on, and, where it is undefined (value null), why. The units and levels are described in
+    annotate.selectors.agreement.
+    """
+    study = access.get_study(request.user, pk, "dashboard")
+    return Response(agreement.study_agreement(study, min_shared=min_shared_param(request)))
 
 
 @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})

@@ -13,6 +13,7 @@ from annotate.errors import InvalidInput, PreflabError
 from annotate.metric_words import metric_words
 from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
+from annotate.selectors.agreement import study_agreement
 from annotate.selectors.queues import annotator_progress
 from annotate.selectors.training_readiness import study_readiness
 from annotate.services.items import MAX_RANKING, MIN_RANKING, items_import
@@ -83,6 +84,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "readiness": study_readiness(study),
         "import_makes": import_makes(study),
         "asks": study_asks_words(study),
+        "agreement": study_agreement(study),
     }
     return render(request, "annotate/dashboard.html", context)
 

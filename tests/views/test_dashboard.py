@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotate.models import Membership, Prompt, TrainingRun
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import UserFactory, make_answer, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
@@ -182,3 +182,28 @@ def test_a_ranking_study_shows_no_position_bias_panel(as_user, manager, annotato
     assert "Position bias" not in text and "Picked left" not in text
     pairwise = make_study(manager=manager, name="Pairs")
     assert "Position bias" in text_of(dashboard(as_user(manager), pairwise).content.decode())
+
+
+def test_the_dashboard_shows_agreement_figures_with_the_items_behind_them(as_user, manager, researcher):
+    ann, ben = UserFactory(username="ann"), UserFactory(username="ben")
+    study = make_study(manager=manager, annotators=[ann, ben], researchers=[researcher])
+    make_items(study, n_prompts=2)
+    for query, (first, second) in zip(study.queries.order_by("id"), [("a", "a"), ("a", "b")], strict=True):
+        make_answer(query, ann, choice=first)
+        make_answer(query, ben, choice=second)
+    html = dashboard(as_user(researcher), study).content.decode()
+    section = text_of(html[html.index('id="agreement"') : html.index("</section>", html.index('id="agreement"'))])
+    assert "Pairwise choices 2 annotators" in section
+    assert "Raw agreement 0.50 2" in section
+    # Every label but one is "a": the chance agreement is high, so κ and α come out at or below zero.
+    assert "Fleiss' κ -0.33 2" in section
+    assert "Krippendorff's α (nominal)" in section
+    assert "ann 0.50 (2 items)" in section
+
+
+def test_the_dashboard_says_why_an_agreement_figure_is_missing(as_user, manager, annotator):
+    study = make_study(manager=manager, annotators=[annotator])
+    make_items(study, n_prompts=1)
+    make_answer(study.queries.get(), annotator, choice="a")
+    text = text_of(dashboard(as_user(manager), study).content.decode())
+    assert "Raw agreement – 0 (no item was labelled by two annotators)" in text

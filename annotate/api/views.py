@@ -309,6 +309,12 @@ def query_skip(request, pk: int):
             description="trl and kto only: comma-separated preference sources among "
             f"{', '.join(exports.PREFERENCE_SOURCES)} (default all).",
         ),
+        OpenApiParameter(
+            "aggregate",
+            str,
+            enum=list(exports.AGGREGATES),
+            description="trl only: one row per pairwise query, labelled by this aggregate of its votes.",
+        ),
     ],
     responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
 )
@@ -320,7 +326,10 @@ def study_export(request, pk: int):
     """
     study = access.get_study(request.user, pk, "export")
     export = exports.export_build(
-        study=study, format=request.query_params.get("format", "trl"), sources=request.query_params.get("sources")
+        study=study,
+        format=request.query_params.get("format", "trl"),
+        sources=request.query_params.get("sources"),
+        aggregate=request.query_params.get("aggregate"),
     )
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")

@@ -34,6 +34,12 @@ kto: TRL's unpaired rows {prompt, completion, label, source, ...}, as TRL's unpa
     false, middle groups left out; a ranking that ties everything, or cannot-rank, gives nothing
     (counted). Revision -> revision true, the original false (same rules as trl).
 trl and kto take `sources` (any of pairwise, ranking, revision; default all).
+trl with `aggregate` (majority, dawid_skene or bt_reliability; see annotate.selectors.aggregate):
+    one row per pairwise query instead of one per vote, from all its current votes: {prompt, chosen,
+    rejected, margin 0.0 (an aggregate says which is better, not by how much), source "pairwise",
+    strength null, rank_gap null, aggregate, confidence, votes, query_id, prompt_id, annotators (their
+    pseudonyms)}. Pairwise votes only (sources, if given, must be pairwise); queries whose aggregate
+    is a tie are left out (skipped_ties), as are both-bad votes (skipped_both_bad).
 raw: every annotation as given, with all its parts, superseded ones included: {annotation_id,
     query_id, kind, asks, prompt_id, prompt, responses, annotator, display_order, time_spent_ms,
     active_ms, created_at, supersedes (the annotation this one changed, or null), superseded_by (the
@@ -54,9 +60,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F
 
 from annotate.errors import InvalidInput
-from annotate.models import Annotation, QueryResponse, Study
+from annotate.models import Annotation, Query, QueryResponse, Study
 from annotate.models.studies import FeedbackKind
 from annotate.selectors import labels
+from annotate.selectors.aggregate import AGGREGATES, PairLabels, pair_labels
 from annotate.selectors.labels import annotation_responses, annotator_pseudonym
 from annotate.services import fgrlhf
 
@@ -153,6 +160,49 @@ def trl_rows(study: Study, sources: tuple[str, ...]) -> Iterator[dict]:
     if "revision" in sources:
         for critique in labels.revisions(study).iterator(chunk_size=ITER_CHUNK):
             yield trl_row(study, critique.annotation, critique.revision, critique.response.text, source="revision", margin=0.0)
+
+
+def aggregated_trl_rows(study: Study, method: str, decided: PairLabels) -> Iterator[dict]:
+    """One trl row per query whose aggregate is a or b, in query order (see the module's docstring)."""
+    ordered = [label for label in decided.labels if label.label in ("a", "b")]
+    for start in range(0, len(ordered), ITER_CHUNK):
+        chunk = ordered[start : start + ITER_CHUNK]
+        queries = (
+            Query.objects.select_related("prompt")
+            .prefetch_related(labels.query_responses("query_responses"))
+            .in_bulk([label.query_id for label in chunk])
+        )
+        for label in chunk:
+            query = queries[label.query_id]
+            first, second = (qr.response for qr in sorted(query.query_responses.all(), key=lambda qr: qr.position))
+            chosen, rejected = (first, second) if label.label == "a" else (second, first)
+            yield {
+                "prompt": query.prompt.messages,
+                "chosen": assistant_turn(chosen.text),
+                "rejected": assistant_turn(rejected.text),
+                "margin": 0.0,
+                "source": "pairwise",
+                "strength": None,
+                "rank_gap": None,
+                "aggregate": method,
+                "confidence": label.confidence,
+                "votes": label.votes,
+                "query_id": query.pk,
+                "prompt_id": query.prompt.external_id,
+                "annotators": sorted(annotator_pseudonym(a) for a in label.annotator_ids),
+            }
+
+
+def aggregated_trl(study: Study, method: str, sources: str | Iterable[str] | None) -> Export:
+    """The trl export with one row per pairwise query, labelled by an aggregate of its votes."""
+    if method not in AGGREGATES:
+        raise InvalidInput(f"Unknown aggregate {method!r}; use one of {', '.join(AGGREGATES)}.", field="aggregate")
+    if sources not in (None, "") and parse_sources(sources) != ("pairwise",):
+        raise InvalidInput("aggregate combines pairwise votes only; use sources=pairwise or leave sources out.", field="sources")
+    decided = pair_labels(study, method)
+    ties = sum(1 for label in decided.labels if label.label == "tie")
+    counts = {"rows": len(decided.labels) - ties, "skipped_ties": ties, "skipped_both_bad": decided.both_bad_votes}
+    return Export("trl", aggregated_trl_rows(study, method, decided), counts)
 
 
 def kto_row(study: Study, annotation: Annotation, completion: str, label: bool, source: str) -> dict:
@@ -376,10 +426,17 @@ def parse_sources(sources: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(s for s in PREFERENCE_SOURCES if s in names)
 
 
-def export_build(*, study: Study, format: str, sources: str | Iterable[str] | None = None) -> Export:
-    """Prepare an export in one of EXPORT_FORMATS; `sources` narrows trl and kto (default: all sources)."""
+def export_build(
+    *, study: Study, format: str, sources: str | Iterable[str] | None = None, aggregate: str | None = None
+) -> Export:
+    """Prepare an export in one of EXPORT_FORMATS; `sources` narrows trl and kto (default: all sources);
+    `aggregate` (trl only) gives one row per pairwise query from all its votes."""
     if format not in EXPORT_FORMATS:
         raise InvalidInput(f"Unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.", field="format")
+    if aggregate not in (None, ""):
+        if format != "trl":
+            raise InvalidInput(f"aggregate applies to the trl format, not {format}.", field="aggregate")
+        return aggregated_trl(study, aggregate, sources)
     if sources not in (None, "") and format not in ("trl", "kto"):
         raise InvalidInput(f"sources applies to the trl and kto formats, not {format}.", field="sources")
     if format == "trl":

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotate.models import Prompt, Query
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import UserFactory, make_answer, make_items, make_study
 from tests.labelling import label_preferring_first_response
 from tests.qa_feedback import qa_file, qa_record
 
@@ -92,6 +92,21 @@ def test_export_dataset_takes_sources_for_trl_and_refuses_them_elsewhere(tmp_pat
     assert row["source"] == "revision" and row["chosen"][0]["content"] == qa_record()["feedback"]["corrected-prediction"]
     with pytest.raises(CommandError, match="sources applies to the trl and kto formats"):
         call_command("export_dataset", str(study.pk), "--format", "spans", "--sources", "revision")
+
+
+def test_export_dataset_writes_one_aggregated_row_per_pair(tmp_path):
+    ann, ben = UserFactory(username="ann"), UserFactory(username="ben")
+    study = make_study(annotators=[ann, ben])
+    make_items(study, n_prompts=2)
+    for query in study.queries.all():
+        make_answer(query, ann, choice="a")
+        make_answer(query, ben, choice="a")
+    output = tmp_path / "pairs.jsonl"
+    call_command("export_dataset", str(study.pk), "--aggregate", "dawid_skene", "-o", str(output))
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(row["aggregate"], row["votes"]) for row in rows] == [("dawid_skene", 2), ("dawid_skene", 2)]
+    with pytest.raises(CommandError, match="aggregate applies to the trl format, not ratings"):
+        call_command("export_dataset", str(study.pk), "--format", "ratings", "--aggregate", "majority")
 
 
 class Terminal(io.StringIO):

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
-from annotate.services.exports import EXPORT_FORMATS, PREFERENCE_SOURCES, export_build
+from annotate.services.exports import AGGREGATES, EXPORT_FORMATS, PREFERENCE_SOURCES, export_build
 
 
 class Command(BaseCommand):
@@ -22,12 +22,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sources", help=f"trl and kto only: comma-separated, any of {', '.join(PREFERENCE_SOURCES)} (default all)"
         )
+        parser.add_argument(
+            "--aggregate",
+            choices=AGGREGATES,
+            help="trl only: one row per pairwise query, labelled by this aggregate of its votes",
+        )
         parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
         try:
-            export = export_build(study=study, format=options["format"], sources=options["sources"])
+            export = export_build(
+                study=study, format=options["format"], sources=options["sources"], aggregate=options["aggregate"]
+            )
         except PreflabError as exc:
             raise CommandError(exc.message) from None
         output: Path | None = options["output"]

@@ -173,19 +173,16 @@ def annotator_agreement(data: ReliabilityData, annotator: Hashable) -> Figure:
 
     `items` counts the items the annotator shares with at least one other annotator.
     """
-    row = data.annotators.index(annotator)
-    mine = data.codes[row]
-    others = np.delete(data.codes, row, axis=0)
-    matches = pairs = items = 0
-    for item in np.nonzero(~np.isnan(mine))[0]:
-        theirs = others[:, item][~np.isnan(others[:, item])]
-        if len(theirs):
-            items += 1
-            pairs += len(theirs)
-            matches += int((theirs == mine[item]).sum())
+    mine = data.codes[data.annotators.index(annotator)]
+    counts = data.counts()
+    labelled = np.nonzero(~np.isnan(mine))[0]
+    others = counts[labelled].sum(axis=1) - 1  # every label on the item but the annotator's own
+    matches = counts[labelled, mine[labelled].astype(int)] - 1
+    shared = others > 0
+    items, pairs = int(shared.sum()), int(others.sum())
     if items == 0:
         return Figure(None, 0, 0, "no other annotator labelled the same items")
-    return Figure(matches / pairs, items, pairs + items)
+    return Figure(int(matches.sum()) / pairs, items, pairs + items)
 
 
 def pairwise_cohen(data: ReliabilityData, *, min_shared: int = 1) -> list[tuple[Hashable, Hashable, Figure]]:

@@ -10,8 +10,9 @@ converters, `from_db`), so the code that receives the instances cannot tell the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cached_property
+import json
+from collections.abc import Callable, Sequence
+from functools import cached_property, partial
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
@@ -100,6 +101,20 @@ PLAIN_TYPES = frozenset(
 )  # fmt: skip
 
 
+def copy_preparation(field) -> Callable[[Any], Any] | None:
+    """How a field's Python value becomes what COPY takes: None where it is taken as it is.
+
+    JSON goes as its text, as the field would send it, without the cost of the driver's adapter.
+    """
+    kind = field.get_internal_type()
+    if kind in PLAIN_TYPES:
+        return None
+    if kind == "JSONField":
+        encode = (field.encoder or json.JSONEncoder)().encode
+        return lambda value: None if value is None else encode(value)
+    return partial(field.get_db_prep_save, connection=connection)
+
+
 def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
     """Insert rows of a model's `fields` (attnames: `prompt_id`, not `prompt`) and return their new ids, in order.
 
@@ -117,7 +132,7 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
     opts = model._meta
     by_attname = {field.attname: field for field in opts.concrete_fields}
     named = [by_attname[name] for name in fields]
-    prepare = [(i, field) for i, field in enumerate(named) if field.get_internal_type() not in PLAIN_TYPES]
+    prepare = [(i, prepared) for i, field in enumerate(named) if (prepared := copy_preparation(field)) is not None]
     now = timezone.now()
     rest = [field for field in opts.concrete_fields if field not in named and not field.primary_key]
     constants = []
@@ -137,8 +152,8 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
             for pk, row in zip(ids, rows, strict=True):
                 if prepare:
                     row = list(row)
-                    for i, field in prepare:
-                        row[i] = field.get_db_prep_save(row[i], connection)
+                    for i, prepared in prepare:
+                        row[i] = prepared(row[i])
                 copy.write_row((pk, *row, *constants))
     return ids
 

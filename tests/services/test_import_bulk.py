@@ -111,3 +111,13 @@ def test_a_new_file_is_written_without_reading_back_what_was_written():
     # (PostgreSQL also counts the study's queries once, to decide on ANALYZE: see annotate/rows.py.)
     tables_read = [READ.findall(q["sql"]) for q in captured.captured_queries if "COUNT(*)" not in q["sql"]]
     assert [tables for tables in tables_read if tables] == [["prompt"]] * 3  # one read per chunk
+
+
+def test_a_nul_is_found_wherever_it_is_escaped_and_an_escaped_backslash_is_not_one():
+    study = make_study()
+    hidden = {"id": "n", "prompt": "Fine?", "responses": ["a", "b"], "metadata": {"source\u0000": 1}}
+    with pytest.raises(InvalidInput, match=r"line 1, field metadata.source\x00 contains a NUL character"):
+        items_import(study=study, lines=jsonl([hidden]))
+    lookalike = {"id": "b", "prompt": "What does \\u0000 mean?", "responses": ["a", "b"]}
+    items_import(study=study, lines=jsonl([lookalike]))
+    assert Prompt.objects.get(study=study).messages[0]["content"] == "What does \\u0000 mean?"

@@ -138,7 +138,8 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
     constants = []
     for field in rest:
         value = now if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) else field.get_default()
-        constants.append(field.get_db_prep_save(value, connection))
+        prepared = copy_preparation(field)
+        constants.append(value if prepared is None else prepared(value))
     quote = connection.ops.quote_name
     table = opts.db_table
     columns = ", ".join(quote(field.column) for field in [opts.pk, *named, *rest])

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotate.models import Assignment, Prompt, Query, Study
+from annotate.models import Assignment, Prompt, Query, Response, Study
 from annotate.rows import Columns, fetch_one, insert_rows
 from tests.factories import UserFactory, make_items, make_study
 
@@ -86,3 +86,6 @@ def test_columns_not_named_take_their_defaults_and_later_inserts_get_new_ids():
     assert added.asks == ["pairwise"] and added.created_at is not None
     later = Query.objects.create(study=study, prompt_id=query.prompt_id, key="pairwise:y")  # the sequence moved on
     assert later.pk > pk > query.pk
+    [pk] = insert_rows(Response, ("prompt_id", "index", "text"), [(query.prompt_id, 9, "More.")])
+    added = Response.objects.get(pk=pk)
+    assert (added.sampling, added.source, Prompt.objects.get(pk=query.prompt_id).split) == ({}, "", "train")

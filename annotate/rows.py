@@ -149,7 +149,8 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
             [quote(table), opts.pk.column, len(rows)],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+        # The driver's own COPY: wrapped so that its errors reach callers as Django's (IntegrityError, ...).
+        with connection.wrap_database_errors, cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
                 if prepare:
                     row = list(row)

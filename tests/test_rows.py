@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Prompt, Query, Response, Study
@@ -89,3 +90,11 @@ def test_columns_not_named_take_their_defaults_and_later_inserts_get_new_ids():
     [pk] = insert_rows(Response, ("prompt_id", "index", "text"), [(query.prompt_id, 9, "More.")])
     added = Response.objects.get(pk=pk)
     assert (added.sampling, added.source, Prompt.objects.get(pk=query.prompt_id).split) == ({}, "", "train")
+
+
+def test_a_row_the_database_refuses_raises_djangos_error_and_stores_nothing():
+    study = make_study()
+    rows = [(study.pk, "same", [], {}), (study.pk, "same", [], {})]  # twice the same external id
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(Prompt, ("study_id", "external_id", "messages", "metadata"), rows)
+    assert not Prompt.objects.filter(study=study).exists()

@@ -121,3 +121,16 @@ def test_a_nul_is_found_wherever_it_is_escaped_and_an_escaped_backslash_is_not_o
     lookalike = {"id": "b", "prompt": "What does \\u0000 mean?", "responses": ["a", "b"]}
     items_import(study=study, lines=jsonl([lookalike]))
     assert Prompt.objects.get(study=study).messages[0]["content"] == "What does \\u0000 mean?"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL's row locks; CI runs it there")
+def test_two_imports_of_one_file_into_one_study_at_once_store_it_once():
+    from tests.services.test_concurrent_claims import race
+
+    study = make_study()
+    lines = jsonl(records(300))
+    results = race([lambda: items_import(study=study, lines=lines) for _ in range(2)])
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted((r.prompts_created, r.prompts_unchanged) for r in results) == [(0, 300), (300, 0)]
+    assert Query.objects.filter(study=study).count() == 300

@@ -73,15 +73,11 @@ def parse_messages(value, where: str) -> list[dict]:
     return messages
 
 
-def parse_record(
-    obj, line: int, *, min_responses: int = 2, max_responses: int = MAX_RESPONSES, may_hold_nul: bool = True
-) -> ImportRecord:
-    """One line's object checked; `may_hold_nul=False` (its JSON text has no \\u0000) skips looking for NUL."""
+def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int = MAX_RESPONSES) -> ImportRecord:
     where = f"line {line}"
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
-    if may_hold_nul:
-        refuse_nul_in_record(obj, where)
+    refuse_nul_in_record(obj, where)
     unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
     if unknown:
         raise InvalidInput(
@@ -146,11 +142,7 @@ def parse_jsonl(
             errors.append(f"line {number}: is not valid JSON ({exc.msg} at column {exc.colno}).")
             continue
         try:
-            # JSON text can hold NUL only escaped (a raw control character is invalid JSON), so
-            # most lines need not be searched for it string by string.
-            record = parse_record(
-                obj, number, min_responses=min_responses, max_responses=max_responses, may_hold_nul="\\u0000" in raw
-            )
+            record = parse_record(obj, number, min_responses=min_responses, max_responses=max_responses)
         except InvalidInput as exc:
             errors.append(exc.message)
             continue

@@ -1,4 +1,5 @@
-"""Hand-written SELECTs on the annotation loop, with their rows turned back into model instances.
+"""Hand-written SQL: SELECTs on the annotation loop, with their rows turned back into model instances,
+and the bulk INSERT of imports.
 
 Compiling an ORM query costs about half a millisecond of Python, several times what PostgreSQL
 spends running an indexed lookup, and every label costs a dozen statements (auth, access check,
@@ -9,12 +10,14 @@ converters, `from_db`), so the code that receives the instances cannot tell the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cached_property
+import json
+from collections.abc import Callable, Sequence
+from functools import cached_property, partial
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 
 
 class Columns:
@@ -86,6 +89,75 @@ def fetch_all(sql: str, params: Sequence | dict) -> list[tuple]:
 def execute(sql: str, params: Sequence | dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# Field types whose Python values the driver takes as they are; any other is prepared by the field.
+PLAIN_TYPES = frozenset(
+    {
+        "AutoField", "BigAutoField", "BigIntegerField", "BooleanField", "CharField", "FloatField", "ForeignKey",
+        "IntegerField", "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+        "SmallIntegerField", "TextField",
+    }
+)  # fmt: skip
+
+
+def copy_preparation(field) -> Callable[[Any], Any] | None:
+    """How a field's Python value becomes what COPY takes: None where it is taken as it is.
+
+    JSON goes as its text, as the field would send it, without the cost of the driver's adapter.
+    """
+    kind = field.get_internal_type()
+    if kind in PLAIN_TYPES:
+        return None
+    if kind == "JSONField":
+        encode = (field.encoder or json.JSONEncoder)().encode
+        return lambda value: None if value is None else encode(value)
+    return partial(field.get_db_prep_save, connection=connection)
+
+
+def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
+    """Insert rows of a model's `fields` (attnames: `prompt_id`, not `prompt`) and return their new ids, in order.
+
+    The columns not named take their defaults (`auto_now_add`: now), as `bulk_create` gives them,
+    and values are the fields' Python values (a dict for a JSON field). No model instance is made:
+    an import of 20,000 prompts makes 120,000 rows. On PostgreSQL the ids are taken from the
+    table's sequence in one statement and the rows sent by one COPY, several times faster than an
+    INSERT of many rows; elsewhere (SQLite) it is `bulk_create`. Signals are not sent.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        objects = model._base_manager.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows])
+        return [instance.pk for instance in objects]
+    opts = model._meta
+    by_attname = {field.attname: field for field in opts.concrete_fields}
+    named = [by_attname[name] for name in fields]
+    prepare = [(i, prepared) for i, field in enumerate(named) if (prepared := copy_preparation(field)) is not None]
+    now = timezone.now()
+    rest = [field for field in opts.concrete_fields if field not in named and not field.primary_key]
+    constants = []
+    for field in rest:
+        value = now if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) else field.get_default()
+        prepared = copy_preparation(field)
+        constants.append(value if prepared is None else prepared(value))
+    quote = connection.ops.quote_name
+    table = opts.db_table
+    columns = ", ".join(quote(field.column) for field in [opts.pk, *named, *rest])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s) ORDER BY 1",
+            [quote(table), opts.pk.column, len(rows)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        # The driver's own COPY: wrapped so that its errors reach callers as Django's (IntegrityError, ...).
+        with connection.wrap_database_errors, cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                if prepare:
+                    row = list(row)
+                    for i, prepared in prepare:
+                        row[i] = prepared(row[i])
+                copy.write_row((pk, *row, *constants))
+    return ids
 
 
 # Imports below this many new queries leave the planner's statistics to autovacuum.

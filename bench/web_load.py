@@ -47,7 +47,11 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 50.0
-TARGET_SUBMITS_PER_S = 300.0
+TARGET_SUBMITS_PER_S = 300.0  # issue 2's figure; now only what the capacity line sizes a server for
+# Label Studio 1.23.2 on the trial's machine (PostgreSQL, gunicorn -w 4, 8 API clients): 11.7 to
+# 12.6 labels/s. The target is relative to it on the same machine and workload.
+LABEL_STUDIO_SUBMITS_PER_S = 12.0
+TARGET_RATIO = 30.0
 TARGET_CLIENTS = 8
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 REQUEST_TIMEOUT_S = 60.0
@@ -490,6 +494,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--combined", action="store_true", help="submit with ?next=1, so each label is one request (the first next aside)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the study and users it made")
+    parser.add_argument(
+        "--label-studio-rate",
+        type=float,
+        metavar="LABELS_PER_S",
+        help=f"Label Studio's submits/s measured on this machine (default: the trial's {LABEL_STUDIO_SUBMITS_PER_S:.0f}, "
+        "a reference figure)",
+    )
     args = parser.parse_args(argv)
     for name in ("queries", "clients", "labels", "workers", "threads", "import_batch"):
         if getattr(args, name) < 1:
@@ -629,8 +640,12 @@ def main(argv: list[str] | None = None) -> int:
         # Figures --------------------------------------------------------------------------
         submits_per_s = run.done / label_s if label_s else math.nan
         p95_round = percentile(run.round_ms, 95)
+        label_studio = args.label_studio_rate or LABEL_STUDIO_SUBMITS_PER_S
+        source = "given with --label-studio-rate" if args.label_studio_rate else "the trial's figure, not measured here"
+        ratio = submits_per_s / label_studio
         target_rate = (
-            f"target >= {TARGET_SUBMITS_PER_S:.0f}/s with K={TARGET_CLIENTS}: {verdict(submits_per_s >= TARGET_SUBMITS_PER_S)}"
+            f"{ratio:.1f}x Label Studio's {label_studio:g} labels/s ({source}); "
+            f"target >= {TARGET_RATIO:.0f}x with K={TARGET_CLIENTS}: {verdict(ratio >= TARGET_RATIO)}"
         )
         print()
         print(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
-from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Study, TrainingRun
+from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Prompt, Query, Study, TrainingRun
 from annotate.models.items import QueryKind
 from annotate.models.studies import FeedbackKind
 
@@ -16,23 +17,47 @@ def shown_votes(study: Study):
     )
 
 
-def current_annotations(study: Study):
-    """Annotations that count as labels: a superseded one is replaced by its correction."""
+def current_annotations(study):
+    """Annotations that count as labels: a superseded one is replaced by its correction.
+
+    `study` may be OuterRef("pk"), for a count per study in a subquery.
+    """
     return Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+
+
+def row_count(queryset) -> Coalesce:
+    """How many rows a (correlated) queryset has, as a scalar subquery: no GROUP BY, 0 when none."""
+    counted = queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def studies_counts(studies: list[Study]) -> dict[int, dict]:
+    """study_counts for each study, by id, in one statement however many studies there are."""
+    rows = (
+        Study.objects.filter(pk__in=[s.pk for s in studies])
+        .annotate(
+            n_prompts=row_count(Prompt.objects.filter(study=OuterRef("pk"))),
+            n_queries=row_count(Query.objects.filter(study=OuterRef("pk"))),
+            n_labels=row_count(current_annotations(OuterRef("pk"))),
+        )
+        .values_list("pk", "overlap", "n_prompts", "n_queries", "n_labels")
+    )
+    counts = {}
+    for pk, overlap, prompts, queries, labels in rows:
+        wanted = queries * overlap
+        counts[pk] = {
+            "prompts": prompts,
+            "queries": queries,
+            "labels": labels,
+            "labels_wanted": wanted,
+            "labels_fraction": min(labels / wanted, 1.0) if wanted else 0.0,
+        }
+    return counts
 
 
 def study_counts(study: Study) -> dict:
     """Prompts, queries, labels stored and labels wanted (every query labelled `overlap` times)."""
-    queries = study.queries.count()
-    labels = current_annotations(study).count()
-    wanted = queries * study.overlap
-    return {
-        "prompts": study.prompts.count(),
-        "queries": queries,
-        "labels": labels,
-        "labels_wanted": wanted,
-        "labels_fraction": min(labels / wanted, 1.0) if wanted else 0.0,
-    }
+    return studies_counts([study])[study.pk]
 
 
 def annotator_stats(study: Study) -> list[dict]:

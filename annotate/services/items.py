@@ -16,7 +16,7 @@ from annotate.models import Prompt, Query, QueryResponse, Response, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.numbers import JsonNumberError, column_range, json_loads
-from annotate.rows import analyze_after_commit
+from annotate.rows import analyze_after_commit, insert_rows
 from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
@@ -193,6 +193,9 @@ def items_import(
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     min_responses, max_responses = response_limits(study)
     records = parse_jsonl(lines, min_responses=min_responses, max_responses=max_responses)
+    # One import into a study at a time, so that the ids a chunk found new are still new when it
+    # stores them. NO KEY: rows that only refer to the study (runs, members) may be added meanwhile.
+    list(Study.objects.select_for_update(no_key=True).filter(pk=study.pk).values_list("pk"))
     result = ImportResult()
     for start in range(0, len(records), chunk_size):
         records_store(study=study, records=records[start : start + chunk_size], result=result)
@@ -203,8 +206,18 @@ def items_import(
 
 
 def records_store(*, study: Study, records: list[ImportRecord], result: ImportResult) -> None:
-    """Store parsed records (ids unique among them) and the queries they make; adds to `result`."""
-    existing = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
+    """Store parsed records (ids unique among them) and the queries they make; adds to `result`.
+
+    One statement per table writes what is new (`insert_rows`: COPY on PostgreSQL), and nothing
+    written is read back: the only reads are of the prompts with these ids, and of the responses
+    and queries of those found, since they were imported before.
+    """
+    existing = {
+        p.external_id: p
+        for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records]).only(
+            "id", "external_id", "messages"
+        )
+    }
     for record in records:
         prompt = existing.get(record.external_id)
         if prompt is not None and prompt.messages != record.messages:
@@ -213,24 +226,37 @@ def records_store(*, study: Study, records: list[ImportRecord], result: ImportRe
                 f"id {record.external_id!r} was imported before with a different prompt.",
                 field="prompt",
             )
-    new_prompts = [
-        Prompt(study=study, external_id=r.external_id, messages=r.messages, metadata=r.metadata)
-        for r in records
-        if r.external_id not in existing
-    ]
-    Prompt.objects.bulk_create(new_prompts)
-    result.prompts_created += len(new_prompts)
-    prompts = {p.external_id: p for p in Prompt.objects.filter(study=study, external_id__in=[r.external_id for r in records])}
+    new = [r for r in records if r.external_id not in existing]
+    new_ids = insert_rows(
+        Prompt,
+        ("study_id", "external_id", "messages", "metadata"),
+        [(study.pk, r.external_id, r.messages, r.metadata) for r in new],
+    )
+    result.prompts_created += len(new)
+    prompt_ids = {p.external_id: p.pk for p in existing.values()}
+    prompt_ids.update(zip([r.external_id for r in new], new_ids, strict=True))
+    before = [p.pk for p in existing.values()]
+    response_ids = responses_store(records=records, prompt_ids=prompt_ids, before=before, result=result)
+    result.queries_created += queries_store(study=study, response_ids=response_ids, before=before)
 
-    known = {}
-    for response in Response.objects.filter(prompt__in=list(prompts.values())).only("id", "prompt_id", "index", "text"):
-        known.setdefault(response.prompt_id, []).append(response)
-    new_responses = []
+
+def responses_store(
+    *, records: list[ImportRecord], prompt_ids: dict[str, int], before: list[int], result: ImportResult
+) -> dict[int, list[int]]:
+    """Add the responses each prompt lacks (by text), after those it has; returns every response id per prompt, by index."""
+    known: dict[int, list[tuple[int, int, str]]] = {}  # prompt id -> (index, id, text), by index
+    for prompt_id, index, pk, text in (
+        Response.objects.filter(prompt_id__in=before)
+        .order_by("prompt_id", "index")
+        .values_list("prompt_id", "index", "id", "text")
+    ):
+        known.setdefault(prompt_id, []).append((index, pk, text))
+    rows = []
     for record in records:
-        prompt = prompts[record.external_id]
-        have = known.get(prompt.id, [])
-        texts = {r.text for r in have}
-        next_index = max((r.index for r in have), default=-1) + 1
+        prompt_id = prompt_ids[record.external_id]
+        have = known.get(prompt_id, [])
+        texts = {text for _, _, text in have}
+        next_index = have[-1][0] + 1 if have else 0
         for text in record.responses:
             if text not in texts:
                 if next_index > MAX_RESPONSE_INDEX:
@@ -239,13 +265,19 @@ def records_store(*, study: Study, records: list[ImportRecord], result: ImportRe
                         f"has {next_index} responses, the most one prompt can hold.",
                         field="responses",
                     )
-                new_responses.append(Response(prompt=prompt, index=next_index, text=text, source="import"))
+                rows.append((prompt_id, next_index, text, "import"))
                 next_index += 1
-    Response.objects.bulk_create(new_responses)
-    result.responses_created += len(new_responses)
-    grown = {response.prompt_id for response in new_responses}
-    result.prompts_unchanged += sum(1 for p in existing.values() if p.id not in grown)
-    result.queries_created += queries_create(study=study, prompt_ids=[p.id for p in prompts.values()])
+    ids = insert_rows(Response, ("prompt_id", "index", "text", "source"), rows)
+    result.responses_created += len(rows)
+    grown = {prompt_id for prompt_id, *_ in rows}
+    result.prompts_unchanged += sum(1 for prompt_id in before if prompt_id not in grown)
+    response_ids = {}  # in the file's order, which the queries keep
+    for record in records:
+        prompt_id = prompt_ids[record.external_id]
+        response_ids[prompt_id] = [pk for _, pk, _ in known.get(prompt_id, [])]
+    for (prompt_id, *_), pk in zip(rows, ids, strict=True):
+        response_ids[prompt_id].append(pk)
+    return response_ids
 
 
 @dataclass(frozen=True)
@@ -295,33 +327,30 @@ def first_priority(study: Study) -> int:
     return 0
 
 
-def queries_create(*, study: Study, prompt_ids: list[int]) -> int:
-    """Create the queries these prompts' responses make that do not exist yet; returns how many."""
-    by_prompt: dict[int, list[int]] = {}
-    for prompt_id, response_id in (
-        Response.objects.filter(prompt_id__in=prompt_ids).order_by("index").values_list("prompt_id", "id")
-    ):
-        by_prompt.setdefault(prompt_id, []).append(response_id)
-    wanted = {
-        plan.key: (prompt_id, plan) for prompt_id, ids in by_prompt.items() for plan in plan_queries(study.feedback_kinds, ids)
-    }
-    present = set(Query.objects.filter(study=study, key__in=list(wanted)).values_list("key", flat=True))
-    missing = [(prompt_id, plan) for key, (prompt_id, plan) in wanted.items() if key not in present]
-    queries = Query.objects.bulk_create(
-        [
-            Query(study=study, prompt_id=prompt_id, kind=plan.kind, key=plan.key, asks=plan.asks, priority=first_priority(study))
-            for prompt_id, plan in missing
-        ]
+def queries_store(*, study: Study, response_ids: dict[int, list[int]], before: list[int]) -> int:
+    """Create the queries these prompts' responses (ids by index, per prompt) make that do not exist yet; returns how many.
+
+    Only prompts imported before (`before`) can have queries already.
+    """
+    present = set(Query.objects.filter(study=study, prompt_id__in=before).values_list("key", flat=True))
+    missing = [
+        (prompt_id, plan)
+        for prompt_id, ids in response_ids.items()
+        for plan in plan_queries(study.feedback_kinds, ids)
+        if plan.key not in present
+    ]
+    ids = insert_rows(
+        Query,
+        ("study_id", "prompt_id", "kind", "key", "asks", "priority"),
+        [(study.pk, prompt_id, plan.kind, plan.key, plan.asks, first_priority(study)) for prompt_id, plan in missing],
     )
-    if queries and queries[0].pk is None:  # backends that do not return ids from bulk inserts
-        ids = dict(Query.objects.filter(study=study, key__in=[plan.key for _, plan in missing]).values_list("key", "id"))
-        for query in queries:
-            query.pk = ids[query.key]
-    QueryResponse.objects.bulk_create(
+    insert_rows(
+        QueryResponse,
+        ("query_id", "response_id", "position"),
         [
-            QueryResponse(query_id=query.pk, response_id=response_id, position=position)
-            for query, (_, plan) in zip(queries, missing, strict=True)
+            (query_id, response_id, position)
+            for query_id, (_, plan) in zip(ids, missing, strict=True)
             for position, response_id in enumerate(plan.response_ids)
-        ]
+        ],
     )
-    return len(queries)
+    return len(ids)

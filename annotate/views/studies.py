@@ -30,10 +30,11 @@ RECENT_RUNS = 5
 @page
 def study_list(request: HttpRequest) -> HttpResponse:
     studies = [with_perms(study) for study in access.studies_for(request.user).order_by("name", "id")]
+    # Whoever watches a study (manager, researcher) sees its labels; an annotator their own queue.
+    counts = study_selectors.studies_counts([study for study in studies if "export" in study.perms])
     for study in studies:
-        # Whoever watches the study (manager, researcher) sees its labels; an annotator their own queue.
-        if "export" in study.perms:
-            study.counts = study_selectors.study_counts(study)
+        if study.pk in counts:
+            study.counts = counts[study.pk]
         elif "annotate" in study.perms:
             study.progress = annotator_progress(study=study, annotator=request.user)
     context = {"studies": studies, "may_create": access.may_create_studies(request.user)}

@@ -1,9 +1,11 @@
 """The study list: a user's own studies, each with the actions their role allows."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import make_study
+from tests.factories import make_items, make_study
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +75,22 @@ def test_the_export_link_downloads_from_the_api_with_the_browser_session(as_user
 def test_the_studies_address_leads_to_the_list(as_user, annotator):
     reply = as_user(annotator).get("/studies/")
     assert reply.status_code == 302 and reply["Location"] == reverse("study-list")
+
+
+def test_the_labels_of_every_watched_study_are_counted_in_one_statement(as_user, study, manager, researcher, annotator, answer):
+    answer(study, annotator)
+
+    def statements_and_page(user) -> tuple[int, str]:
+        client = as_user(user)
+        client.get(reverse("study-list"))  # the session settles in
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get(reverse("study-list")).content.decode()
+        return len(captured), html
+
+    one = {user: statements_and_page(user)[0] for user in (manager, researcher)}
+    for name in ("Second study", "Third study"):
+        make_items(make_study(manager=manager, researchers=[researcher], name=name), n_prompts=2)
+    for user in (manager, researcher):
+        three, html = statements_and_page(user)
+        assert three == one[user]
+        assert "Study: 1 / 3 labels" in html and html.count("Study: 0 / 2 labels") == 2

@@ -40,8 +40,8 @@ EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|NotEnoughLabels|TrainingSt
 COMMON_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "head_learning_rate", "max_length", "eval_fraction", "seed")
 CONFIG_KEYS = {
     RunKind.REWARD: (
-        *COMMON_KEYS, "min_pairs", "loss", "ranking_loss", "ensemble_size", "ensemble_mode", "lora", "lora_r", "lora_alpha",
-        "lora_learning_rate", "bf16",
+        *COMMON_KEYS, "min_pairs", "loss", "strength_margin", "ranking_loss", "ensemble_size", "ensemble_mode", "lora",
+        "lora_r", "lora_alpha", "lora_learning_rate", "bf16",
     ),
     RunKind.SPAN_REWARD: (*COMMON_KEYS, "min_examples", "segmentation", "min_subsentence_words", "bf16"),
     RunKind.RATING_REWARD: (*COMMON_KEYS, "min_examples", "bf16"),

@@ -451,7 +451,9 @@ def train_reward_model(
 
     metrics: dict[str, Any] = {
         "heldout_accuracy": heldout["accuracy"],
-        "heldout_accuracy_ci95": heldout["accuracy_ci95"],  # Wilson 95% interval [low, high]
+        # Its Wilson 95% interval, as two plain numbers so every table of metrics can show them.
+        "heldout_accuracy_ci95_low": heldout["accuracy_ci95"][0] if heldout["accuracy_ci95"] else None,
+        "heldout_accuracy_ci95_high": heldout["accuracy_ci95"][1] if heldout["accuracy_ci95"] else None,
         "heldout_log_likelihood": heldout["log_likelihood"],
         "heldout_ece": heldout["ece"],
         "per_annotator_agreement": heldout["per_annotator_agreement"],

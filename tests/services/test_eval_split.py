@@ -75,4 +75,5 @@ def test_bt_and_davidson_versions_are_scored_on_the_studys_eval_prompts(tiny_enc
     n_eval_prompts = Prompt.objects.filter(study=study, split="eval").count()
     assert n_eval_prompts > 0
     assert versions["bt"].metrics["n_eval"] == versions["davidson"].metrics["n_eval"] == n_eval_prompts
-    assert versions["bt"].metrics["heldout_accuracy_ci95"] is not None
+    metrics = versions["bt"].metrics
+    assert metrics["heldout_accuracy_ci95_low"] <= metrics["heldout_accuracy"] <= metrics["heldout_accuracy_ci95_high"]

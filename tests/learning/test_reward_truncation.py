@@ -5,6 +5,7 @@ import pytest
 from learning.data import PreferencePair
 from learning.models import load_tokenizer
 from learning.reward.model import encode_pairs
+from learning.reward.spans import encode_segments, split_sentences
 from learning.reward.train import RewardTrainConfig, train_reward_model
 from learning.reward.truncation import fit_pair
 
@@ -83,3 +84,12 @@ def test_training_records_how_many_comparisons_were_cut(tiny_bert_dir, tmp_path)
     )
     result = train_reward_model(pairs, config=config, output_dir=tmp_path / "rm")
     assert result.metrics["n_truncated"] == 6
+
+
+def test_span_encoding_keeps_the_final_question_and_every_segment_separator(tokenizer):
+    response = "The Nile is long. The Amazon is wide."
+    segments = split_sentences(response)
+    ((row, separators),), (cut,) = encode_segments(tokenizer, [(conversation(turns=9), response, segments)], max_length=64)
+    assert cut and len(row["input_ids"]) <= 64
+    assert "so which river is the longest" in tokenizer.decode(row["input_ids"])
+    assert len(separators) == len(segments) == 2

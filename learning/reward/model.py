@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from learning.artifacts import Artifact, load_artifact, save_artifact
-from learning.reward.truncation import fit_pair
+from learning.reward.truncation import fit_pairs
 
 ARCHITECTURE = "mean-pool-linear-v1"
 BACKBONE_DIR = "backbone"
@@ -85,7 +85,7 @@ def encode_pairs(
     """
     if not items:
         return [], []
-    fitted = [fit_pair(tokenizer, prompt, response, max_length) for prompt, response in items]
+    fitted = fit_pairs(tokenizer, items, max_length)
     encoded = tokenizer(
         [f.prompt for f in fitted],
         [f.response for f in fitted],

@@ -57,7 +57,7 @@ from learning.reward.model import (
     resolve_bf16,
     to_device,
 )
-from learning.reward.truncation import fit_pair
+from learning.reward.truncation import fit_pairs
 
 __all__ = [
     "SegmentPrediction",
@@ -291,7 +291,7 @@ def encode_segments(
             previous = end
         pieces.append(response[previous:].replace(sep, " "))
         marked.append("".join(pieces))
-    fitted = [fit_pair(tokenizer, prompt, text, max_length) for (prompt, _, _), text in zip(items, marked, strict=True)]
+    fitted = fit_pairs(tokenizer, [(prompt, text) for (prompt, _, _), text in zip(items, marked, strict=True)], max_length)
     encoded = tokenizer(
         [f.prompt for f in fitted], [f.response for f in fitted], truncation="longest_first", max_length=max_length
     )

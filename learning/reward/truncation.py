@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from learning.data import Messages
+from learning.data import Messages, render_prompt
 
 # The share of the token budget the prompt keeps, at least, when the response is long.
 PROMPT_SHARE = 4
@@ -96,3 +96,15 @@ def fit_pair(tokenizer: Any, prompt: Messages | str, response: str, max_length: 
             kept.insert(0, prefix + _keep_last_tokens(tokenizer, content, room - prefix_tokens))
         break  # older turns go whole
     return FittedPair("\n".join(kept), response, True)
+
+
+def fit_pairs(tokenizer: Any, items: Sequence[tuple[Messages | str, str]], max_length: int) -> list[FittedPair]:
+    """``fit_pair`` for many items; those that already fit are measured in one batch and left alone."""
+    if not items:
+        return []
+    prompts = [render_prompt(prompt) for prompt, _ in items]
+    lengths = [len(ids) for ids in tokenizer(prompts, [response for _, response in items])["input_ids"]]
+    return [
+        FittedPair(rendered, response, False) if length <= max_length else fit_pair(tokenizer, prompt, response, max_length)
+        for rendered, (prompt, response), length in zip(prompts, items, lengths, strict=True)
+    ]

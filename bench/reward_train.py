@@ -214,6 +214,14 @@ def heldout_accuracy(result, eval_pairs) -> float:
     return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(eval_pairs)
 
 
+def interval_text(accuracy: float, n: int) -> str:
+    """An accuracy's Wilson 95% interval over n held-out pairs, as '[low, high]'."""
+    from learning.reward.evaluate import wilson_interval
+
+    low, high = wilson_interval(accuracy * n, n)
+    return f"[{low:.3f}, {high:.3f}]"
+
+
 def accuracy(pairs, args, workdir: Path) -> None:
     """(b): held-out accuracy by question split: BT, Davidson and the frozen probe."""
     from learning.data import split_by_group
@@ -233,11 +241,13 @@ def accuracy(pairs, args, workdir: Path) -> None:
         for loss in args.losses:
             result = train_ours(train, args, output_dir=workdir / f"acc-{loss}-{seed}", label=f"{loss} (split {seed})", loss=loss)
             figures[f"ours {loss}"] = heldout_accuracy(result, eval_pairs)
+            figures[f"ours {loss} 95% CI"] = interval_text(figures[f"ours {loss}"], len(eval_pairs))
         figures["frozen probe"] = probe_accuracy(train_no_ties, eval_pairs, args)
+        figures["frozen probe 95% CI"] = interval_text(figures["frozen probe"], len(eval_pairs))
         rows.append(figures)
         print("    " + ", ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()))
     if len(rows) > 1:
-        keys = [k for k in rows[0] if k.startswith("ours") or k == "frozen probe"]
+        keys = [k for k in rows[0] if (k.startswith("ours") or k == "frozen probe") and not k.endswith("CI")]
         print("    mean over splits: " + ", ".join(f"{k}: {sum(r[k] for r in rows) / len(rows):.3f}" for k in keys))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -196,28 +196,56 @@ def group_key(item: Grouped) -> str:
     return "prompt:" + hashlib.sha256(_canonical(item.prompt).encode()).hexdigest()
 
 
-def split_by_group(pairs: Sequence[Item], *, eval_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """Split examples into (train, eval) so that every group lies wholly on one side.
+def held_out_keys(
+    examples: Iterable[Grouped], *, eval_fraction: float, seed: int, eval_groups: Collection[str] | None = None
+) -> frozenset[str]:
+    """The ``group_key``s of the held-out side.
 
-    Works for any mix of the example types above: a prompt's pairs and rankings land together.
-
-    Groups are ranked by a seeded hash of their key, and the first ``eval_fraction`` of them
-    (by count of groups) go to eval. The result depends only on the set of groups and the seed,
-    not on input order, and adding groups later moves few existing ones across the split.
-    With two or more groups and ``eval_fraction > 0`` each side gets at least one group; with a
-    single group everything is train. Input order is kept within each side.
+    With ``eval_groups`` (a study's fixed evaluation split: group ids), exactly those groups,
+    whatever the examples, the kind of model or the loss. Otherwise the groups of ``examples``
+    are ranked by a seeded hash of their key and the first ``eval_fraction`` of them (by count
+    of groups) are held out: the result depends only on the set of groups and the seed, not on
+    input order. With two or more groups and ``eval_fraction > 0`` each side gets at least one
+    group; with a single group everything is train. Pass every example, before any is dropped
+    (ties under Bradley–Terry), so that models trained on the same labels share a split.
     """
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction!r}")
-    keys = sorted({group_key(pair) for pair in pairs})
+    if eval_groups is not None:
+        return frozenset("group:" + group for group in eval_groups)
+    keys = sorted({group_key(example) for example in examples})
     ranked = sorted(keys, key=lambda key: hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest())
     n_eval = 0
     if eval_fraction > 0 and len(ranked) >= 2:
         n_eval = min(max(round(eval_fraction * len(ranked)), 1), len(ranked) - 1)
-    eval_keys = set(ranked[:n_eval])
-    train = [pair for pair in pairs if group_key(pair) not in eval_keys]
-    held_out = [pair for pair in pairs if group_key(pair) in eval_keys]
-    return train, held_out
+    return frozenset(ranked[:n_eval])
+
+
+def fixed_split(key: str, *, seed: int, eval_fraction: float) -> str:
+    """ "eval" or "train" for one prompt of a study, from a seeded hash of its key.
+
+    Each prompt's side depends on nothing but its own key, so prompts that arrive later get
+    theirs without moving anyone else's; about ``eval_fraction`` of prompts land in eval.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction!r}")
+    position = int(hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()[:15], 16) / 16**15
+    return "eval" if position < eval_fraction else "train"
+
+
+def partition_by_group(items: Sequence[Item], held_out: Collection[str]) -> tuple[list[Item], list[Item]]:
+    """(train, eval): items whose ``group_key`` is in ``held_out`` go to eval; order is kept."""
+    train = [item for item in items if group_key(item) not in held_out]
+    evaluation = [item for item in items if group_key(item) in held_out]
+    return train, evaluation
+
+
+def split_by_group(pairs: Sequence[Item], *, eval_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """Split examples into (train, eval) so that every group lies wholly on one side (``held_out_keys``).
+
+    Works for any mix of the example types above: a prompt's pairs and rankings land together.
+    """
+    return partition_by_group(pairs, held_out_keys(pairs, eval_fraction=eval_fraction, seed=seed))
 
 
 def _hash_row(item: Any) -> str:

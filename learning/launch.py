@@ -37,9 +37,15 @@ def run_job(
     """Train a job of `kind` on `data` (plain learning dataclasses) and return the trainer's result.
 
     data: reward {"pairs", "rankings"}; span_reward {"examples", "categories"};
-    rating_reward {"examples", "aspects"}.
+    rating_reward {"examples", "aspects"}; any kind may add "eval_groups", a study's fixed
+    evaluation split (group ids), which then replaces the config's own split.
     """
-    hooks = {"output_dir": output_dir, "progress": progress, "should_stop": should_stop}
+    hooks = {
+        "output_dir": output_dir,
+        "progress": progress,
+        "should_stop": should_stop,
+        "eval_groups": data.get("eval_groups"),
+    }
     if kind == "reward":
         from learning.reward.train import RewardTrainConfig, train_reward_model
 

@@ -34,20 +34,33 @@ class PairwiseChoiceValue(models.TextChoices):
     BOTH_BAD = "both_bad", "Both bad"
 
 
+# The choices that say which response is better; only they carry a strength.
+ORDERED_CHOICES = ("a", "b")
+
+
 class PairwiseChoice(models.Model):
     """The pairwise part of an annotation, in the query's canonical order (a = position 0).
 
     `shown_choice` keeps what the annotator pressed, in the order they saw, for position-bias study.
+    `strength` (1-3: slightly, clearly, much better) belongs to an a/b choice; a tie or both-bad
+    has none (NULL), since "how much better" means nothing there.
     """
 
     annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="pairwise")
     choice = models.CharField(max_length=16, choices=PairwiseChoiceValue.choices)
     shown_choice = models.CharField(max_length=16, choices=PairwiseChoiceValue.choices)
-    strength = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1), MaxValueValidator(3)])
+    strength = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=None, validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(strength__gte=1, strength__lte=3), name="pairwise_strength_1_to_3")
+            models.CheckConstraint(
+                # isnull=False spelled out: in SQL a NULL strength makes "between 1 and 3" unknown, which a CHECK lets by.
+                condition=models.Q(choice__in=ORDERED_CHOICES, strength__isnull=False, strength__gte=1, strength__lte=3)
+                | models.Q(~models.Q(choice__in=ORDERED_CHOICES), strength__isnull=True),
+                name="pairwise_strength_only_for_a_or_b",
+            )
         ]
 
     def __str__(self) -> str:

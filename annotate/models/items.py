@@ -11,7 +11,9 @@ class Prompt(models.Model):
     external_id = models.CharField(max_length=200, help_text="The id given at import; re-importing it is a no-op.")
     messages = models.JSONField()
     metadata = models.JSONField(default=dict, blank=True)
-    split = models.CharField(max_length=16, default="train")
+    # "train" or "eval": the study's fixed evaluation split, given once by services.splits and
+    # never changed; "" until the first training run of the study reads its labels.
+    split = models.CharField(max_length=16, default="", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from annotate.models import Study
+from annotate.models import Prompt, Study
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.selectors.labels import (
     annotation_responses,
@@ -14,6 +14,11 @@ from annotate.selectors.labels import (
     rankings,
     vote_responses,
 )
+
+
+def eval_groups(study: Study) -> list[str]:
+    """The group ids (prompt ids, as the examples below carry them) of the study's eval prompts."""
+    return [str(pk) for pk in Prompt.objects.filter(study=study, split="eval").values_list("pk", flat=True)]
 
 
 def preference_pairs(study: Study) -> list:
@@ -34,7 +39,7 @@ def preference_pairs(study: Study) -> list:
                 prompt=annotation.query.prompt.messages,
                 chosen=chosen.text,
                 rejected=rejected.text,
-                margin=0.0 if tie else strength_to_margin(vote.strength),
+                margin=0.0 if tie else strength_to_margin(vote.strength),  # used when strength_margin is set
                 group=str(annotation.query.prompt_id),
                 annotator=annotator_pseudonym(annotation.annotator_id),
                 tie=tie,

@@ -11,7 +11,7 @@ from django.utils import timezone
 from annotate.errors import Conflict, InvalidInput, NotFound, PreflabError
 from annotate.models import Annotation, CritiquePart, Query, RankingPart, RatingPart, SpanPart
 from annotate.models.assignments import AssignmentStatus
-from annotate.models.feedback import ANNOTATION_RETURNED, PairwiseChoiceValue
+from annotate.models.feedback import ANNOTATION_RETURNED, ORDERED_CHOICES, PairwiseChoiceValue
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.numbers import column_range, is_int, whole_number
 from annotate.rows import execute, fetch_one
@@ -204,7 +204,8 @@ def check_answer(query: Query, answer: dict) -> CheckedAnswer:
             raise InvalidInput(f"choice {choice!r} is not one of {', '.join(PairwiseChoiceValue.values)}.", field="choice")
         if not is_int(strength) or not 1 <= strength <= 3:
             raise InvalidInput(f"strength must be 1, 2 or 3, not {strength!r}.", field="strength")
-        checked.choice, checked.strength = choice, strength
+        # A tie or both-bad has no "how much better": whatever strength came with it is not stored.
+        checked.choice, checked.strength = choice, strength if choice in ORDERED_CHOICES else None
     if FeedbackKind.RANKING in asks:
         checked.groups, checked.cannot_rank = check_ranking(answer, responses)
     if FeedbackKind.SPANS in asks:
@@ -259,8 +260,9 @@ def annotation_submit(
 ) -> tuple[Annotation, bool]:
     """Store an answer to the caller's live assignment; returns (annotation, created).
 
-    `answer` holds the parts the query asks for: choice + strength (a/b as shown on screen),
-    ranking (groups of response ids, best first) or cannot_rank, spans, critiques, ratings.
+    `answer` holds the parts the query asks for: choice + strength (a/b as shown on screen; a tie
+    or both-bad stores no strength), ranking (groups of response ids, best first) or cannot_rank,
+    spans, critiques, ratings.
     A repeat with the same client_key returns the first annotation and stores nothing.
     """
     client_key = checked_client_key(client_key)

@@ -14,8 +14,8 @@ How a record is stored, attributed to the user "imported" (created without a usa
 - a Prompt whose one user turn is the question; every other top-level field (passages, gold,
   anything else) goes to Prompt.metadata as it is, so nothing is lost;
 - a Response per prediction N, at index N-1;
-- a pairwise Query per pair asking [pairwise], with one annotation: 1 -> a, 2 -> b, 0 -> tie, at
-  the default strength 2 (the file has no strength);
+- a pairwise Query per pair asking [pairwise], with one annotation: 1 -> a, 2 -> b, 0 -> tie; a and
+  b at the default strength 2 (the file has no strength), a tie with none;
 - one single-response Query on prediction 1 asking [spans, critique], because that is what the
   FG-RLHF annotators judged: prediction 1 alone. Its annotation holds the error spans (error type
   -> the taxonomy key whose label or key matches, ignoring case; the exact original string and
@@ -66,6 +66,7 @@ from annotate.models import (
     SpanPart,
     Study,
 )
+from annotate.models.feedback import ORDERED_CHOICES
 from annotate.models.items import QueryKind
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_span_taxonomy
 from annotate.numbers import JsonNumberError, is_int, json_loads
@@ -450,7 +451,8 @@ def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord]
     for p, annotation in zip(planned, annotations, strict=True):
         if p.vote is not None:
             choice = CHOICE_OF_PREFERENCE[p.vote]
-            votes.append(PairwiseChoice(annotation=annotation, choice=choice, shown_choice=choice, strength=2))
+            strength = 2 if choice in ORDERED_CHOICES else None  # the file has no strength; a tie has none at all
+            votes.append(PairwiseChoice(annotation=annotation, choice=choice, shown_choice=choice, strength=strength))
             continue
         first = p.shown[0]
         spans += [SpanPart(annotation=annotation, response_id=first, **error) for error in p.record.errors]

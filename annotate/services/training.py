@@ -29,8 +29,9 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.numbers import shown, whole_number
-from annotate.selectors.training_data import preference_pairs, ranking_examples, rating_examples, span_examples
+from annotate.selectors.training_data import eval_groups, preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.selectors.training_readiness import run_readiness
+from annotate.services.splits import study_split_assign
 from annotate.text import refuse_unstorable
 from learning.launch import PROGRESS_PREFIX
 
@@ -42,8 +43,8 @@ EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|NotEnoughLabels|TrainingSt
 COMMON_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "head_learning_rate", "max_length", "eval_fraction", "seed")
 CONFIG_KEYS = {
     RunKind.REWARD: (
-        *COMMON_KEYS, "min_pairs", "loss", "ranking_loss", "ensemble_size", "ensemble_mode", "lora", "lora_r", "lora_alpha",
-        "lora_learning_rate", "bf16",
+        *COMMON_KEYS, "min_pairs", "loss", "strength_margin", "ranking_loss", "ensemble_size", "ensemble_mode", "lora",
+        "lora_r", "lora_alpha", "lora_learning_rate", "bf16",
     ),
     RunKind.SPAN_REWARD: (*COMMON_KEYS, "min_examples", "segmentation", "min_subsentence_words", "bf16"),
     RunKind.RATING_REWARD: (*COMMON_KEYS, "min_examples", "bf16"),
@@ -336,13 +337,18 @@ def training_run_execute(*, run_id: int) -> Claim:
 
 
 def training_data(run: TrainingRun) -> dict:
-    """The study's labels for this kind of run, as the plain data `learning.launch.run_job` takes."""
+    """The study's labels for this kind of run, as the plain data `learning.launch.run_job` takes.
+
+    Every kind is evaluated on the study's fixed split (`services.splits`), never on one of its own.
+    """
     study = run.study
+    study_split_assign(study=study)
+    held_out = {"eval_groups": eval_groups(study)}
     if run.kind == RunKind.REWARD:
-        return {"pairs": preference_pairs(study), "rankings": ranking_examples(study)}
+        return {"pairs": preference_pairs(study), "rankings": ranking_examples(study), **held_out}
     if run.kind == RunKind.SPAN_REWARD:
-        return {"examples": span_examples(study), "categories": [c["key"] for c in study.span_taxonomy]}
-    return {"examples": rating_examples(study), "aspects": [a["key"] for a in study.rating_aspects]}
+        return {"examples": span_examples(study), "categories": [c["key"] for c in study.span_taxonomy], **held_out}
+    return {"examples": rating_examples(study), "aspects": [a["key"] for a in study.rating_aspects], **held_out}
 
 
 def training_processes() -> int:

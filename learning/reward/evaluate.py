@@ -26,8 +26,31 @@ def pairwise_accuracy(differences: Sequence[float]) -> float | None:
     return sum(1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in differences) / len(differences)
 
 
+# The normal quantile for a two-sided 95% interval.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """Wilson score interval for a proportion (95% by default); None when n is 0.
+
+    Unlike p ± z·sqrt(p(1−p)/n) it stays inside [0, 1] and is not zero-width at p = 0 or 1,
+    which matters for the small held-out sets of early rounds. ``successes`` may be fractional
+    (accuracy counts a zero reward difference as half).
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def mean_log_likelihood(differences: Sequence[float]) -> float | None:
-    """Mean log P(better ≻ worse) = log σ(Δ) under Bradley–Terry (chance: log ½ ≈ −0.693)."""
+    """Mean log P(better ≻ worse) = log σ(Δ) under Bradley–Terry (chance: log ½ ≈ −0.693).
+
+    A model trained with strength margins is judged on Δ − m, the quantity its loss saw.
+    """
     if not differences:
         return None
     return sum(log_sigmoid(d) for d in differences) / len(differences)
@@ -91,21 +114,31 @@ def evaluate_pairs(
     annotators: Sequence[str] | None = None,
     tie_differences: Sequence[float] | None = None,
     log_nu: float | None = None,
+    margins: Sequence[float] | None = None,
 ) -> dict:
-    """Every pairwise figure at once: accuracy, log_likelihood, ece, per_annotator_agreement, n.
+    """Every pairwise figure at once: accuracy (with its Wilson 95% interval), log_likelihood,
+    ece, per_annotator_agreement, n.
 
-    With ``tie_differences`` and ``log_nu`` (a Davidson model), also ``davidson_log_likelihood``
-    over wins and ties together.
+    ``margins`` (one per comparison) are those a model was trained with: the log-likelihood and
+    calibration then use P(better ≻ worse) = σ(Δ − m), as its loss did; accuracy is the sign of
+    Δ either way. With ``tie_differences`` and ``log_nu`` (a Davidson model), also
+    ``davidson_log_likelihood`` over wins and ties together.
     """
+    shifted = list(differences)
+    if margins is not None:
+        shifted = [d - m for d, m in zip(differences, margins, strict=True)]
+    accuracy = pairwise_accuracy(differences)
+    interval = wilson_interval(accuracy * len(differences), len(differences)) if accuracy is not None else None
     result: dict = {
-        "accuracy": pairwise_accuracy(differences),
-        "log_likelihood": mean_log_likelihood(differences),
-        "ece": pairwise_calibration_error(differences),
+        "accuracy": accuracy,
+        "accuracy_ci95": list(interval) if interval is not None else None,
+        "log_likelihood": mean_log_likelihood(shifted),
+        "ece": pairwise_calibration_error(shifted),
         "per_annotator_agreement": per_annotator_agreement(differences, annotators) if annotators is not None else {},
         "n": len(differences),
     }
     if tie_differences is not None and log_nu is not None:
-        result["davidson_log_likelihood"] = davidson_log_likelihood(differences, tie_differences, log_nu)
+        result["davidson_log_likelihood"] = davidson_log_likelihood(shifted, tie_differences, log_nu)
     else:
         result["davidson_log_likelihood"] = None
     return result

@@ -2,7 +2,8 @@
 
 The input text is the chat prompt rendered as plain ``role: content`` lines, paired with the
 response through the tokenizer's pair encoding (``[CLS] prompt [SEP] response [SEP]`` for
-BERT-style encoders), truncated longest-first to ``max_length`` tokens.
+BERT-style encoders). A pair over ``max_length`` tokens loses the prompt's oldest turns first
+and keeps the response (see ``truncation.py``).
 
 An artifact holds one model or an ensemble of k members. Members are stored in the one
 weights.safetensors under the key prefix ``members.<i>.`` (a single model keeps the plain
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from learning.artifacts import Artifact, load_artifact, save_artifact
-from learning.data import render_prompt
+from learning.reward.truncation import fit_pairs
 
 ARCHITECTURE = "mean-pool-linear-v1"
 BACKBONE_DIR = "backbone"
@@ -75,18 +76,29 @@ def effective_max_length(tokenizer: Any, backbone: nn.Module, max_length: int) -
     return min(limits)
 
 
-def tokenize(tokenizer: Any, items: Sequence[PromptAndResponse], max_length: int) -> list[dict[str, list[int]]]:
-    """Encode (prompt messages, response) items, unpadded, truncated longest-first."""
+def encode_pairs(
+    tokenizer: Any, items: Sequence[PromptAndResponse], max_length: int
+) -> tuple[list[dict[str, list[int]]], list[bool]]:
+    """Encode (prompt messages, response) items, unpadded: (rows, whether each item was cut).
+
+    Items over ``max_length`` are cut by ``fit_pair``: oldest turns first, the response kept.
+    """
     if not items:
-        return []
+        return [], []
+    fitted = fit_pairs(tokenizer, items, max_length)
     encoded = tokenizer(
-        [render_prompt(prompt) for prompt, _ in items],
-        [response for _, response in items],
-        truncation="longest_first",
+        [f.prompt for f in fitted],
+        [f.response for f in fitted],
+        truncation="longest_first",  # only the token or two that per-turn counting can miss
         max_length=max_length,
     )
     keys = list(encoded.keys())
-    return [{key: encoded[key][i] for key in keys} for i in range(len(items))]
+    return [{key: encoded[key][i] for key in keys} for i in range(len(items))], [f.cut for f in fitted]
+
+
+def tokenize(tokenizer: Any, items: Sequence[PromptAndResponse], max_length: int) -> list[dict[str, list[int]]]:
+    """``encode_pairs`` without the cut flags, for scoring."""
+    return encode_pairs(tokenizer, items, max_length)[0]
 
 
 # On CUDA, batches are padded to a multiple of this many tokens. Length bucketing would otherwise

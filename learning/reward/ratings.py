@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from learning.data import Messages, RatingExample, canonical_order, data_hash, split_by_group
+from learning.data import Messages, RatingExample, canonical_order, data_hash, held_out_keys, partition_by_group
 from learning.errors import NotEnoughLabels
 from learning.models import load_encoder, resolve_model
 from learning.reward.common import (
@@ -38,6 +38,7 @@ from learning.reward.model import (
     collate,
     disable_dropout,
     effective_max_length,
+    encode_pairs,
     mean_pool,
     pick_device,
     resolve_bf16,
@@ -133,6 +134,7 @@ def train_rating_model(
     aspects: Sequence[str] | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    eval_groups: Collection[str] | None = None,
 ) -> TrainResult:
     """Train the regression model, report held-out MAE and Spearman per aspect, and save it.
 
@@ -149,7 +151,12 @@ def train_rating_model(
     needed = max(config.min_examples, 2)
     if not aspects or len(usable) < needed:
         raise NotEnoughLabels(f"rating model training needs at least {needed} rated responses; it has {len(usable)}")
-    train_examples, eval_examples = split_by_group(usable, eval_fraction=config.eval_fraction, seed=config.seed)
+    held_out = held_out_keys(examples, eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
+    train_examples, eval_examples = partition_by_group(usable, held_out)
+    if not train_examples:
+        raise NotEnoughLabels(
+            f"rating model training has no labels outside the evaluation split ({len(eval_examples)} are in it)"
+        )
 
     started = time.monotonic()
     accelerator = make_accelerator(config.bf16)
@@ -161,10 +168,12 @@ def train_rating_model(
     torch.manual_seed(config.seed)
     model = RatingModel(backbone, len(aspects))
 
-    def encode(subset: Sequence[RatingExample]) -> list[dict]:
-        return tokenize(tokenizer, [(e.prompt, e.response) for e in subset], max_length)
+    def encode(subset: Sequence[RatingExample]) -> tuple[list[dict], int]:
+        rows, cut = encode_pairs(tokenizer, [(e.prompt, e.response) for e in subset], max_length)
+        return rows, sum(cut)
 
-    rows = encode(train_examples)
+    rows, train_cut = encode(train_examples)
+    eval_rows, eval_cut = encode(eval_examples)
     targets, mask = _targets(train_examples, aspects)
 
     def batch_loss(module: nn.Module, indices: list[int]) -> torch.Tensor:
@@ -189,7 +198,7 @@ def train_rating_model(
     predicted = _predict(
         model,
         tokenizer,
-        encode(eval_examples),
+        eval_rows,
         batch_size=max(config.batch_size * 2, 16),
         device=device,
         max_length=max_length,
@@ -212,6 +221,7 @@ def train_rating_model(
         "train_loss": loop.last_epoch_loss,
         "n_train": len(train_examples),
         "n_eval": len(eval_examples),
+        "n_truncated": train_cut + eval_cut,  # examples cut to fit max_length (oldest turns go first)
         "steps": loop.steps,
         "seconds": round(time.monotonic() - started, 3),
     }

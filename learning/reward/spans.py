@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.data import Messages, SpanExample, canonical_order, data_hash, render_prompt, split_by_group
+from learning.data import Messages, SpanExample, canonical_order, data_hash, held_out_keys, partition_by_group
 from learning.errors import NotEnoughLabels
 from learning.models import load_encoder, resolve_model
 from learning.reward.common import (
@@ -57,6 +57,7 @@ from learning.reward.model import (
     resolve_bf16,
     to_device,
 )
+from learning.reward.truncation import fit_pairs
 
 __all__ = [
     "SegmentPrediction",
@@ -267,16 +268,17 @@ def encode_segments(
     tokenizer: Any,
     items: Sequence[tuple[Messages | str, str, Sequence[tuple[int, int]]]],
     max_length: int,
-) -> list[tuple[dict[str, list[int]], list[int]]]:
+) -> tuple[list[tuple[dict[str, list[int]], list[int]]], list[bool]]:
     """Encode (prompt, response, segments) with a separator after each segment.
 
     Returns, per item, the encoded row and the token positions of its separators (one per
-    segment, fewer when truncation cut the end of the response off). The response keeps its
-    own white space; a separator string already in a response is blanked so it cannot be
-    mistaken for a segment end.
+    segment, fewer when truncation cut the end of the response off), and whether the item was
+    cut to fit ``max_length`` (``fit_pair``: the prompt's oldest turns go first). The response
+    keeps its own white space; a separator string already in a response is blanked so it
+    cannot be mistaken for a segment end.
     """
     if not items:
-        return []
+        return [], []
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("span models need a fast (Rust) tokenizer to locate separators")
     sep = separator_token(tokenizer)
@@ -289,8 +291,9 @@ def encode_segments(
             previous = end
         pieces.append(response[previous:].replace(sep, " "))
         marked.append("".join(pieces))
+    fitted = fit_pairs(tokenizer, [(prompt, text) for (prompt, _, _), text in zip(items, marked, strict=True)], max_length)
     encoded = tokenizer(
-        [render_prompt(prompt) for prompt, _, _ in items], marked, truncation="longest_first", max_length=max_length
+        [f.prompt for f in fitted], [f.response for f in fitted], truncation="longest_first", max_length=max_length
     )
     results = []
     for index, (_, _, segments) in enumerate(items):
@@ -299,7 +302,7 @@ def encode_segments(
         positions = [p for p, (token, part) in enumerate(zip(ids, sequence, strict=True)) if part == 1 and token == sep_id]
         row = {key: list(encoded[key][index]) for key in encoded.keys()}
         results.append((row, positions[: len(segments)]))
-    return results
+    return results, [f.cut for f in fitted]
 
 
 def _label_tensor(
@@ -363,6 +366,7 @@ def train_span_model(
     output_dir: str | os.PathLike,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    eval_groups: Collection[str] | None = None,
 ) -> TrainResult:
     """Train a span (segment-level) model, report per-category F1 on held-out groups, save it.
 
@@ -381,7 +385,10 @@ def train_span_model(
     needed = max(config.min_examples, 2)
     if len(usable) < needed:
         raise NotEnoughLabels(f"span model training needs at least {needed} labelled responses; it has {len(usable)}")
-    train_examples, eval_examples = split_by_group(usable, eval_fraction=config.eval_fraction, seed=config.seed)
+    held_out = held_out_keys(examples, eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
+    train_examples, eval_examples = partition_by_group(usable, held_out)
+    if not train_examples:
+        raise NotEnoughLabels(f"span model training has no labels outside the evaluation split ({len(eval_examples)} are in it)")
 
     started = time.monotonic()
     accelerator = make_accelerator(config.bf16)
@@ -394,18 +401,18 @@ def train_span_model(
     torch.manual_seed(config.seed)
     model = SpanModel(backbone, len(categories))
 
-    def prepare(subset: Sequence[SpanExample]) -> tuple[list, list[list[list[int]]]]:
+    def prepare(subset: Sequence[SpanExample]) -> tuple[list, list[list[list[int]]], int]:
         segments = [segments_of(example) for example in subset]
-        encoded = encode_segments(
+        encoded, cut = encode_segments(
             tokenizer, [(e.prompt, e.response, s) for e, s in zip(subset, segments, strict=True)], max_length
         )
         labels = [
             [[int(row[c]) for c in categories] for row in label_segments(s, e.spans, categories)]
             for e, s in zip(subset, segments, strict=True)
         ]
-        return encoded, labels
+        return encoded, labels, sum(cut)
 
-    train_encoded, train_labels = prepare(train_examples)
+    train_encoded, train_labels, train_cut = prepare(train_examples)
     lengths = [len(row["input_ids"]) for row, _ in train_encoded]
 
     def batch_loss(module: nn.Module, indices: list[int]) -> torch.Tensor:
@@ -437,7 +444,7 @@ def train_span_model(
         label="span model",
     )
 
-    eval_encoded, eval_labels = prepare(eval_examples)
+    eval_encoded, eval_labels, eval_cut = prepare(eval_examples)
     probabilities = _predict_rows(
         model,
         tokenizer,
@@ -468,6 +475,7 @@ def train_span_model(
         "n_eval": len(eval_examples),
         "n_train_segments": sum(len(p) for _, p in train_encoded),
         "n_eval_segments": n_eval_segments,
+        "n_truncated": train_cut + eval_cut,  # examples cut to fit max_length
         "steps": loop.steps,
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -518,7 +526,7 @@ def predict_segments_batch(
     categories: list[str] = metadata["categories"]
     config = metadata["config"]
     segments = [segment_response(response, config["segmentation"], config["min_subsentence_words"]) for _, response in items]
-    encoded = encode_segments(
+    encoded, _ = encode_segments(
         tokenizer, [(prompt, response, s) for (prompt, response), s in zip(items, segments, strict=True)], metadata["max_length"]
     )
     device = pick_device()

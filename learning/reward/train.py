@@ -1,6 +1,7 @@
 """Train a scalar reward model (or an ensemble) on preference pairs, ties and rankings.
 
-Losses (ALGORITHMS.md §1): Bradley–Terry with the strength margin; Davidson when ties should be
+Losses (ALGORITHMS.md §1): Bradley–Terry, with the strength margin when asked
+(``strength_margin=True``); Davidson when ties should be
 learned from (``loss="davidson"``, ν learned); Plackett–Luce for rankings, or the rankings split
 into pairs (``ranking_loss="split_pairs"``). An ensemble of k members differs by seed or by a
 bootstrap resample of the training prompts, and is saved as one artifact (see ``model.py``).
@@ -16,7 +17,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -30,9 +31,10 @@ from learning.data import (
     canonical_order,
     data_hash,
     group_key,
+    held_out_keys,
+    partition_by_group,
     ranking_example_to_pairs,
     ranking_to_pairs,
-    split_by_group,
 )
 from learning.errors import NotEnoughLabels, TrainingStopped
 from learning.models import load_encoder, resolve_model
@@ -53,10 +55,10 @@ from learning.reward.model import (
     compute_rewards,
     disable_dropout,
     effective_max_length,
+    encode_pairs,
     resolve_bf16,
     save_reward_model,
     to_device,
-    tokenize,
 )
 
 __all__ = [
@@ -83,6 +85,9 @@ class RewardTrainConfig:
     min_pairs: int = 8  # fewest usable comparisons (pairs + rankings) to train on
     # "bt": Bradley–Terry, ties dropped and counted; "davidson": ties are data, ν is learned.
     loss: Literal["bt", "davidson"] = "bt"
+    # Llama 2's margin from the annotators' strength (−log σ(Δ − m)); off unless asked for, and
+    # when on, the held-out log-likelihood and calibration use the same margin.
+    strength_margin: bool = False
     # Rankings: the full Plackett–Luce likelihood, or split into their non-tied pairs.
     ranking_loss: Literal["plackett_luce", "split_pairs"] = "plackett_luce"
     ensemble_size: int = 1
@@ -203,14 +208,17 @@ def _prepare(pairs: Sequence[PreferencePair], rankings: Sequence[RankingExample]
     return prepared
 
 
-def _bootstrap(items: Sequence[_Item], seed: int) -> list[_Item]:
-    """Resample the training prompts (groups) with replacement, keeping each group's items together."""
-    by_group: dict[str, list[_Item]] = {}
-    for item in items:
-        by_group.setdefault(group_key(item), []).append(item)
+def _bootstrap(items: Sequence[_Item], seed: int) -> list[int]:
+    """Resample the training prompts (groups) with replacement, keeping each group's items together.
+
+    Returns positions in ``items`` (a position repeats when its group is drawn twice).
+    """
+    by_group: dict[str, list[int]] = {}
+    for position, item in enumerate(items):
+        by_group.setdefault(group_key(item), []).append(position)
     keys = sorted(by_group)
     rng = random.Random(seed)
-    return [item for key in (rng.choice(keys) for _ in keys) for item in by_group[key]]
+    return [position for key in (rng.choice(keys) for _ in keys) for position in by_group[key]]
 
 
 def _initial_log_nu(items: Sequence[_Item]) -> float:
@@ -229,12 +237,12 @@ def _with_lora(backbone: nn.Module, config: RewardTrainConfig) -> nn.Module:
     return get_peft_model(backbone, lora)
 
 
-def _comparisons(items: Sequence[_Item]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
-    """Held-out comparisons as flat row positions: (better, worse, annotator) and tied (a, b).
+def _comparisons(items: Sequence[_Item]) -> tuple[list[tuple[int, int, str, float]], list[tuple[int, int]]]:
+    """Held-out comparisons as flat row positions: (better, worse, annotator, margin) and tied (a, b).
 
-    Rankings contribute their non-tied pairs, so every loss is judged on the same footing.
+    Rankings contribute their non-tied pairs (margin 0), so every loss is judged on the same footing.
     """
-    ordered: list[tuple[int, int, str]] = []
+    ordered: list[tuple[int, int, str, float]] = []
     tied: list[tuple[int, int]] = []
     offset = 0
     for item in items:
@@ -245,7 +253,9 @@ def _comparisons(items: Sequence[_Item]) -> tuple[list[tuple[int, int, str]], li
             for position, level in enumerate(item.levels):
                 by_level.setdefault(level, []).append(position)
             groups = [by_level[level] for level in sorted(by_level)]
-            ordered.extend((offset + better, offset + worse, item.annotator) for better, worse in ranking_to_pairs(groups))
+            ordered.extend(
+                (offset + better, offset + worse, item.annotator, item.margin) for better, worse in ranking_to_pairs(groups)
+            )
         offset += len(item.responses)
     return ordered, tied
 
@@ -258,6 +268,7 @@ def train_reward_model(
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     rankings: Sequence[RankingExample] = (),
+    eval_groups: Collection[str] | None = None,
 ) -> RewardTrainResult:
     """Train a reward model (or ensemble), evaluate it on held-out prompts, save it to ``output_dir``.
 
@@ -266,7 +277,10 @@ def train_reward_model(
     ``member`` for ensembles) every few steps; ``should_stop`` is polled before each step and
     raises ``TrainingStopped`` when true. Raises ``ModelNotFoundError`` or ``NotEnoughLabels``
     before any heavy work. Deterministic for a given seed and set of labels (in any order) on the
-    same device. Pairs and rankings of one prompt share a side of the held-out split.
+    same device. Pairs and rankings of one prompt share a side of the held-out split;
+    ``eval_groups`` (a study's fixed split, as group ids) fixes that side, otherwise
+    ``held_out_keys`` picks it from every label (ties included, whatever the loss), so that BT
+    and Davidson models of the same labels are evaluated on the same prompts.
     """
     resolve_model(config.base_model)
     _validate(config)
@@ -283,7 +297,12 @@ def train_reward_model(
         raise NotEnoughLabels(
             f"reward model training needs at least {needed} preference pairs or rankings; it has {len(prepared.items)}{dropped}"
         )
-    train_items, eval_items = split_by_group(prepared.items, eval_fraction=config.eval_fraction, seed=config.seed)
+    held_out = held_out_keys([*pairs, *rankings], eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
+    train_items, eval_items = partition_by_group(prepared.items, held_out)
+    if not train_items:
+        raise NotEnoughLabels(
+            f"reward model training has no labels outside the evaluation split ({len(eval_items)} comparisons are all in it)"
+        )
 
     started = time.monotonic()
     accelerator = make_accelerator(config.bf16)
@@ -293,22 +312,28 @@ def train_reward_model(
     disable_dropout(pristine)
     max_length = effective_max_length(tokenizer, pristine, config.max_length)
 
-    def encode(items: Sequence[_Item]) -> list[list[dict[str, list[int]]]]:
-        flat = tokenize(tokenizer, [(item.prompt, response) for item in items for response in item.responses], max_length)
-        rows, offset = [], 0
+    def encode(items: Sequence[_Item]) -> tuple[list[list[dict[str, list[int]]]], int]:
+        """Each item's encoded responses, and how many items had something cut to fit max_length."""
+        texts = [(item.prompt, response) for item in items for response in item.responses]
+        flat, cut = encode_pairs(tokenizer, texts, max_length)
+        rows, item_cut, offset = [], 0, 0
         for item in items:
             rows.append(flat[offset : offset + len(item.responses)])
+            item_cut += any(cut[offset : offset + len(item.responses)])
             offset += len(item.responses)
-        return rows
+        return rows, item_cut
 
-    member_items = []
+    train_rows, train_cut = encode(train_items)
+    eval_rows, eval_cut = encode(eval_items)
+    member_positions = []
     for member in range(config.ensemble_size):
         if config.ensemble_mode == "bootstrap":
-            member_items.append(_bootstrap(train_items, config.seed + member))
+            member_positions.append(_bootstrap(train_items, config.seed + member))
         else:
-            member_items.append(list(train_items))
+            member_positions.append(list(range(len(train_items))))
     per_member_steps = [
-        steps_per_epoch(len(items), config.batch_size, accelerator.num_processes) * config.epochs for items in member_items
+        steps_per_epoch(len(positions), config.batch_size, accelerator.num_processes) * config.epochs
+        for positions in member_positions
     ]
     tracker = StepTracker(sum(per_member_steps), progress, accelerator.is_main_process)
     davidson = config.loss == "davidson"
@@ -317,14 +342,15 @@ def train_reward_model(
     log_nus: list[float] = []
     last_losses: list[float] = []
     train_seconds = 0.0
-    for member, items in enumerate(member_items):
+    for member, positions in enumerate(member_positions):
         seed = config.seed + member
         torch.manual_seed(seed)  # the head's initialisation
         backbone = copy.deepcopy(pristine)
         if config.lora:
             backbone = _with_lora(backbone, config)
+        items = [train_items[p] for p in positions]
+        rows = [train_rows[p] for p in positions]
         trainable = _Trainable(RewardModel(backbone), _initial_log_nu(items) if davidson else None)
-        rows = encode(items)
         lengths = [max(len(row["input_ids"]) for row in item_rows) for item_rows in rows]
 
         def batch_loss(module: nn.Module, indices: list[int], items: list[_Item] = items, rows: list = rows) -> torch.Tensor:
@@ -340,7 +366,7 @@ def train_reward_model(
                     first.append(offset)
                     second.append(offset + 1)
                     ties.append(item.tie)
-                    margins.append(item.margin)
+                    margins.append(item.margin if config.strength_margin else 0.0)
                 else:
                     ranked.append(list(range(offset, offset + len(item.responses))))
                     levels.append(item.levels)
@@ -396,34 +422,38 @@ def train_reward_model(
 
     eval_batch = max(config.batch_size * 2, 16)
 
-    def member_rewards(items: Sequence[_Item]) -> torch.Tensor:
-        flat = [row for item_rows in encode(items) for row in item_rows]
+    def member_rewards(encoded: Sequence[list[dict[str, list[int]]]]) -> torch.Tensor:
+        flat = [row for item_rows in encoded for row in item_rows]
         scored = [
             compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=use_bf16, max_length=max_length)
             for m in members
         ]
         return torch.tensor(scored, dtype=torch.float64).reshape(len(members), len(flat))
 
-    def differences(rewards: torch.Tensor, comparisons: Sequence[tuple[int, int, Any]]) -> list[float]:
+    def differences(rewards: torch.Tensor, comparisons: Sequence[tuple[int, ...] | tuple[int, int, str, float]]) -> list[float]:
         return [float(rewards[better] - rewards[worse]) for better, worse, *_ in comparisons]
 
-    eval_rewards = member_rewards(eval_items)
+    eval_rewards = member_rewards(eval_rows)
     eval_mean = aggregate_rewards(eval_rewards, "mean")
     eval_ordered, eval_tied = _comparisons(eval_items)
     log_nu = sum(log_nus) / len(log_nus) if log_nus else None
     heldout = evaluate_pairs(
         differences(eval_mean, eval_ordered),
-        annotators=[annotator for *_, annotator in eval_ordered],
+        annotators=[annotator for _, _, annotator, _ in eval_ordered],
+        margins=[margin for *_, margin in eval_ordered] if config.strength_margin else None,
         tie_differences=differences(eval_mean, eval_tied) if davidson else None,
         log_nu=log_nu,
     )
-    train_rewards = aggregate_rewards(member_rewards(train_items), "mean")
+    train_rewards = aggregate_rewards(member_rewards(train_rows), "mean")
     train_ordered, _ = _comparisons(train_items)
     train_metrics = evaluate_pairs(differences(train_rewards, train_ordered))
-    n_processed = sum(len(items) for items in member_items) * config.epochs
+    n_processed = sum(len(positions) for positions in member_positions) * config.epochs
 
     metrics: dict[str, Any] = {
         "heldout_accuracy": heldout["accuracy"],
+        # Its Wilson 95% interval, as two plain numbers so every table of metrics can show them.
+        "heldout_accuracy_ci95_low": heldout["accuracy_ci95"][0] if heldout["accuracy_ci95"] else None,
+        "heldout_accuracy_ci95_high": heldout["accuracy_ci95"][1] if heldout["accuracy_ci95"] else None,
         "heldout_log_likelihood": heldout["log_likelihood"],
         "heldout_ece": heldout["ece"],
         "per_annotator_agreement": heldout["per_annotator_agreement"],
@@ -432,12 +462,15 @@ def train_reward_model(
         "n_train": len(train_items),
         "n_eval": len(eval_items),
         "n_eval_comparisons": heldout["n"],
+        # Comparisons with a response or prompt cut to fit max_length (oldest turns go first).
+        "n_truncated": train_cut + eval_cut,
         "n_ties": sum(item.tie for item in prepared.items),
         "ties_dropped": prepared.ties_dropped,
         "n_rankings": sum(item.kind == "ranking" for item in prepared.items),
         "rankings_dropped": prepared.rankings_dropped,
         "ranking_pairs": prepared.ranking_pairs,
         "loss": config.loss,
+        "strength_margin": config.strength_margin,
         "ensemble_size": config.ensemble_size,
         "steps": tracker.step,
         "train_seconds": round(train_seconds, 3),

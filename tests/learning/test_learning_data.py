@@ -9,6 +9,9 @@ import pytest
 from learning.data import (
     PreferencePair,
     data_hash,
+    fixed_split,
+    held_out_keys,
+    partition_by_group,
     split_by_group,
     strength_to_margin,
     to_trl_preference_row,
@@ -159,3 +162,33 @@ def test_a_ranking_splits_into_preference_pairs_and_shares_its_groups_split_with
 def test_importing_the_evaluation_helpers_does_not_import_torch():
     code = "import sys, learning.reward.evaluate; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_fixed_split_never_moves_a_prompt_when_others_arrive():
+    first = {f"p{i}": fixed_split(f"p{i}", seed=3, eval_fraction=0.2) for i in range(200)}
+    later = {f"p{i}": fixed_split(f"p{i}", seed=3, eval_fraction=0.2) for i in range(1000)}
+    assert all(later[key] == side for key, side in first.items())
+    assert 150 < sum(side == "eval" for side in later.values()) < 250  # about a fifth
+    assert fixed_split("p1", seed=3, eval_fraction=0.0) == "train"
+    other_seed = {f"p{i}": fixed_split(f"p{i}", seed=4, eval_fraction=0.2) for i in range(200)}
+    assert other_seed != first
+
+
+def test_given_eval_groups_decide_the_split_whatever_the_examples(make_pairs):
+    pairs = make_pairs(n_prompts=10)
+    held_out = held_out_keys(pairs, eval_fraction=0.5, seed=0, eval_groups=["prompt-3", "prompt-7", "not-labelled"])
+    train, evaluation = partition_by_group(pairs, held_out)
+    assert {p.group for p in evaluation} == {"prompt-3", "prompt-7"}
+    assert len(train) + len(evaluation) == len(pairs)
+
+
+def test_the_split_of_all_labels_does_not_depend_on_which_are_later_dropped(make_pairs):
+    pairs = make_pairs(n_prompts=20)
+    ties_only = [
+        PreferencePair(prompt=[{"role": "user", "content": f"t{i}"}], chosen="a", rejected="b", group=f"tie-{i}", tie=True)
+        for i in range(10)
+    ]
+    held_out = held_out_keys([*pairs, *ties_only], eval_fraction=0.3, seed=0)
+    with_ties = partition_by_group([*pairs, *ties_only], held_out)[1]
+    without_ties = partition_by_group(pairs, held_out)[1]
+    assert [p for p in with_ties if not p.tie] == without_ties

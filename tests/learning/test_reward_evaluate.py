@@ -13,6 +13,7 @@ from learning.reward.evaluate import (
     pairwise_calibration_error,
     per_annotator_agreement,
     spearman,
+    wilson_interval,
 )
 
 
@@ -63,3 +64,27 @@ def test_spearman_with_ties_and_constant_inputs():
     # x ranks with a tie: 1, 2.5, 2.5, 4 against 1..4: 4.5 / sqrt(4.5 * 5)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
     assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_wilson_interval_matches_the_textbook_figures_and_stays_inside_zero_one():
+    low, high = wilson_interval(8, 10)
+    assert (low, high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and 0.69 < low < 0.73  # not zero-width at p = 1
+    assert wilson_interval(0, 0) is None
+
+
+def test_evaluate_pairs_reports_accuracy_with_its_95_percent_interval():
+    result = evaluate_pairs([1.0] * 8 + [-1.0] * 2)
+    assert result["accuracy"] == 0.8
+    assert result["accuracy_ci95"] == pytest.approx(list(wilson_interval(8, 10)))
+    assert evaluate_pairs([])["accuracy_ci95"] is None
+
+
+def test_margins_shift_likelihood_and_calibration_but_not_accuracy():
+    plain = evaluate_pairs([1.0, 2.0])
+    with_margins = evaluate_pairs([1.0, 2.0], margins=[1.0, 1.0])
+    assert with_margins["accuracy"] == plain["accuracy"] == 1.0
+    assert with_margins["log_likelihood"] == pytest.approx((math.log(0.5) + math.log(1 / (1 + math.exp(-1)))) / 2)
+    assert with_margins["ece"] == pytest.approx(pairwise_calibration_error([0.0, 1.0]))
+    assert with_margins["log_likelihood"] < plain["log_likelihood"]

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from learning.artifacts import load_artifact
-from learning.data import PreferencePair, RankingExample
+from learning.data import PreferencePair, RankingExample, data_hash
+from learning.reward.evaluate import evaluate_pairs
 from learning.reward.model import load_reward_members
 from learning.reward.score import score_responses
 from learning.reward.train import NotEnoughLabels, RewardTrainConfig, train_reward_model
@@ -186,3 +187,75 @@ def test_lora_training_learns_and_saves_merged_plain_weights(tiny_bert_dir, make
     prompt = _prompt(5)
     good, bad = score_responses(result.artifact_dir, [(prompt, "about it: kind clear"), (prompt, "about it: rude lazy")])
     assert good > bad and math.isfinite(good)
+
+
+def _tie_only_prompts(n: int) -> list[PreferencePair]:
+    return [
+        PreferencePair(
+            prompt=[{"role": "user", "content": f"tie {i}"}],
+            chosen="about it: helpful clear",
+            rejected="about it: kind polite",
+            group=f"tie-{i}",
+            tie=True,
+        )
+        for i in range(n)
+    ]
+
+
+def test_bt_and_davidson_versions_of_one_study_are_scored_on_the_same_pairs(tiny_bert_dir, make_pairs, tmp_path):
+    # Prompts whose only labels are ties vanish from BT's data; the split must not notice.
+    pairs = make_pairs(n_prompts=24) + _tie_only_prompts(12)
+    bt = train_reward_model(pairs, config=_config(tiny_bert_dir, epochs=1, seed=1), output_dir=tmp_path / "b")
+    davidson = train_reward_model(
+        pairs, config=_config(tiny_bert_dir, epochs=1, seed=1, loss="davidson"), output_dir=tmp_path / "d"
+    )
+    assert bt.metrics["n_eval_comparisons"] == davidson.metrics["n_eval_comparisons"] == 14
+    agreement = {name: total for name, (_, total) in bt.metrics["per_annotator_agreement"].items()}
+    assert agreement == {name: total for name, (_, total) in davidson.metrics["per_annotator_agreement"].items()}
+
+
+def test_a_studys_eval_groups_fix_the_held_out_prompts(tiny_bert_dir, make_pairs, tmp_path):
+    pairs = make_pairs(n_prompts=12)
+    eval_groups = ["prompt-0", "prompt-5", "prompt-11"]
+    result = train_reward_model(
+        pairs, config=_config(tiny_bert_dir, epochs=1), output_dir=tmp_path / "rm", eval_groups=eval_groups
+    )
+    held_out = [p for p in pairs if p.group in eval_groups]
+    assert result.metrics["n_eval"] == len(held_out) == 6
+    assert load_artifact(result.artifact_dir).metadata["eval_data_hash"] == data_hash(held_out)
+
+
+def test_training_needs_labels_outside_the_evaluation_split(tiny_bert_dir, make_pairs, tmp_path):
+    pairs = make_pairs(n_prompts=6)
+    with pytest.raises(NotEnoughLabels, match="no labels outside the evaluation split"):
+        train_reward_model(pairs, config=_config(tiny_bert_dir), output_dir=tmp_path / "x", eval_groups=[p.group for p in pairs])
+
+
+def _weights(result) -> dict:
+    return load_artifact(result.artifact_dir).load_tensors()
+
+
+def test_strength_margins_are_used_only_when_asked_and_evaluated_as_trained(tiny_bert_dir, make_pairs, tmp_path):
+    pairs = make_pairs(n_prompts=12)  # margins of 0, 1/3 and 1
+    assert len({p.margin for p in pairs}) == 3
+    no_margins = [PreferencePair(**{**p.__dict__, "margin": 0.0}) for p in pairs]
+    eval_groups = ["prompt-1", "prompt-4", "prompt-8"]
+    config = _config(tiny_bert_dir, epochs=1)
+
+    default = train_reward_model(pairs, config=config, output_dir=tmp_path / "a", eval_groups=eval_groups)
+    zeroed = train_reward_model(no_margins, config=config, output_dir=tmp_path / "b", eval_groups=eval_groups)
+    assert all(torch.equal(value, _weights(zeroed)[name]) for name, value in _weights(default).items())
+    assert default.metrics["strength_margin"] is False
+
+    margin_config = _config(tiny_bert_dir, epochs=1, strength_margin=True)
+    with_margin = train_reward_model(pairs, config=margin_config, output_dir=tmp_path / "c", eval_groups=eval_groups)
+    assert not torch.equal(_weights(with_margin)[QUERY_WEIGHT], _weights(default)[QUERY_WEIGHT])
+
+    held_out = [p for p in pairs if p.group in eval_groups]
+    chosen = score_responses(with_margin.artifact_dir, [(p.prompt, p.chosen) for p in held_out])
+    rejected = score_responses(with_margin.artifact_dir, [(p.prompt, p.rejected) for p in held_out])
+    differences = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    expected = evaluate_pairs(differences, margins=[p.margin for p in held_out])
+    assert with_margin.metrics["heldout_log_likelihood"] == pytest.approx(expected["log_likelihood"], abs=1e-4)
+    assert with_margin.metrics["heldout_ece"] == pytest.approx(expected["ece"], abs=1e-4)
+    assert with_margin.metrics["heldout_log_likelihood"] != pytest.approx(evaluate_pairs(differences)["log_likelihood"], abs=1e-3)

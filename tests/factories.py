@@ -74,7 +74,8 @@ def make_answer(query, annotator, *, choice=None, ranking=None, cannot_rank="", 
         query=query, annotator=annotator, client_key=f"direct-{Annotation.objects.count()}", supersedes=supersedes
     )
     if choice is not None:
-        PairwiseChoice.objects.create(annotation=annotation, choice=choice, shown_choice=choice)
+        strength = 2 if choice in ("a", "b") else None  # a tie or both-bad has no strength
+        PairwiseChoice.objects.create(annotation=annotation, choice=choice, shown_choice=choice, strength=strength)
     if ranking is not None or cannot_rank:
         RankingPart.objects.create(annotation=annotation, groups=ranking or [], cannot_rank_reason=cannot_rank)
     for response, aspect, value in ratings:

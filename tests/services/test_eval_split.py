@@ -7,7 +7,7 @@ from annotate.selectors.training_data import eval_groups
 from annotate.services.splits import EVAL_FRACTION, study_split_assign
 from annotate.services.training import training_data, training_run_execute, training_run_start
 from learning.data import fixed_split
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import UserFactory, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
@@ -50,10 +50,7 @@ def test_every_kind_of_run_is_given_the_same_eval_prompts(settings, tmp_path):
     annotator = UserFactory()
     study = make_study(annotators=[annotator])
     make_items(study, n_prompts=20)
-    runs = [
-        training_run_start(study=study, requested_by=study.created_by, kind=kind, enqueue=False)
-        for kind in ("reward", "rating_reward", "span_reward")
-    ]
+    runs = [make_run(study, kind) for kind in ("reward", "rating_reward", "span_reward")]  # no labels needed
     given = [training_data(run)["eval_groups"] for run in runs]
     expected = sorted(str(pk) for pk in Prompt.objects.filter(study=study, split="eval").values_list("pk", flat=True))
     assert expected and all(sorted(groups) == expected for groups in given)

@@ -12,7 +12,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from annotate import access
-from annotate.api.serializers import NoUnknownFields
+from annotate.api.serializers import NoUnknownFields, StrictCharField
 from annotate.errors import Gone
 from annotate.models import DatasetExport
 from annotate.models.exports import FileFormat
@@ -34,7 +34,7 @@ class DatasetExportCreateSerializer(NoUnknownFields, serializers.Serializer):
     filters = serializers.JSONField(
         required=False, help_text=f"Any of {', '.join(FILTER_KEYS)}; see annotate/services/dataset_exports.py."
     )
-    sources = serializers.CharField(required=False, help_text="trl and kto only, as for the plain export.")
+    sources = StrictCharField(required=False, help_text="trl and kto only, as for the plain export.")
     aggregate = serializers.ChoiceField(choices=AGGREGATES, required=False, help_text="trl only, as for the plain export.")
 
 

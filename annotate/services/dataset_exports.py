@@ -72,13 +72,13 @@ def refuse(key: str, message: str) -> InvalidInput:
 def moment(key: str, value) -> tuple[datetime, bool]:
     """(the instant, whether a whole day was given) of an ISO date or date-time; naive ones are UTC."""
     if isinstance(value, str):
-        day = parse_date(value) if len(value) == 10 else None
+        try:  # both parse functions return None for another shape and raise ValueError for 2026-02-30
+            day = parse_date(value) if len(value) == 10 else None
+            instant = None if day is not None else parse_datetime(value)
+        except ValueError:
+            day = instant = None
         if day is not None:
             return datetime.combine(day, time.min, tzinfo=UTC), True
-        try:
-            instant = parse_datetime(value)
-        except ValueError:
-            instant = None
         if instant is not None:
             return (instant if timezone.is_aware(instant) else instant.replace(tzinfo=UTC)), False
     raise refuse(key, f"give an ISO date (2026-01-31) or date-time (2026-01-31T12:00:00Z), not {value!r}.")
@@ -104,7 +104,8 @@ def filters_check(study: Study, filters) -> dict:
         if filters.get(key) is not None:
             moment(key, filters[key])
             checked[key] = filters[key]
-    if "from" in checked and "to" in checked and window(checked)[0] >= window(checked)[1]:
+    start, end = window(checked)
+    if start is not None and end is not None and start >= end:
         raise refuse("to", f"{checked['to']!r} is before {checked['from']!r}.")
     if filters.get("annotators") is not None:
         names = filters["annotators"]

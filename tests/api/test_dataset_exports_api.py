@@ -67,6 +67,7 @@ def test_a_snapshot_downloads_byte_identical_after_more_labels_arrive(people):
         ({"format": "trl", "file_format": "xlsx"}, "file_format"),
         ({"format": "yaml"}, "format"),
         ({"format": "trl", "checksum": "x"}, "checksum"),
+        ({"format": "trl", "sources": 5}, "sources"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(people, artifacts, body, field):

@@ -136,6 +136,8 @@ def test_the_datasets_folder_loads_with_load_from_disk_and_carries_its_card(labe
     ("filters", "field"),
     [
         ({"from": "last tuesday"}, "filters.from"),
+        ({"to": "2026-02-30"}, "filters.to"),
+        ({"from": 20260301}, "filters.from"),
         ({"from": "2026-03-05", "to": "2026-03-01"}, "filters.to"),
         ({"annotators": ["ann-000000000000"]}, "filters.annotators"),
         ({"annotators": "everyone"}, "filters.annotators"),

@@ -35,3 +35,11 @@ class DatasetExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.format} export {self.pk} of {self.study}"
+
+    @property
+    def filters_text(self) -> str:
+        """The filters in a line for people ("rounds 1, 2; min_agreement 0.8"), empty when there are none."""
+        parts = [
+            f"{key} {', '.join(map(str, value)) if isinstance(value, list) else value}" for key, value in self.filters.items()
+        ]
+        return "; ".join(parts)

@@ -13,13 +13,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
 from annotate.errors import Forbidden, NotFound
-from annotate.models import Annotation, ModelVersion, Query, Study, TrainingRun
+from annotate.models import Annotation, DatasetExport, ModelVersion, Query, Study, TrainingRun
 from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
 
-# The rows fetched through their study: a training run, a model version.
-InStudy = TypeVar("InStudy", TrainingRun, ModelVersion)
+# The rows fetched through their study: a training run, a model version, a dataset export.
+InStudy = TypeVar("InStudy", TrainingRun, ModelVersion, DatasetExport)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history"}),
@@ -168,3 +168,7 @@ def get_run(user: AbstractBaseUser, run_id: int, action: str = "history") -> Tra
 
 def get_model_version(user: AbstractBaseUser, version_id: int, action: str = "history") -> ModelVersion:
     return get_in_study(user, ModelVersion, version_id, action, "model version")
+
+
+def get_dataset_export(user: AbstractBaseUser, export_id: int) -> DatasetExport:
+    return get_in_study(user, DatasetExport, export_id, "export", "dataset export")

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotate.api import registry, views
+from annotate.api import dataset_exports, registry, views
 from annotate.api.errors import not_found
 
 v1 = [
@@ -23,6 +23,9 @@ v1 = [
     (r"runs/(?P<pk>\d+)/cancel", views.run_cancel, "api-run-cancel"),
     (r"studies/(?P<pk>\d+)/models", registry.study_models, "api-study-models"),
     (r"models/(?P<pk>\d+)/score", registry.model_score, "api-model-score"),
+    (r"studies/(?P<pk>\d+)/exports", dataset_exports.study_dataset_exports, "api-study-dataset-exports"),
+    (r"exports/(?P<pk>\d+)", dataset_exports.dataset_export_detail, "api-dataset-export-detail"),
+    (r"exports/(?P<pk>\d+)/download", dataset_exports.dataset_export_download, "api-dataset-export-download"),
 ]
 
 urlpatterns = [

@@ -1,4 +1,5 @@
 from annotate.models.assignments import Assignment
+from annotate.models.exports import DatasetExport
 from annotate.models.feedback import Annotation, CritiquePart, PairwiseChoice, RankingPart, RatingPart, SpanPart
 from annotate.models.items import Prompt, Query, QueryResponse, Response
 from annotate.models.studies import Membership, Study
@@ -8,6 +9,7 @@ __all__ = [
     "Annotation",
     "Assignment",
     "CritiquePart",
+    "DatasetExport",
     "Membership",
     "ModelVersion",
     "PairwiseChoice",

@@ -114,3 +114,33 @@ def study_agreement(study: Study, *, min_shared: int = MIN_SHARED) -> dict:
                 **kind_agreement(records, level=level, categories=categories, min_shared=min_shared),
             }
     return {"min_shared": min_shared, "kinds": kinds}
+
+
+def query_agreement(study: Study) -> dict[int, tuple[float, int]]:
+    """(share, answers) per query answered by two annotators or more: the share of its current
+    answers that give its most given answer.
+
+    The answer is the pairwise choice, or else the ranking (groups compared as sets; a cannot-rank
+    answer counts as an answer of its own). Queries labelled once have no agreement and are absent;
+    so are answers with neither part (spans, critiques or ratings alone).
+    """
+    answers: dict[int, list] = {}
+    for query, choice in (
+        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        .order_by()
+        .values_list("annotation__query_id", "choice")
+    ):
+        answers.setdefault(query, []).append(choice)
+    for query, groups, reason in (
+        RankingPart.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__pairwise__isnull=True
+        )
+        .order_by()
+        .values_list("annotation__query_id", "groups", "cannot_rank_reason")
+    ):
+        answers.setdefault(query, []).append("cannot rank" if reason else tuple(frozenset(group) for group in groups))
+    return {
+        query: (max(given.count(value) for value in set(given)) / len(given), len(given))
+        for query, given in answers.items()
+        if len(given) >= 2
+    }

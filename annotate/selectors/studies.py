@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from annotate.models import Annotation, Membership, ModelVersion, PairwiseChoice, Prompt, Query, Study, TrainingRun
+from annotate.models import (
+    Annotation,
+    DatasetExport,
+    Membership,
+    ModelVersion,
+    PairwiseChoice,
+    Prompt,
+    Query,
+    Study,
+    TrainingRun,
+)
 from annotate.models.items import QueryKind
 from annotate.models.studies import FeedbackKind
 
@@ -130,3 +140,9 @@ def model_version_table(study: Study) -> dict:
     )
     rows = [(name, [(v.metrics or {}).get(name) for v in versions]) for name in names]
     return {"versions": versions, "rows": rows}
+
+
+def study_dataset_exports(study: Study, *, limit: int | None = None):
+    """The study's export snapshots, newest first."""
+    exports = DatasetExport.objects.filter(study=study).select_related("created_by")
+    return exports[:limit] if limit is not None else exports

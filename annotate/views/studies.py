@@ -86,6 +86,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "import_makes": import_makes(study),
         "asks": study_asks_words(study),
         "agreement": study_agreement(study),
+        "snapshots": study_selectors.study_dataset_exports(study, limit=RECENT_RUNS) if "export" in study.perms else [],
     }
     return render(request, "annotate/dashboard.html", context)
 

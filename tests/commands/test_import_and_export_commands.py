@@ -152,3 +152,25 @@ def test_import_items_refuses_a_response_past_the_text_limit_naming_line_and_fie
     with pytest.raises(CommandError, match=r"line 2, field responses\[1\] is 100,001 characters long; .* 100,000"):
         call_command("import_items", str(study.pk), str(items))
     assert not Prompt.objects.exists()
+
+
+def test_export_dataset_snapshot_stores_one_and_prints_its_id_rows_and_checksum(tmp_path, settings, capsys):
+    from annotate.models import DatasetExport
+
+    settings.ARTIFACTS_DIR = tmp_path
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=3)
+    first, second, third = study.queries.order_by("id")
+    make_answer(first, annotator, choice="a")
+    make_answer(second, annotator, choice="b")
+    make_answer(third, annotator, choice="a")
+    study.queries.filter(pk=third.pk).update(round=1)
+    call_command("export_dataset", str(study.pk), "--snapshot", "--round", "0", "--file-format", "parquet")
+    export = DatasetExport.objects.get()
+    assert (export.row_count, export.file_format, export.filters) == (2, "parquet", {"rounds": [0]})
+    out = capsys.readouterr().out
+    assert f"Snapshot {export.pk} of 'Study': 2 rows, sha256 {export.checksum}, {tmp_path}" in out
+    with pytest.raises(CommandError, match="no query in round 5"):
+        call_command("export_dataset", str(study.pk), "--snapshot", "--round", "5")
+    assert DatasetExport.objects.count() == 1

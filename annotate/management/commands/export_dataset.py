@@ -7,13 +7,15 @@ from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
+from annotate.models.exports import FileFormat
+from annotate.services.dataset_exports import dataset_export_create, dataset_export_file
 from annotate.services.exports import AGGREGATES, EXPORT_FORMATS, PREFERENCE_SOURCES, export_build
 
 
 class Command(BaseCommand):
     help = (
         "Write a study's labels as JSON lines in one of the formats trl, rankings, spans, critiques, ratings, kto, "
-        "raw, fgrlhf (row shapes: annotate/services/exports.py)."
+        "raw, fgrlhf (row shapes: annotate/services/exports.py); with --snapshot, store them as an immutable snapshot."
     )
 
     def add_arguments(self, parser):
@@ -28,9 +30,21 @@ class Command(BaseCommand):
             help="trl only: one row per pairwise query, labelled by this aggregate of its votes",
         )
         parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+        snapshot = parser.add_argument_group("snapshot", "a stored, immutable export (annotate/services/dataset_exports.py)")
+        snapshot.add_argument("--snapshot", action="store_true", help="store a snapshot and print its id, rows and checksum")
+        snapshot.add_argument("--file-format", default=FileFormat.JSONL, choices=FileFormat.values)
+        snapshot.add_argument(
+            "--from", dest="from_", metavar="DATE", help="annotations given on or after (ISO date or date-time)"
+        )
+        snapshot.add_argument("--to", metavar="DATE", help="annotations given up to and including (ISO date or date-time)")
+        snapshot.add_argument("--annotator", action="append", help="an annotator's pseudonym (ann-...); repeat for several")
+        snapshot.add_argument("--round", action="append", type=int, help="a round whose queries to keep; repeat for several")
+        snapshot.add_argument("--min-agreement", type=float, help="queries answered twice or more, agreeing at least this much")
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
+        if options["snapshot"]:
+            return self.snapshot(study, options)
         try:
             export = export_build(
                 study=study, format=options["format"], sources=options["sources"], aggregate=options["aggregate"]
@@ -51,6 +65,33 @@ class Command(BaseCommand):
             partial.replace(output)
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in export.counts.items())
         self.stderr.write(f"Exported {study.name!r} as {export.format} — {counts}")
+
+    def snapshot(self, study, options) -> None:
+        if options["output"] is not None:
+            raise CommandError("A snapshot is stored under PREFLAB_ARTIFACTS_DIR; --output does not apply.")
+        given = {
+            "from": options["from_"],
+            "to": options["to"],
+            "annotators": options["annotator"],
+            "rounds": options["round"],
+            "min_agreement": options["min_agreement"],
+        }
+        try:
+            export = dataset_export_create(
+                study=study,
+                by=None,
+                format=options["format"],
+                file_format=options["file_format"],
+                filters={key: value for key, value in given.items() if value is not None},
+                sources=options["sources"],
+                aggregate=options["aggregate"],
+            )
+        except PreflabError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(
+            f"Snapshot {export.pk} of {study.name!r}: {export.row_count} rows, sha256 {export.checksum}, "
+            f"{dataset_export_file(export)}"
+        )
 
     @staticmethod
     def write_rows(rows, handle) -> None:

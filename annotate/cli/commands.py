@@ -175,9 +175,11 @@ def follow(api: Api, run_id: int, *, poll: float, quiet: bool) -> int:
 def offer_cancel(api: Api, run_id: int) -> int:
     """After Ctrl-C: on a terminal, ask whether to cancel the run too; elsewhere cancel it."""
     if sys.stdin.isatty():
+        # Asked on standard error: standard output carries only results.
+        print(f"\nCancel run {run_id} on the server too? [y/N] ", end="", file=sys.stderr, flush=True)
         try:
-            wanted = input(f"\nCancel run {run_id} on the server too? [y/N] ").strip().lower() in {"y", "yes"}
-        except (EOFError, KeyboardInterrupt):
+            wanted = sys.stdin.readline().strip().lower() in {"y", "yes"}
+        except KeyboardInterrupt:  # a second Ctrl-C: leave it running
             wanted = False
         if not wanted:
             say(f"Run {run_id} goes on; follow it again with: preflab run {run_id} --wait")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -208,21 +209,26 @@ def test_a_failed_run_exits_non_zero_with_its_error(preflab, manager, capsys):
     assert capsys.readouterr().err == f"Run {run.pk} failed: Out of memory\n"
 
 
-def test_ctrl_c_while_waiting_cancels_the_run_when_no_one_can_be_asked(live_server, manager):
-    study = make_study(manager=manager)
-    run = make_run(study)  # queued, and no worker will take it
+def follow_in_a_subprocess(live_server, manager, run, stdin) -> subprocess.Popen:
+    """`python -m annotate.cli run N --wait`, returned once it says it is following the run."""
     token = Token.objects.create(user=manager).key
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFLAB_URL": live_server.url, "PREFLAB_TOKEN": token}
     client = subprocess.Popen(
-        [sys.executable, "-m", "annotate.cli", "run", str(run.pk), "--wait", "--poll", "0.2"],
+        [sys.executable, "-m", "annotate.cli", "run", str(run.pk), "--wait", "--poll", "0.2", "--quiet"],
         env=env,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert client.stdout.readline().startswith(f"Following run {run.pk}")  # said once it is in the loop
+    return client
+
+
+def test_ctrl_c_while_waiting_cancels_the_run_when_no_one_can_be_asked(live_server, manager):
+    run = make_run(make_study(manager=manager))  # queued, and no worker will take it
+    client = follow_in_a_subprocess(live_server, manager, run, subprocess.DEVNULL)
     try:
-        assert client.stdout.readline().startswith(f"Following run {run.pk}")  # said once it is polling
         client.send_signal(signal.SIGINT)
         _, err = client.communicate(timeout=60)
     finally:
@@ -230,3 +236,26 @@ def test_ctrl_c_while_waiting_cancels_the_run_when_no_one_can_be_asked(live_serv
     assert client.returncode == 130, err
     assert f"Cancelled run {run.pk}: cancelled." in err
     assert TrainingRun.objects.get(pk=run.pk).status == "cancelled"
+
+
+@pytest.mark.parametrize(("reply", "status"), [("y", "cancelled"), ("n", "queued")])
+def test_ctrl_c_on_a_terminal_asks_whether_to_cancel_the_run(live_server, manager, reply, status):
+    run = make_run(make_study(manager=manager))
+    terminal, their_end = pty.openpty()
+    client = follow_in_a_subprocess(live_server, manager, run, their_end)
+    try:
+        client.send_signal(signal.SIGINT)
+        asked = ""
+        while not asked.endswith("[y/N] ") and (char := client.stderr.read(1)):  # "" once it exits without asking
+            asked += char
+        assert asked.strip() == f"Cancel run {run.pk} on the server too? [y/N]"
+        os.write(terminal, reply.encode() + b"\n")
+        _, err = client.communicate(timeout=60)
+    finally:
+        client.kill()
+        os.close(terminal)
+        os.close(their_end)
+    assert client.returncode == 130, err
+    assert TrainingRun.objects.get(pk=run.pk).status == status
+    if status == "queued":
+        assert f"Run {run.pk} goes on; follow it again with: preflab run {run.pk} --wait" in err

@@ -110,19 +110,29 @@ def test_a_missing_file_is_named_before_anything_is_sent(preflab, manager, tmp_p
     assert capsys.readouterr().err == f"preflab: No file at {tmp_path / 'nope.jsonl'}.\n"
 
 
-def test_export_writes_exactly_what_the_api_streams_and_prints_its_counts(preflab, manager, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("options", "query", "rows"),
+    [
+        (["--format", "trl"], "format=trl", 4),
+        (["--format", "trl", "--aggregate", "majority"], "format=trl&aggregate=majority", 4),
+        (["--format", "raw"], "format=raw", 4),
+    ],
+)
+def test_export_writes_exactly_what_the_api_streams_and_prints_its_counts(
+    preflab, manager, tmp_path, capsys, options, query, rows
+):
     annotator = UserFactory()
     study = make_study(manager=manager, annotators=[annotator])
     make_items(study, n_prompts=4)
     label_preferring_first_response(study, annotator)
     output = tmp_path / "study.jsonl"
-    assert preflab("export", str(study.pk), "--format", "trl", "-o", str(output)) == 0
+    assert preflab("export", str(study.pk), *options, "-o", str(output)) == 0
     api = APIClient()
     api.force_authenticate(manager)
-    expected = b"".join(api.get(f"/api/v1/studies/{study.pk}/export/?format=trl").streaming_content)
+    expected = b"".join(api.get(f"/api/v1/studies/{study.pk}/export/?{query}").streaming_content)
     assert output.read_bytes() == expected
-    assert len(expected.splitlines()) == 4
-    assert "rows: 4" in capsys.readouterr().err
+    assert len(expected.splitlines()) == rows
+    assert f"rows: {rows}" in capsys.readouterr().err
     assert not (tmp_path / "study.jsonl.partial").exists()
 
 

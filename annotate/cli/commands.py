@@ -88,41 +88,49 @@ def cmd_export(api: Api, args: argparse.Namespace) -> int:
     output: Path | None = args.output
     with api.open("GET", f"studies/{study['id']}/export", params=params) as reply:
         counts = {
-            name[len("x-preflab-") :].replace("-", " "): value
+            name[len("x-preflab-") :].lower().replace("-", " "): value
             for name, value in reply.headers.items()
             if name.lower().startswith("x-preflab-")
         }
         total = int(counts["rows"]) if counts.get("rows", "").isdigit() else None
         with tqdm(total=total, unit="row", desc="exporting", file=sys.stderr, disable=args.quiet) as bar:
             if output is None:
-                copy_rows(reply, sys.stdout.buffer, bar)
+                copy_rows(reply, sys.stdout.buffer, bar, total)
                 sys.stdout.flush()
             else:
                 # Written beside the target and renamed, so a broken download never leaves half a file.
                 partial = output.with_name(output.name + ".partial")
                 try:
                     with partial.open("wb") as handle:
-                        copy_rows(reply, handle, bar)
+                        copy_rows(reply, handle, bar, total)
                 except BaseException:
                     partial.unlink(missing_ok=True)
                     raise
                 partial.replace(output)
-    words = ", ".join(f"{name.lower()}: {value}" for name, value in counts.items())
+    words = ", ".join(f"{name}: {value}" for name, value in counts.items())
     say(f"Exported {study['name']!r} as {args.format}" + (f" to {output}" if output else "") + f" — {words}")
     return 0
 
 
-def copy_rows(reply, handle, bar: tqdm) -> None:
-    """Copy the streamed JSON lines to `handle`, counting rows as their line ends arrive."""
+def copy_rows(reply, handle, bar: tqdm, total: int | None) -> None:
+    """Copy the streamed JSON lines to `handle`, counting rows as their line ends arrive.
+
+    A stream that stops short of the `total` rows its headers announced is an error: a server that
+    fails mid-stream can only close the connection, which otherwise reads as a normal end.
+    """
+    rows = 0  # counted here: a disabled bar counts nothing
     while True:
         try:
             piece = reply.read(EXPORT_PIECE)
         except (OSError, HTTPException) as exc:  # the server or the network gave out mid-stream
-            raise ClientError(f"The export broke off after {bar.n} rows: {exc!r}.") from None
+            raise ClientError(f"The export broke off after {rows} rows: {exc!r}.") from None
         if not piece:
-            return
+            break
         handle.write(piece)
+        rows += piece.count(b"\n")
         bar.update(piece.count(b"\n"))
+    if total is not None and rows != total:
+        raise ClientError(f"The export broke off after {rows} of its {total} rows.")
 
 
 def cmd_train(api: Api, args: argparse.Namespace) -> int:

@@ -22,7 +22,10 @@ class Recorded:
 
 @dataclass
 class RecordingServer:
-    """`replies` maps (method, path) to (status, body); a dict or list body is sent as JSON, bytes as they are."""
+    """`replies` maps (method, path) to (status, body) or (status, body, headers).
+
+    A dict or list body is sent as JSON, bytes as they are (as an HTML page unless the headers say).
+    """
 
     replies: dict = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -34,10 +37,12 @@ class RecordingServer:
             def answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 recording.requests.append(Recorded(self.command, self.path, dict(self.headers), self.rfile.read(length)))
-                status, body = recording.replies.get((self.command, self.path), (404, {"detail": "not in the table"}))
+                status, body, *extra = recording.replies.get((self.command, self.path), (404, {"detail": "not in the table"}))
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                headers = {"Content-Type": "text/html" if isinstance(body, bytes) else "application/json", **(extra or [{}])[0]}
                 self.send_response(status)
-                self.send_header("Content-Type", "text/html" if isinstance(body, bytes) else "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)

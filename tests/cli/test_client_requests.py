@@ -90,6 +90,19 @@ def test_an_error_page_that_is_not_json_is_cut_to_its_first_line(server, capsys)
     assert capsys.readouterr().err == "preflab: HTTP 502: 502 Bad Gateway\n"
 
 
+def test_an_export_that_stops_short_of_its_announced_rows_is_an_error_and_leaves_no_file(server, tmp_path, capsys):
+    rows = b'{"prompt": "1"}\n{"prompt": "2"}\n'  # the server announced 3, then its stream ended
+    headers = {"Content-Type": "application/x-ndjson", "X-Preflab-Rows": "3"}
+    server.replies[("GET", "/api/v1/studies/7/export/?format=trl")] = (200, rows, headers)
+    output = tmp_path / "study.jsonl"
+    assert preflab(server, "export", "7", "-o", str(output), "--quiet") == 1
+    assert capsys.readouterr().err == "preflab: The export broke off after 2 of its 3 rows.\n"
+    assert list(tmp_path.iterdir()) == []
+    server.replies[("GET", "/api/v1/studies/7/export/?format=trl")] = (200, rows, {**headers, "X-Preflab-Rows": "2"})
+    assert preflab(server, "export", "7", "-o", str(output), "--quiet") == 0
+    assert output.read_bytes() == rows
+
+
 def test_the_connection_options_may_follow_the_command_and_then_win(server, monkeypatch, capsys):
     monkeypatch.setenv("PREFLAB_TOKEN", "from-env")
     server.replies[("GET", "/api/v1/studies/")] = (200, [STUDY])

@@ -52,6 +52,7 @@ ENDPOINTS = [
     ("get", "/api/v1/studies/{id}/export/?format=raw", "export"),
     ("get", "/api/v1/studies/{id}/agreement/", "dashboard"),
     ("get", "/api/v1/studies/{id}/exports/", "export"),
+    ("get", "/api/v1/studies/{id}/runs/", "history"),
 ]
 
 

@@ -256,5 +256,5 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
     def get_model_version(self, run: TrainingRun) -> dict | None:
-        version = ModelVersion.objects.filter(run=run).first()
+        version = getattr(run, "model_version", None)  # a reverse one-to-one: absent raises an AttributeError
         return ModelVersionSerializer(version).data if version else None

@@ -19,6 +19,7 @@ from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
 from annotate.selectors import agreement
+from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
 from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
@@ -372,9 +373,14 @@ def study_agreement(request, pk: int):
     return Response(agreement.study_agreement(study, min_shared=min_shared_param(request)))
 
 
-@extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})
-@api_view(["POST"])
+@extend_schema(methods=["GET"], responses=s.RunSerializer(many=True))
+@extend_schema(methods=["POST"], request=s.RunCreateSerializer, responses={201: s.RunSerializer})
+@api_view(["GET", "POST"])
 def study_runs(request, pk: int):
+    """The study's training runs, newest first; a POST starts one."""
+    if request.method == "GET":
+        study = access.get_study(request.user, pk, "history")
+        return Response(s.RunSerializer(study_selectors.study_runs(study), many=True).data)
     study = access.get_study(request.user, pk, "train")
     body = s.RunCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)

@@ -1,4 +1,3 @@
-import json
 import threading
 import time
 
@@ -6,22 +5,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from tqdm import tqdm
 
+from annotate.cli.commands import parse_setting
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
 from annotate.models import ModelVersion, TrainingRun
 from annotate.services.training import training_run_execute, training_run_start
 
 POLL_SECONDS = 0.5
-
-
-def parse_setting(text: str) -> tuple[str, object]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise CommandError(f"--set {text!r}: write key=value, e.g. --set epochs=3")
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
 
 
 class Command(BaseCommand):
@@ -36,7 +26,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
-        config = dict(parse_setting(item) for item in options["set"])
+        try:
+            config = dict(parse_setting(item) for item in options["set"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         manager = study.created_by
         try:
             run = training_run_start(

@@ -71,6 +71,10 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "overlap",
             "round_size",
             "selection_strategy",
+            "selection_params",
+            "training_config",
+            "loop_status",
+            "current_round",
             "policy_model",
             "reward_model",
             "feedback_kinds",
@@ -79,7 +83,7 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "created_at",
             "my_role",
         ]
-        read_only_fields = ["id", "created_at", "my_role"]
+        read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round"]
         # The services' ranges, so the schema says them too (the model's validators depend on the database).
         extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}, "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE}}
 

@@ -1,6 +1,7 @@
 from annotate.models.assignments import Assignment
 from annotate.models.feedback import Annotation, CritiquePart, PairwiseChoice, RankingPart, RatingPart, SpanPart
 from annotate.models.items import Prompt, Query, QueryResponse, Response
+from annotate.models.rounds import Round
 from annotate.models.studies import Membership, Study
 from annotate.models.training import ModelVersion, TrainingRun
 
@@ -17,6 +18,7 @@ __all__ = [
     "RankingPart",
     "RatingPart",
     "Response",
+    "Round",
     "SpanPart",
     "Study",
     "TrainingRun",

@@ -5,8 +5,11 @@ import pytest
 from annotate.models import ModelVersion, Query, Round
 from annotate.services.rounds import round_start
 from tests.factories import UserFactory, make_items, make_study
-from tests.integration.test_celery_worker import wait_for
+from tests.integration import test_celery_worker as worker
 from tests.labelling import label_preferring_first_response
+
+# The worker fixtures, shared with the worker tests.
+start_celery, start_worker, wait_for = worker.start_celery, worker.start_worker, worker.wait_for
 
 
 def round_in(study, number: int, *statuses: str) -> Round | None:

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from annotate.errors import InvalidInput
 from annotate.metric_words import metric_words
-from annotate.models import ModelVersion, Study, TrainingRun
+from annotate.models import ModelVersion, Round, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
@@ -262,3 +262,40 @@ class RunSerializer(serializers.ModelSerializer):
     def get_model_version(self, run: TrainingRun) -> dict | None:
         version = ModelVersion.objects.filter(run=run).first()
         return ModelVersionSerializer(version).data if version else None
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    """One round of the study's loop; held-out accuracy is that of the model trained after it."""
+
+    class Meta:
+        model = Round
+        fields = [
+            "id",
+            "number",
+            "strategy",
+            "params",
+            "chosen_by",
+            "size",
+            "selected",
+            "status",
+            "message",
+            "progress",
+            "model_version",
+            "trained_version",
+            "run",
+            "labels",
+            "heldout_accuracy",
+            "heldout_accuracy_low",
+            "heldout_accuracy_high",
+            "created_at",
+            "selected_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class LoopSerializer(serializers.Serializer):
+    """Where the study's round loop stands."""
+
+    loop_status = serializers.CharField()
+    current_round = serializers.IntegerField()

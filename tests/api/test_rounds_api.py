@@ -84,3 +84,21 @@ def test_the_round_endpoints_are_in_the_schema():
     schema = json.loads(client_for(UserFactory()).get("/api/schema/", HTTP_ACCEPT="application/json").content)
     for path in ("rounds", "rounds/pause", "rounds/resume"):
         assert any(p.rstrip("/").endswith(f"/studies/{{id}}/{path}") for p in schema["paths"]), path
+
+
+def test_exports_carry_the_round_and_strategy_that_chose_each_label(people, monkeypatch):
+    from annotate.models import Round
+    from annotate.services.rounds import round_select, round_start
+    from tests.labelling import label_preferring_first_response
+
+    study, users = people
+    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda _: None)
+    round_select(round_id=round_start(study=study, by=users["manager"]).pk)
+    study.refresh_from_db()
+    assert label_preferring_first_response(study, users["annotator"]) == Round.objects.get(study=study).selected == 4
+    client = client_for(users["manager"])
+    for format in ("trl", "raw"):
+        reply = client.get(f"/api/v1/studies/{study.pk}/export/?format={format}")
+        rows = [json.loads(line) for line in b"".join(reply.streaming_content).splitlines()]
+        assert len(rows) == 4
+        assert {(row["round"], row["strategy"]) for row in rows} == {(1, "random")}, format

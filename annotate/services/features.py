@@ -16,6 +16,8 @@ from annotate.models import ModelVersion, Query, Study
 
 def pair_differences(features: np.ndarray) -> np.ndarray:
     """(K(K-1)/2, d) differences φ_i - φ_j of a query's K response features, i < j (ALGORITHMS.md §3.1)."""
+    if len(features) < 2:
+        raise ValueError("a query of one response has no pair to compare: D-optimal selection needs pairs or rankings")
     return np.stack([features[i] - features[j] for i, j in combinations(range(len(features)), 2)])
 
 

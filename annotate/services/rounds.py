@@ -115,15 +115,27 @@ def round_resume(*, study: Study) -> Study:
 
 
 def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | None) -> dict:
-    """What the round's strategy reads besides the pool's size: features and margins, where it uses them."""
+    """What the round's strategy reads besides the pool's size: margins and features, where it uses them.
+
+    The D-optimal strategies also read the labelled queries: the design starts from what they
+    already tell (V = λI + Σ w z zᵀ over them, ALGORITHMS.md §3.1).
+    """
     from annotate.services.features import query_feature_groups, query_margins
 
+    d_optimal = round_.strategy.startswith("d_optimal")
+    labelled = []
+    if d_optimal:
+        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).select_related("prompt").order_by("id"))
+    queries, n = pool + labelled, len(pool)
     inputs: dict = {}
     if version is not None and round_.strategy != "random":
-        margins = query_margins(version=version, queries=pool)
-        inputs["margins"] = margins[0] if len(margins) == 1 else margins  # one model: |Δ|, an ensemble: Var Δ
-    if round_.strategy.startswith("d_optimal"):
-        inputs["groups"] = query_feature_groups(study=round_.study, queries=pool, version=version)
+        margins = query_margins(version=version, queries=queries)
+        inputs["margins"] = margins[0, :n] if len(margins) == 1 else margins[:, :n]  # one model: |Δ|; an ensemble: Var Δ
+        if labelled:
+            inputs["labelled_margins"] = margins[:, n:].mean(axis=0)
+    if d_optimal:
+        groups = query_feature_groups(study=round_.study, queries=queries, version=version)
+        inputs["groups"], inputs["labelled_groups"] = groups[:n], groups[n:]
     return inputs
 
 
@@ -133,15 +145,20 @@ def choose(round_: Round, pool: list[Query], version: ModelVersion | None):
 
     from learning.select import strategy_params
     from learning.select.choose import choose_queries
-    from learning.select.d_optimal import greedy_d_optimal_kwise
+    from learning.select.d_optimal import Design, greedy_d_optimal_kwise
 
     params = strategy_params(round_.strategy, round_.params)
     inputs = selection_inputs(round_, pool, version)
-    groups = inputs.pop("groups", None)
-    if groups is not None and any(len(g) > 1 for g in groups):  # rankings: a query adds all its pairs
-        return greedy_d_optimal_kwise(groups, round_.size, lam=getattr(params, "lam", 1.0)), round_.strategy
-    features = None if groups is None else np.stack([g[0] for g in groups])
-    return choose_queries(params, round_.size, n=len(pool), features=features, seed=round_.number, **inputs)
+    groups, known = inputs.pop("groups", None), inputs.pop("labelled_groups", None)
+    if groups is not None and any(len(g) > 1 for g in groups + known):  # rankings: a query adds all its pairs
+        lam = getattr(params, "lam", 1.0)
+        design = Design.prior(groups[0].shape[1], lam=lam, labelled=np.vstack(known)) if known else None
+        return greedy_d_optimal_kwise(groups, round_.size, design=design, lam=lam), round_.strategy
+    if groups is not None:
+        inputs["features"] = np.stack([g[0] for g in groups])
+        if known:
+            inputs["labelled_features"] = np.stack([g[0] for g in known])
+    return choose_queries(params, round_.size, n=len(pool), seed=round_.number, **inputs)
 
 
 def round_select(*, round_id: int) -> Round:

@@ -96,6 +96,26 @@ def test_d_optimal_chooses_from_real_features_of_the_base_model(queued, tiny_enc
     assert scores == sorted(scores, reverse=True) and scores[0] > 0  # log-det gains, largest first
 
 
+def test_d_optimal_starts_its_design_from_what_is_already_labelled(queued, tiny_encoder_dir, monkeypatch):
+    import learning.select.choose
+
+    study = loop_study(selection_strategy="d_optimal", reward_model=str(tiny_encoder_dir))
+    started(study, queued)
+    Query.objects.filter(study=study, round=1).update(label_count=1)  # as if labelled
+    Round.objects.filter(study=study, number=1).update(status="done")
+    seen = {}
+    real = learning.select.choose.choose_queries
+
+    def spy(params, k, **kwargs):
+        seen.update(kwargs)
+        return real(params, k, **kwargs)
+
+    monkeypatch.setattr(learning.select.choose, "choose_queries", spy)
+    second = round_select(round_id=round_start(study=study, by=None).pk)
+    assert second.selected == 5 and not Query.objects.filter(study=study, round=2, label_count__gt=0).exists()
+    assert seen["features"].shape[0] == 7 and seen["labelled_features"].shape[0] == 5
+
+
 def test_a_round_whose_queries_reach_their_overlap_starts_training_with_the_study_config(
     queued, django_capture_on_commit_callbacks, tiny_encoder_dir
 ):

@@ -38,6 +38,27 @@ def started(study, queued) -> Round:
     return chosen
 
 
+@pytest.fixture
+def round_one(queued, tiny_encoder_dir):
+    """(study, annotator): round 1 of 6 queries is collecting; each round trains a tiny model."""
+    annotator = UserFactory()
+    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
+    started(study, queued)
+    return study, annotator
+
+
+@pytest.fixture
+def label_round(queued, django_capture_on_commit_callbacks):
+    """Label what the claim serves, through the services, committing each label; returns the run that queued."""
+
+    def label(study, annotator) -> int:
+        with django_capture_on_commit_callbacks(execute=True):
+            label_preferring_first_response(study, annotator)
+        return queued["train"][0]
+
+    return label
+
+
 def test_starting_the_loop_queues_a_selection_and_the_claim_serves_nothing_until_it_ran(queued):
     study = loop_study()
     first = round_start(study=study, by=study.created_by)
@@ -117,11 +138,9 @@ def test_d_optimal_starts_its_design_from_what_is_already_labelled(queued, tiny_
 
 
 def test_a_round_whose_queries_reach_their_overlap_starts_training_with_the_study_config(
-    queued, django_capture_on_commit_callbacks, tiny_encoder_dir
+    queued, round_one, django_capture_on_commit_callbacks
 ):
-    annotator = UserFactory()
-    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
-    started(study, queued)
+    study, annotator = round_one
     with django_capture_on_commit_callbacks(execute=True):
         assert label_preferring_first_response(study, annotator, limit=5) == 5
     assert Round.objects.get(study=study, number=1).status == "collecting"  # one query left
@@ -134,15 +153,9 @@ def test_a_round_whose_queries_reach_their_overlap_starts_training_with_the_stud
     assert queued["train"] == [run.pk]
 
 
-def test_after_its_run_a_round_records_the_model_and_the_next_round_is_selected(
-    queued, django_capture_on_commit_callbacks, tiny_encoder_dir
-):
-    annotator = UserFactory()
-    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
-    started(study, queued)
-    with django_capture_on_commit_callbacks(execute=True):
-        label_preferring_first_response(study, annotator)
-    run_id = queued["train"][0]
+def test_after_its_run_a_round_records_the_model_and_the_next_round_is_selected(queued, round_one, label_round):
+    study, annotator = round_one
+    run_id = label_round(study, annotator)
     training_run_execute(run_id=run_id)
     done = rounds_after_run(run_id=run_id)
     assert done.status == "done" and done.trained_version.run_id == run_id
@@ -155,13 +168,9 @@ def test_after_its_run_a_round_records_the_model_and_the_next_round_is_selected(
     assert rounds_after_run(run_id=run_id) is None  # a second delivery moves nothing
 
 
-def test_a_failed_run_fails_its_round_and_the_loop_waits(queued, django_capture_on_commit_callbacks, tiny_encoder_dir):
-    annotator = UserFactory()
-    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
-    started(study, queued)
-    with django_capture_on_commit_callbacks(execute=True):
-        label_preferring_first_response(study, annotator)
-    run_id = queued["train"][0]
+def test_a_failed_run_fails_its_round_and_the_loop_waits(round_one, label_round):
+    study, annotator = round_one
+    run_id = label_round(study, annotator)
     TrainingRun.objects.filter(pk=run_id).update(status="failed", error="RuntimeError: out of memory")
     failed = rounds_after_run(run_id=run_id)
     assert failed.status == "failed" and failed.message == "Training failed: RuntimeError: out of memory"
@@ -176,18 +185,12 @@ def test_a_run_that_is_no_rounds_changes_nothing(queued):
     assert Round.objects.get(study=study).status == "collecting"
 
 
-def test_a_paused_loop_trains_its_round_but_selects_the_next_only_when_resumed(
-    queued, django_capture_on_commit_callbacks, tiny_encoder_dir
-):
-    annotator = UserFactory()
-    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
-    started(study, queued)
+def test_a_paused_loop_trains_its_round_but_selects_the_next_only_when_resumed(round_one, label_round):
+    study, annotator = round_one
     round_pause(study=study)
     with pytest.raises(Conflict):
         round_pause(study=study)
-    with django_capture_on_commit_callbacks(execute=True):
-        label_preferring_first_response(study, annotator)
-    run_id = queued["train"][0]
+    run_id = label_round(study, annotator)
     training_run_execute(run_id=run_id)
     assert rounds_after_run(run_id=run_id).status == "done"
     assert not Round.objects.filter(study=study, number=2).exists()
@@ -209,17 +212,11 @@ def test_forcing_the_next_round_trains_on_what_is_labelled_and_returns_the_rest_
         round_start(study=study, by=study.created_by)
 
 
-def test_switching_strategy_mid_study_keeps_labelled_queries_round_and_strategy(
-    queued, django_capture_on_commit_callbacks, tiny_encoder_dir
-):
-    annotator = UserFactory()
-    study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
-    started(study, queued)
-    with django_capture_on_commit_callbacks(execute=True):
-        label_preferring_first_response(study, annotator)
+def test_switching_strategy_mid_study_keeps_labelled_queries_round_and_strategy(round_one, label_round):
+    study, annotator = round_one
+    run_id = label_round(study, annotator)
     labelled = dict(Query.objects.filter(study=study, label_count__gt=0).values_list("pk", "strategy"))
     study = study_update(study=study, selection_strategy="uncertainty")
-    run_id = queued["train"][0]
     training_run_execute(run_id=run_id)
     rounds_after_run(run_id=run_id)
     second = round_select(round_id=Round.objects.get(study=study, number=2).pk)

@@ -94,3 +94,20 @@ def test_a_study_without_rounds_is_all_done_as_before(as_user, study, annotator,
         answer(study, annotator)
     text = text_of(as_user(annotator).get(reverse("workspace", args=[study.pk])).content.decode())
     assert "All done" in text and "being prepared" not in text
+
+
+def test_a_manager_switches_strategy_and_round_size_on_the_settings_page(as_user, study, manager):
+    from tests.views.test_study_settings import url, valid
+
+    client = as_user(manager)
+    page = client.get(url(study)).content.decode()
+    assert '<option value="d_optimal">D optimal</option>' in page and 'name="round_size" value="100"' in page
+    reply = client.post(url(study), valid(study, selection_strategy="d_optimal", round_size="20"))
+    assert reply.status_code == 302
+    study.refresh_from_db()
+    assert (study.selection_strategy, study.round_size) == ("d_optimal", 20)
+    refused = client.post(url(study), valid(study, selection_strategy="d_optimal", round_size="0"))
+    assert refused.status_code == 400
+    assert "Queries per round must be a whole number from 1 to" in text_of(refused.content.decode())
+    study.refresh_from_db()
+    assert study.round_size == 20

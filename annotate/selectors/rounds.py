@@ -46,15 +46,17 @@ def loop_state(study: Study) -> LoopState:
     state.can_resume = paused
     n = current.number
     if current.status == RoundStatus.SELECTING:
-        state.line, state.preparing, state.progress, state.can_start = f"Preparing round {n}: selecting…", True, None, False
+        state.line, state.preparing, state.start_label = f"Preparing round {n}: selecting…", True, "Queue its selection again"
     elif current.status == RoundStatus.COLLECTING:
         given, wanted = round_labels(current, study.overlap)
         state.line = f"Round {n} of {current.chosen_by}: {given} / {wanted} labels"
         state.start_label = "Force next round"
     elif current.status == RoundStatus.TRAINING:
         run = TrainingRun.objects.filter(pk=current.run_id).first()
-        state.line, state.preparing, state.can_start = f"Preparing round {n + 1}: training a reward model…", True, False
+        state.line, state.preparing = f"Preparing round {n + 1}: training a reward model…", True
         state.progress = run.progress if run is not None else None
+        # A run that finished without the loop moving on (its worker stopped in between) can be moved on by hand.
+        state.can_start, state.start_label = run is not None and run.is_finished, "Move on"
     elif current.status == RoundStatus.EXHAUSTED:
         state.line, state.start_label = f"Pool exhausted after round {n - 1}", "Try again"
     elif current.status == RoundStatus.FAILED:

@@ -70,12 +70,22 @@ def round_open(*, study: Study) -> Round:
 def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     """Start the loop, or force the next round: a round still collecting is ended and trained on now.
 
-    Refused while a round is being selected or trained: the next one follows on its own.
+    A round being selected has its job queued again; one whose run has finished is moved on; one
+    still training is refused (409): the next round follows on its own.
     """
+    from annotate.tasks import select_round
+
     study = Study.objects.select_for_update().get(pk=study.pk)
     current = last_round(study)
-    if current is not None and current.status in (RoundStatus.SELECTING, RoundStatus.TRAINING):
-        raise Conflict(f"Round {current.number} is {current.status}; the next round starts when it is done.")
+    if current is not None and current.status == RoundStatus.SELECTING:
+        # Its job may have been lost with a worker or a broker: queue it again (a duplicate writes nothing).
+        select_round.delay_on_commit(current.pk)
+        return current
+    if current is not None and current.status == RoundStatus.TRAINING:
+        run = TrainingRun.objects.filter(pk=current.run_id).first()
+        if run is not None and run.is_finished:  # its worker stopped between training and moving the loop on
+            return rounds_after_run(run_id=run.pk) or current
+        raise Conflict(f"Round {current.number} is training a reward model; the next round starts when it is done.")
     if study.loop_status == LoopStatus.PAUSED:
         study.loop_status = LoopStatus.RUNNING
         study.save(update_fields=["loop_status"])

@@ -208,8 +208,20 @@ def test_forcing_the_next_round_trains_on_what_is_labelled_and_returns_the_rest_
     assert forced.message.startswith("Ended by a manager after 1 labels. Not trained:")
     assert Query.objects.filter(study=study, round=1).count() == 1  # the labelled one keeps its round
     assert Round.objects.get(study=study, number=2).status == "selecting"
-    with pytest.raises(Conflict):  # while round 2 is selected
+    again = round_start(study=study, by=study.created_by)  # round 2's job lost? it is queued again
+    assert again.number == 2 and queued["select"][-2:] == [again.pk, again.pk]
+    assert Round.objects.filter(study=study).count() == 2
+
+
+def test_forcing_a_round_whose_run_finished_unnoticed_moves_the_loop_on_and_one_still_training_is_refused(round_one, label_round):
+    study, annotator = round_one
+    run_id = label_round(study, annotator)
+    with pytest.raises(Conflict) as refused:
         round_start(study=study, by=study.created_by)
+    assert refused.value.message == "Round 1 is training a reward model; the next round starts when it is done."
+    training_run_execute(run_id=run_id)  # a worker that stopped before rounds_after_run
+    assert round_start(study=study, by=study.created_by).status == "done"
+    assert Round.objects.get(study=study, number=2).status == "selecting"
 
 
 def test_switching_strategy_mid_study_keeps_labelled_queries_round_and_strategy(round_one, label_round):

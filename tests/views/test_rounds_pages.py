@@ -43,6 +43,7 @@ def test_a_manager_starts_rounds_from_the_dashboard_and_sees_the_round_collectin
     assert reply.status_code == 302
     text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
     assert "Round 1 is selecting." in text and "Preparing round 1: selecting…" in text
+    assert "Queue its selection again" in text  # in case its job was lost
     round_select(round_id=Round.objects.get(study=study).pk)
     text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
     assert "Round 1 of random: 0 / 3 labels" in text

@@ -5,7 +5,7 @@ from annotate import models
 
 @admin.register(models.Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["name", "overlap", "selection_strategy", "created_at"]
+    list_display = ["name", "overlap", "selection_strategy", "loop_status", "current_round", "created_at"]
 
 
 @admin.register(models.Membership)
@@ -23,3 +23,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["study", "kind", "version", "base_model", "created_at"]
+
+
+@admin.register(models.Round)
+class RoundAdmin(admin.ModelAdmin):
+    list_display = ["study", "number", "strategy", "chosen_by", "status", "selected", "labels", "heldout_accuracy"]
+    list_filter = ["status", "strategy"]

@@ -15,20 +15,18 @@ class MetricWords(NamedTuple):
     explanation: str
 
 
-ACCURACY_LOW = MetricWords("Held-out accuracy, 95% low", "Lower end of the 95% interval of held-out accuracy.")
-ACCURACY_HIGH = MetricWords("Held-out accuracy, 95% high", "Upper end of the 95% interval of held-out accuracy.")
 METRIC_WORDS: dict[str, MetricWords] = {
     # Reward models (pairwise votes and rankings)
     "heldout_accuracy": MetricWords(
         "Held-out accuracy",
         "Share of held-out comparisons where the model scores the preferred response higher; 0.5 is chance.",
     ),
-    # The 95% interval of held-out accuracy. Its names are not fixed yet: both spellings are here
-    # until the reward trainer settles on one; drop the other then.
-    "heldout_accuracy_low": ACCURACY_LOW,
-    "heldout_accuracy_high": ACCURACY_HIGH,
-    "heldout_accuracy_ci_low": ACCURACY_LOW,
-    "heldout_accuracy_ci_high": ACCURACY_HIGH,
+    "heldout_accuracy_ci95_low": MetricWords(
+        "Held-out accuracy, 95% low", "Lower end of the Wilson 95% interval of held-out accuracy."
+    ),
+    "heldout_accuracy_ci95_high": MetricWords(
+        "Held-out accuracy, 95% high", "Upper end of the Wilson 95% interval of held-out accuracy."
+    ),
     "heldout_log_likelihood": MetricWords(
         "Held-out log-likelihood",
         "Mean log-probability the model gives the held-out choices; closer to 0 is better.",

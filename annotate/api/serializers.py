@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from annotate.errors import InvalidInput
 from annotate.metric_words import metric_words
-from annotate.models import ModelVersion, Study, TrainingRun
+from annotate.models import ModelVersion, Round, Study, TrainingRun
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import Role
 from annotate.models.training import RunKind
@@ -71,6 +71,10 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "overlap",
             "round_size",
             "selection_strategy",
+            "selection_params",
+            "training_config",
+            "loop_status",
+            "current_round",
             "policy_model",
             "reward_model",
             "feedback_kinds",
@@ -79,7 +83,7 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "created_at",
             "my_role",
         ]
-        read_only_fields = ["id", "created_at", "my_role"]
+        read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round"]
         # The services' ranges, so the schema says them too (the model's validators depend on the database).
         extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}, "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE}}
 
@@ -258,3 +262,40 @@ class RunSerializer(serializers.ModelSerializer):
     def get_model_version(self, run: TrainingRun) -> dict | None:
         version = getattr(run, "model_version", None)  # a reverse one-to-one: absent raises an AttributeError
         return ModelVersionSerializer(version).data if version else None
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    """One round of the study's loop; held-out accuracy is that of the model trained after it."""
+
+    class Meta:
+        model = Round
+        fields = [
+            "id",
+            "number",
+            "strategy",
+            "params",
+            "chosen_by",
+            "size",
+            "selected",
+            "status",
+            "message",
+            "progress",
+            "model_version",
+            "trained_version",
+            "run",
+            "labels",
+            "heldout_accuracy",
+            "heldout_accuracy_low",
+            "heldout_accuracy_high",
+            "created_at",
+            "selected_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class LoopSerializer(serializers.Serializer):
+    """Where the study's round loop stands."""
+
+    loop_status = serializers.CharField()
+    current_round = serializers.IntegerField()

@@ -22,7 +22,7 @@ from annotate.selectors import agreement
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
-from annotate.services import assignments, exports, feedback, fgrlhf, items, studies, training
+from annotate.services import assignments, exports, feedback, fgrlhf, items, rounds, studies, training
 
 
 @extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
@@ -399,3 +399,32 @@ def run_detail(request, pk: int):
 def run_cancel(request, pk: int):
     run = access.get_run(request.user, pk, "train")
     return Response(s.RunSerializer(training.training_run_cancel(run=run)).data)
+
+
+@extend_schema(methods=["GET"], responses=s.RoundSerializer(many=True))
+@extend_schema(methods=["POST"], request=None, responses={201: s.RoundSerializer})
+@api_view(["GET", "POST"])
+def study_rounds(request, pk: int):
+    """The round history; a manager's POST starts the loop, or ends the collecting round and moves to the next."""
+    if request.method == "GET":
+        study = access.get_study(request.user, pk, "dashboard")
+        return Response(s.RoundSerializer(study.rounds.order_by("number"), many=True).data)
+    study = access.get_study(request.user, pk, "manage")
+    started = rounds.round_start(study=study, by=request.user)
+    return Response(s.RoundSerializer(started).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(request=None, responses=s.LoopSerializer)
+@api_view(["POST"])
+def study_rounds_pause(request, pk: int):
+    """Stop the loop from selecting the next round on its own; the current round goes on."""
+    study = rounds.round_pause(study=access.get_study(request.user, pk, "manage"))
+    return Response(s.LoopSerializer(study).data)
+
+
+@extend_schema(request=None, responses=s.LoopSerializer)
+@api_view(["POST"])
+def study_rounds_resume(request, pk: int):
+    """Let the loop move on again (selecting the next round now if it stopped between rounds)."""
+    study = rounds.round_resume(study=access.get_study(request.user, pk, "manage"))
+    return Response(s.LoopSerializer(study).data)

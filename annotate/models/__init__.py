@@ -2,6 +2,7 @@ from annotate.models.assignments import Assignment
 from annotate.models.exports import DatasetExport
 from annotate.models.feedback import Annotation, CritiquePart, PairwiseChoice, RankingPart, RatingPart, SpanPart
 from annotate.models.items import Prompt, Query, QueryResponse, Response
+from annotate.models.rounds import Round
 from annotate.models.studies import Membership, Study
 from annotate.models.training import ModelVersion, TrainingRun
 
@@ -19,6 +20,7 @@ __all__ = [
     "RankingPart",
     "RatingPart",
     "Response",
+    "Round",
     "SpanPart",
     "Study",
     "TrainingRun",

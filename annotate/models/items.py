@@ -76,7 +76,11 @@ class Query(models.Model):
         ordering = ["id"]
         verbose_name_plural = "queries"
         constraints = [models.UniqueConstraint(fields=["study", "key"], name="query_unique_key")]
-        indexes = [models.Index(fields=["study", "label_count", "-priority", "id"], name="query_pool_idx")]
+        indexes = [
+            models.Index(fields=["study", "label_count", "-priority", "id"], name="query_pool_idx"),
+            # A round's queries: the claim in a round loop, and the check whether a round is complete.
+            models.Index(fields=["study", "round", "label_count"], name="query_round_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} query {self.pk}"

@@ -3,6 +3,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from annotate.rows import Columns
+from learning.select import STRATEGIES
 
 
 class FeedbackKind(models.TextChoices):
@@ -62,8 +63,19 @@ def default_rating_aspects() -> list[dict]:
     ]
 
 
-class SelectionStrategy(models.TextChoices):
-    RANDOM = "random", "Random"
+# One source: the strategies `learning.select` implements (its package imports no numpy or torch).
+SelectionStrategy = models.TextChoices(
+    "SelectionStrategy", [(name.upper(), (name, name.replace("_", " ").capitalize())) for name in STRATEGIES]
+)
+
+
+class LoopStatus(models.TextChoices):
+    """Where a study's round loop stands: off until a manager starts it."""
+
+    OFF = "off", "Off"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    EXHAUSTED = "exhausted", "Pool exhausted"
 
 
 class Study(models.Model):
@@ -83,6 +95,13 @@ class Study(models.Model):
     policy_model = models.CharField(max_length=300, default="smollm2")
     reward_model = models.CharField(max_length=300, default="minilm")
     round_size = models.PositiveIntegerField(default=100)
+    training_config = models.JSONField(
+        default=dict, blank=True, help_text="The reward run each round trains (keys as for a reward run's config)."
+    )
+    loop_status = models.CharField(max_length=16, choices=LoopStatus.choices, default=LoopStatus.OFF)
+    current_round = models.PositiveIntegerField(
+        default=0, help_text="The round the claim serves while the loop is on; 0 before the first."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -17,10 +17,16 @@ from annotate.errors import Conflict, Gone, InvalidInput, NotFound, PreflabError
 from annotate.models import Assignment, Query, Study
 from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED, AssignmentStatus
 from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
+from annotate.models.studies import LoopStatus
 from annotate.rows import fetch_all, fetch_one
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
+
+
+def in_round_loop(study: Study) -> bool:
+    """Whether the claim serves only the study's current round: once its loop has started, it does."""
+    return study.loop_status != LoopStatus.OFF
 
 
 def open_queries_for(study: Study, user: AbstractBaseUser):
@@ -38,9 +44,10 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     # plan hung on statistics; right after an import it was a nested loop that rescanned all the
     # user's assignments for each candidate (110 ms a claim at 2000 queries, 500 of them labelled).
     mine = Assignment.objects.filter(annotator=user).exclude(status=AssignmentStatus.EXPIRED).values("query_id")
+    in_round = {"round": study.current_round} if in_round_loop(study) else {}
     return (
         # An IN list rather than <, so that at overlap 1 the pool index is walked in claim order.
-        Query.objects.filter(study=study, label_count__in=list(range(study.overlap)))
+        Query.objects.filter(study=study, label_count__in=list(range(study.overlap)), **in_round)
         .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
         .filter(live__lt=study.overlap - F("label_count"))
         .exclude(pk__in=mine)
@@ -50,13 +57,16 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
 # The claim loop runs for every label, so its statements are written out rather than compiled by
 # the ORM on each call (see annotate/rows.py); `open_queries_for` is the same rule as a queryset,
 # and a test holds the two to the same answers. OPEN_TO is the rule over the query row q.
-# Placeholders: study, user, now, overlap; {label_counts} is filled from integers only, and
-# {not_handed} with one of the two equivalent forms below.
+# Placeholders: study, user, now, overlap, round; {label_counts} is filled from integers only,
+# {not_handed} with one of the two equivalent forms below, and {in_round} with IN_ROUND or nothing.
 OPEN_TO = """q.study_id = %(study)s
-  AND q.label_count IN ({label_counts})
+  AND q.label_count IN ({label_counts}){in_round}
   AND {not_handed}
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
       < %(overlap)s - q.label_count"""
+# In a round loop only the current round's queries are served: the next round is not chosen yet,
+# and an earlier one that a manager ended is closed.
+IN_ROUND = "\n  AND q.round = %(round)s"
 # Walking the pool: the user's queries are read once into a hash, as in open_queries_for. The
 # planner cannot turn this into a join, so stale statistics (a new study, a new annotator) cannot
 # make it rescan the user's assignments for every candidate, as NOT EXISTS did: 330 ms a claim.
@@ -76,11 +86,16 @@ def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
         "user": annotator.pk,
         "now": connection.ops.adapt_datetimefield_value(now),
         "overlap": study.overlap,
+        "round": study.current_round,
     }
 
 
 def open_to_sql(study: Study, *, not_handed: str) -> str:
-    return OPEN_TO.format(label_counts=", ".join(str(int(n)) for n in range(study.overlap)), not_handed=not_handed)
+    return OPEN_TO.format(
+        label_counts=", ".join(str(int(n)) for n in range(study.overlap)),
+        in_round=IN_ROUND if in_round_loop(study) else "",
+        not_handed=not_handed,
+    )
 
 
 def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Sequence[int] = ()) -> tuple[Query, int] | None:

@@ -2,7 +2,8 @@
 
 Every format but raw reads current annotations only (a superseded one gives way to its correction)
 and names annotators by a pseudonym, the same in every study of the deployment. Rows built from one
-annotation end with where they came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import) and `annotator`.
+annotation end with where they came from: `annotation_id`, `query_id`, `prompt_id` (the id given at import), `annotator`,
+and the `round` and `strategy` that chose the query (0 and "import" outside the round loop).
 Prompts are chat messages [{role, content}]; responses, chosen and rejected are plain text
 except in TRL's formats, where they are one assistant turn.
 
@@ -41,7 +42,7 @@ trl with `aggregate` (majority, dawid_skene or bt_reliability; see annotate.sele
     pseudonyms)}. Pairwise votes only (sources, if given, must be pairwise); queries whose aggregate
     is a tie are left out (skipped_ties), as are both-bad votes (skipped_both_bad).
 raw: every annotation as given, with all its parts, superseded ones included: {annotation_id,
-    query_id, kind, asks, prompt_id, prompt, responses, annotator, display_order, time_spent_ms,
+    query_id, round, strategy, kind, asks, prompt_id, prompt, responses, annotator, display_order, time_spent_ms,
     active_ms, created_at, supersedes (the annotation this one changed, or null), superseded_by (the
     one that changed it, or null), current (false once superseded), pairwise: {choice, strength,
     shown_choice} or null, ranking: {groups, cannot_rank_reason} or null, spans: [{response, start,
@@ -91,7 +92,13 @@ def provenance(study: Study, annotation: Annotation) -> dict:
         "query_id": annotation.query_id,
         "prompt_id": annotation.query.prompt.external_id,
         "annotator": annotator_pseudonym(annotation.annotator_id),
+        **chosen_by(annotation),
     }
+
+
+def chosen_by(annotation: Annotation) -> dict:
+    """The round and strategy that chose the label's query (0 and "import" for one asked outside the round loop)."""
+    return {"round": annotation.query.round, "strategy": annotation.query.strategy}
 
 
 def ranking_pairs(groups: list[list[int]]) -> Iterator[tuple[int, int, int]]:
@@ -371,6 +378,7 @@ def raw_row(study: Study, annotation: Annotation) -> dict:
     return {
         "annotation_id": annotation.pk,
         "query_id": annotation.query_id,
+        **chosen_by(annotation),
         "kind": annotation.query.kind,
         "asks": annotation.query.asks,
         "prompt_id": annotation.query.prompt.external_id,

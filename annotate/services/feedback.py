@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -17,6 +18,7 @@ from annotate.numbers import column_range, is_int, whole_number
 from annotate.rows import execute, fetch_one
 from annotate.selectors.queues import REVISABLE_ANSWERS, recent_answers
 from annotate.services.assignments import finish_assignment
+from annotate.services.rounds import round_check_complete
 from annotate.text import refuse_unstorable
 
 MAX_TEXT = 20_000
@@ -303,6 +305,8 @@ def annotation_submit(
     annotation.query, annotation.annotator, annotation.assignment = query, annotator, assignment
     store_parts(annotation, checked, assignment.display_order)
     execute("UPDATE annotate_query SET label_count = label_count + 1 WHERE id = %s", [query.pk])
+    if query.round:  # chosen by a round: that round may be complete now (checked once the label is committed)
+        transaction.on_commit(partial(round_check_complete, study_id=query.study_id, number=query.round), robust=True)
     return annotation, True
 
 

@@ -21,8 +21,9 @@ from annotate.models.studies import (
     default_rating_aspects,
     default_span_taxonomy,
 )
+from annotate.models.training import RunKind
 from annotate.numbers import column_range, whole_number
-from annotate.services.training import check_base_model
+from annotate.services.training import check_base_model, check_config
 from annotate.text import refuse_unstorable
 
 STUDY_FIELDS = {
@@ -34,6 +35,8 @@ STUDY_FIELDS = {
     "policy_model",
     "reward_model",
     "selection_strategy",
+    "selection_params",
+    "training_config",
     "feedback_kinds",
     "span_taxonomy",
     "rating_aspects",
@@ -100,7 +103,33 @@ def check_keyed_list(items, field: str, *, with_anchors: bool) -> list[dict]:
     return checked
 
 
-def check_study_fields(fields: dict) -> dict:
+def check_selection(strategy, params) -> None:
+    """An unknown strategy, or a parameter it does not take or cannot use, is refused naming it."""
+    from learning.config import ConfigError
+    from learning.select import strategy_params
+
+    if not isinstance(strategy, str):
+        raise InvalidInput("selection_strategy must be text.", field="selection_strategy")
+    try:
+        strategy_params(strategy, params)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc), field=exc.field or "selection_params") from None
+
+
+def check_training_config(config) -> dict:
+    """The reward run's config each round trains with, checked as a run's is, errors naming training_config."""
+    try:
+        config = check_config(RunKind.REWARD, config)
+        if "base_model" in config:
+            check_base_model(config["base_model"])
+    except InvalidInput as exc:
+        field = "training_config" + (exc.field or "config").removeprefix("config")
+        raise InvalidInput(exc.message.replace("config", "training_config", 1), field=field) from None
+    return config
+
+
+def check_study_fields(fields: dict, study: Study | None = None) -> dict:
+    """The fields checked and normalised; `study` is the one they change (None for a new study)."""
     unknown = set(fields) - STUDY_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
@@ -121,11 +150,19 @@ def check_study_fields(fields: dict) -> dict:
         whole_number(fields["overlap"], "overlap", low=1, high=MAX_OVERLAP)
     if "round_size" in fields:
         whole_number(fields["round_size"], "round_size", low=1, high=MAX_ROUND_SIZE)
-    strategy = fields.get("selection_strategy", SelectionStrategy.RANDOM)
-    if strategy not in SelectionStrategy.values:
-        raise InvalidInput(
-            f"Unknown selection_strategy {strategy!r}; known: {', '.join(SelectionStrategy.values)}.", field="selection_strategy"
+    if "selection_strategy" in fields or "selection_params" in fields:
+        # A new strategy is checked with the parameters it will run with: those given, or none.
+        changed = (
+            "selection_strategy" in fields and study is not None and fields["selection_strategy"] != study.selection_strategy
         )
+        kept = {} if study is None or changed else study.selection_params
+        fields.setdefault("selection_params", kept)
+        check_selection(
+            fields.get("selection_strategy", study.selection_strategy if study else SelectionStrategy.RANDOM),
+            fields["selection_params"],
+        )
+    if "training_config" in fields:
+        fields["training_config"] = check_training_config(fields["training_config"])
     if "reward_model" in fields:  # refused now, not when a run starts from it
         check_base_model(fields["reward_model"], field="reward_model")
     if "feedback_kinds" in fields:
@@ -151,8 +188,9 @@ def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
 
 @transaction.atomic
 def study_update(*, study: Study, **fields) -> Study:
-    """Change a study's configuration. Queries already created keep what they ask for."""
-    fields = check_study_fields(fields)
+    """Change a study's configuration. Queries already created keep what they ask for; a new selection
+    strategy applies from the next round, and queries already chosen keep their round and strategy."""
+    fields = check_study_fields(fields, study)
     for name, value in fields.items():
         setattr(study, name, value)
     study.save(update_fields=list(fields) or None)

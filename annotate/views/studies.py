@@ -9,14 +9,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate import access
-from annotate.errors import InvalidInput, PreflabError
+from annotate.errors import InvalidInput, NotFound, PreflabError
 from annotate.metric_words import metric_words
 from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.agreement import study_agreement
 from annotate.selectors.queues import annotator_progress
+from annotate.selectors.rounds import accuracy_plot, loop_state
 from annotate.selectors.training_readiness import study_readiness
 from annotate.services.items import MAX_RANKING, MIN_RANKING, items_import
+from annotate.services.rounds import round_pause, round_resume, round_start
 from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
@@ -88,7 +90,35 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "agreement": study_agreement(study),
         "snapshots": study_selectors.study_dataset_exports(study, limit=RECENT_RUNS) if "export" in study.perms else [],
     }
+    context["loop"] = loop_state(study)
+    context["plot"] = accuracy_plot(context["loop"].rounds)
     return render(request, "annotate/dashboard.html", context)
+
+
+# The dashboard's round buttons: what each calls, and what it says once done.
+ROUND_ACTIONS = {
+    "start": (lambda study, user: round_start(study=study, by=user), "Round {number} is {status}."),
+    "pause": (lambda study, user: round_pause(study=study), "Paused: the next round waits for Resume."),
+    "resume": (lambda study, user: round_resume(study=study), "Resumed."),
+}
+
+
+@require_POST
+@page
+def study_rounds_act(request: HttpRequest, study_id: int, action: str) -> HttpResponse:
+    """Start or force the next round, pause or resume the loop."""
+    study = access.get_study(request.user, study_id, "manage")
+    if action not in ROUND_ACTIONS:
+        raise NotFound(f"No round action {action!r}.")
+    act, done = ROUND_ACTIONS[action]
+    try:
+        result = act(study, request.user)
+    except PreflabError as exc:
+        messages.error(request, exc.message)
+    else:
+        status = result.get_status_display().lower() if action == "start" else ""
+        messages.success(request, done.format(number=getattr(result, "number", ""), status=status))
+    return redirect("study-dashboard", study_id=study.pk)
 
 
 @require_POST

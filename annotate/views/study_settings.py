@@ -23,7 +23,7 @@ from annotate import access
 from annotate.errors import InvalidInput, PreflabError
 from annotate.models import Query, Study
 from annotate.models.items import QueryKind
-from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind
+from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.services.studies import MAX_OVERLAP, study_update
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
@@ -45,7 +45,16 @@ EXTRAS = [
         (FeedbackKind.RATINGS, "Score every response shown on each aspect, 1 to 5."),
     )
 ]
-FIELDS = ("name", "guidelines", "overlap", "feedback_kinds", "span_taxonomy", "rating_aspects")
+FIELDS = (
+    "name",
+    "guidelines",
+    "overlap",
+    "feedback_kinds",
+    "span_taxonomy",
+    "rating_aspects",
+    "selection_strategy",
+    "round_size",
+)
 
 
 def taxonomy_text(taxonomy: list[dict]) -> str:
@@ -83,6 +92,7 @@ def entry_line_numbers(text: str) -> list[int]:
 FIELD_TITLES = {
     "name": "Name",
     "overlap": "Overlap",
+    "round_size": "Queries per round",
     "span_taxonomy": "Span categories",
     "rating_aspects": "Rating aspects",
 }
@@ -164,6 +174,8 @@ def form_from_study(study: Study) -> dict:
         "kinds": [k for k in kinds if k in PER_RESPONSE_KINDS],
         "span_taxonomy": taxonomy_text(study.span_taxonomy),
         "rating_aspects": aspects_text(study.rating_aspects),
+        "selection_strategy": study.selection_strategy,
+        "round_size": str(study.round_size),
     }
 
 
@@ -176,6 +188,8 @@ def form_from_post(post: QueryDict) -> dict:
         "kinds": post.getlist("kinds"),
         "span_taxonomy": post.get("span_taxonomy", ""),
         "rating_aspects": post.get("rating_aspects", ""),
+        "selection_strategy": post.get("selection_strategy", ""),
+        "round_size": post.get("round_size", ""),
     }
 
 
@@ -187,6 +201,13 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
         fields["overlap"] = int(post.get("overlap", ""))
     except ValueError:
         errors["overlap"] = f"Overlap must be a whole number from 1 to {MAX_OVERLAP}."
+    if "round_size" in post:  # the rounds fields: a form from before they existed leaves them as they are
+        try:
+            fields["round_size"] = int(post["round_size"])
+        except ValueError:
+            errors["round_size"] = "Queries per round must be a whole number of at least 1."
+    if "selection_strategy" in post:
+        fields["selection_strategy"] = post["selection_strategy"]
     fields["feedback_kinds"] = kinds_from_post(post)
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:
@@ -251,5 +272,6 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
         "structures": STRUCTURES,
         "extras": EXTRAS,
         "existing": queries_by_asks(study),
+        "strategies": SelectionStrategy.choices,
     }
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)

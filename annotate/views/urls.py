@@ -16,6 +16,7 @@ urlpatterns = [
     path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),
     path("studies/<int:study_id>/train/", studies.study_train, name="study-train"),
     path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),
+    path("studies/<int:study_id>/rounds/<str:action>/", studies.study_rounds_act, name="study-rounds-act"),
     path("studies/<int:study_id>/settings/", study_settings.study_settings, name="study-settings"),
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),

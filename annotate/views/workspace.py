@@ -22,7 +22,8 @@ from annotate.models import Annotation, Assignment, Query, Study
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import REVISABLE_ANSWERS, annotator_progress, recent_answers
-from annotate.services.assignments import assignment_next, assignment_skip
+from annotate.selectors.rounds import loop_state
+from annotate.services.assignments import assignment_next, assignment_skip, in_round_loop
 from annotate.services.feedback import annotation_revise, annotation_submit, revision_limit
 from annotate.views.answers import (
     DEFAULT_STRENGTH,
@@ -182,6 +183,8 @@ def panel_context(
     context = base_context(study, user, error=error, notice=notice)
     context["assignment"] = assignment
     if assignment is None:
+        # Between rounds the study is not done: the next round is being chosen.
+        context["loop"] = loop_state(study) if in_round_loop(study) else None
         return context
     if notice:
         context["notice"] = notice + then

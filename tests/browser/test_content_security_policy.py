@@ -130,3 +130,24 @@ def test_the_workspace_for_each_kind_of_feedback_keeps_the_policy(page, login, k
     page.click("text=Skip query")
     wait_for_next(page, assignment)
     assert settled(page) == []
+
+
+def test_the_round_loop_dashboard_with_its_plot_and_the_workspace_between_rounds_keep_the_policy(page, login):
+    from annotate.models import Round
+
+    study, annotator = study_with(["pairwise"], [("Name a prime.", ["Nine.", "Seven."])])
+    manager = study.memberships.get(role="manager").user
+    for number, labels, accuracy in ((1, 10, 0.6), (2, 20, 0.7)):
+        Round.objects.create(
+            study=study, number=number, strategy="random", chosen_by="random", size=10, selected=10, status="done",
+            labels=labels, heldout_accuracy=accuracy, heldout_accuracy_low=accuracy - 0.1, heldout_accuracy_high=accuracy + 0.1,
+        )  # fmt: skip
+    Round.objects.create(study=study, number=3, strategy="random", size=10)  # being selected
+    study.loop_status, study.current_round = "running", 3
+    study.save(update_fields=["loop_status", "current_round"])
+    login(page, manager)
+    visit(page, f"/studies/{study.pk}/")
+    assert page.locator("svg.plot circle.plot__point").count() == 2
+    login(page, annotator)
+    visit(page, f"/studies/{study.pk}/annotate/")
+    assert page.get_by_text("The next round is being prepared").is_visible()

@@ -3,7 +3,7 @@
 import pytest
 
 from annotate.celery import app
-from annotate.tasks import requeue_lost_runs, train_model
+from annotate.tasks import requeue_lost_runs, select_round, train_model
 
 
 @pytest.fixture
@@ -32,6 +32,12 @@ def test_a_training_job_goes_to_the_gpu_queue_alone(channel):
 def test_the_lost_run_sweep_goes_to_the_default_queue(channel):
     """On the gpu queue it would wait behind the very training jobs whose workers it watches."""
     requeue_lost_runs.apply_async()
+    assert waiting(channel) == {"default": 1, "gpu": 0}
+
+
+def test_a_round_selection_goes_to_the_default_queue(channel):
+    """Choosing a round's queries is light work next to training; it must not wait behind it."""
+    select_round.apply_async(args=(0,))
     assert waiting(channel) == {"default": 1, "gpu": 0}
 
 

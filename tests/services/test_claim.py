@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from annotate.models import Assignment, Query
 from annotate.services.assignments import assign, assignment_next, claim_query, open_queries_for
+from annotate.services.studies import membership_add
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +74,39 @@ def test_a_random_study_hands_out_its_queries_in_a_random_order_not_the_files():
         assignment.save(update_fields=["status"])
     assert sorted(handed) == sorted(in_file_order)  # every query, once
     assert handed != in_file_order  # 1 chance in 30! of failing by luck
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_in_a_round_loop_the_claim_serves_only_the_current_round_as_the_queryset_says(seed):
+    rng = random.Random(seed)
+    people = [UserFactory() for _ in range(3)]
+    study = make_study(annotators=people, overlap=rng.choice([1, 2]))
+    make_items(study, n_prompts=12)
+    for query in Query.objects.filter(study=study):
+        Query.objects.filter(pk=query.pk).update(round=rng.choice([0, 1, 2, 3]), priority=rng.randint(0, 5))
+    study.loop_status, study.current_round = "running", 2
+    study.save(update_fields=["loop_status", "current_round"])
+    in_round = set(Query.objects.filter(study=study, round=2).values_list("pk", flat=True))
+    for person in people:
+        open_ids = set(open_queries_for(study, person).values_list("pk", flat=True))
+        assert open_ids <= in_round
+        handed = []
+        while (assignment := assignment_next(study=study, annotator=person)) is not None:
+            handed.append(assignment.query_id)
+            assignment.status = "skipped"
+            assignment.save(update_fields=["status"])
+        assert set(handed) == open_ids, "the claim and the queryset disagree"
+        assert set(handed) <= in_round, "a query beyond the current round was handed out"
+
+
+def test_while_the_next_round_is_selected_nothing_is_handed_out_not_even_the_unchosen_pool():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=5)
+    assert assignment_next(study=study, annotator=annotator) is not None  # loop off: the whole pool is open
+    study.loop_status, study.current_round = "running", 1  # round 1 is being selected: no query has round 1 yet
+    study.save(update_fields=["loop_status", "current_round"])
+    fresh = UserFactory()
+    membership_add(study=study, username=fresh.username, role="annotator")
+    assert assignment_next(study=study, annotator=fresh) is None
+    assert not open_queries_for(study, fresh).exists()

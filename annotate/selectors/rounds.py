@@ -1,0 +1,110 @@
+"""Reads of the round loop: where it stands in words, its history, and the accuracy-against-labels plot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Sum
+
+from annotate.models import Query, Round, Study, TrainingRun
+from annotate.models.rounds import RoundStatus
+from annotate.models.studies import LoopStatus
+
+# The plot's drawing box, in SVG user units (the CSS scales it).
+PLOT_WIDTH, PLOT_HEIGHT, PLOT_MARGIN = 480, 220, 36
+
+
+@dataclass
+class LoopState:
+    """What the dashboard and the workspace say about the loop."""
+
+    line: str  # "Round 3 of random: 14 / 20 labels"
+    note: str = ""  # the current round's own message (capped, picked at random, failed because...)
+    preparing: bool = False  # the next round is being selected or trained for: annotators wait
+    progress: float | None = None  # 0..1 of that preparation, where known
+    can_start: bool = True
+    can_pause: bool = False
+    can_resume: bool = False
+    start_label: str = "Start rounds"
+    rounds: list[Round] = field(default_factory=list)
+
+
+def round_labels(round_: Round, overlap: int) -> tuple[int, int]:
+    """(labels given, labels wanted) in the round's own queries."""
+    given = Query.objects.filter(study_id=round_.study_id, round=round_.number).aggregate(n=Sum("label_count"))["n"] or 0
+    return given, round_.selected * overlap
+
+
+def loop_state(study: Study) -> LoopState:
+    """The loop in words, for the study's current state; one round's figures at most are counted."""
+    rounds = list(Round.objects.filter(study=study).order_by("number"))
+    current = rounds[-1] if rounds else None
+    paused = study.loop_status == LoopStatus.PAUSED
+    if current is None:
+        return LoopState(line=f"Rounds have not started: the first will be chosen by {study.selection_strategy}.")
+    state = LoopState(line="", note=current.message, rounds=rounds, can_pause=study.loop_status == LoopStatus.RUNNING)
+    state.can_resume = paused
+    n = current.number
+    if current.status == RoundStatus.SELECTING:
+        state.line, state.preparing, state.start_label = f"Preparing round {n}: selecting…", True, "Queue its selection again"
+    elif current.status == RoundStatus.COLLECTING:
+        given, wanted = round_labels(current, study.overlap)
+        state.line = f"Round {n} of {current.chosen_by}: {given} / {wanted} labels"
+        state.start_label = "Force next round"
+    elif current.status == RoundStatus.TRAINING:
+        run = TrainingRun.objects.filter(pk=current.run_id).first()
+        state.line, state.preparing = f"Preparing round {n + 1}: training a reward model…", True
+        state.progress = run.progress if run is not None else None
+        # A run that finished without the loop moving on (its worker stopped in between) can be moved on by hand.
+        state.can_start, state.start_label = run is not None and run.is_finished, "Move on"
+    elif current.status == RoundStatus.EXHAUSTED:
+        state.line, state.start_label = f"Pool exhausted after round {n - 1}", "Try again"
+    elif current.status == RoundStatus.FAILED:
+        state.line, state.start_label = f"Round {n} failed; the loop waits", "Force next round"
+    else:
+        state.line, state.start_label = f"Round {n} done", "Start next round"
+    if paused:
+        state.line += " · paused: the next round waits for Resume"
+    return state
+
+
+def accuracy_plot(rounds: list[Round]) -> dict | None:
+    """Held-out accuracy against labels, as SVG coordinates: a line, its points and the 95% interval band.
+
+    None until a round has a measured accuracy. The y axis runs from 0.5 (chance for a pair) to 1,
+    or lower if an accuracy falls under chance.
+    """
+    measured = [r for r in rounds if r.heldout_accuracy is not None and r.labels is not None]
+    if not measured:
+        return None
+    lows = [r.heldout_accuracy_low if r.heldout_accuracy_low is not None else r.heldout_accuracy for r in measured]
+    highs = [r.heldout_accuracy_high if r.heldout_accuracy_high is not None else r.heldout_accuracy for r in measured]
+    y_min = min(0.5, *lows)
+    x_max = max(r.labels for r in measured) or 1
+    inner_w, inner_h = PLOT_WIDTH - 2 * PLOT_MARGIN, PLOT_HEIGHT - 2 * PLOT_MARGIN
+
+    def x(labels: int) -> float:
+        return round(PLOT_MARGIN + inner_w * labels / x_max, 1)
+
+    def y(accuracy: float) -> float:
+        return round(PLOT_MARGIN + inner_h * (1 - (accuracy - y_min) / ((1 - y_min) or 1)), 1)
+
+    points = [
+        {"x": x(r.labels), "y": y(r.heldout_accuracy), "round": r.number, "labels": r.labels, "accuracy": r.heldout_accuracy}
+        for r in measured
+    ]
+    upper = [f"{x(r.labels)},{y(h)}" for r, h in zip(measured, highs, strict=True)]
+    lower = [f"{x(r.labels)},{y(low)}" for r, low in zip(measured, lows, strict=True)]
+    return {
+        "width": PLOT_WIDTH,
+        "height": PLOT_HEIGHT,
+        "line": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "band": " ".join(upper + lower[::-1]),
+        "points": points,
+        "left": PLOT_MARGIN,
+        "right": PLOT_WIDTH - PLOT_MARGIN,
+        "top": PLOT_MARGIN,
+        "bottom": PLOT_HEIGHT - PLOT_MARGIN,
+        "y_min": y_min,
+        "x_max": x_max,
+    }

@@ -1,0 +1,47 @@
+"""A real `celery worker` runs the round loop: a labelled round trains a model and selects the next, with no manual step."""
+
+import pytest
+
+from annotate.models import ModelVersion, Query, Round
+from annotate.services.rounds import round_start
+from tests.factories import UserFactory, make_items, make_study
+from tests.integration import test_celery_worker as worker
+from tests.labelling import label_preferring_first_response
+
+# The worker fixtures, shared with the worker tests.
+start_celery, start_worker, wait_for = worker.start_celery, worker.start_worker, worker.wait_for
+
+
+def round_in(study, number: int, *statuses: str) -> Round | None:
+    return Round.objects.filter(study=study, number=number, status__in=statuses).first()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_labelled_round_trains_a_model_and_the_next_round_is_selected_on_its_own(start_worker, tiny_encoder_dir):
+    _, log = start_worker()
+    annotator = UserFactory()
+    study = make_study(
+        annotators=[annotator],
+        round_size=8,
+        reward_model=str(tiny_encoder_dir),
+        training_config={"epochs": 1, "batch_size": 4, "max_length": 32, "min_pairs": 4},
+    )
+    make_items(study, n_prompts=20)
+    round_start(study=study, by=study.created_by)
+    first = wait_for(lambda: round_in(study, 1, "collecting", "failed"), timeout=120, what="round 1 to be selected", log=log)
+    assert first.status == "collecting", first.message
+
+    study.refresh_from_db()  # as the next request would load it
+    assert label_preferring_first_response(study, annotator) == 8  # the round, and not a query beyond it
+
+    second = wait_for(
+        lambda: round_in(study, 2, "collecting", "failed", "exhausted"), timeout=300, what="round 2 to be selected", log=log
+    )
+    assert second.status == "collecting", second.message
+    first.refresh_from_db()
+    assert first.status == "done" and first.labels == 8
+    version = ModelVersion.objects.get(pk=first.trained_version_id)
+    assert first.heldout_accuracy == version.metrics["heldout_accuracy"]
+    assert second.model_version_id == version.pk
+    assert Query.objects.filter(study=study, round=2).count() == 8
+    assert not Query.objects.filter(study=study, round=2, label_count__gt=0).exists()

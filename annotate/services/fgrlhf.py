@@ -50,7 +50,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -71,10 +70,11 @@ from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_s
 from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
+from annotate.services.import_guess import first_record, format_hint, nothing_imported
 from annotate.services.items import ImportResult, first_priority, pair_key
+from annotate.services.labelled_import import IMPORTED_USERNAME, import_user, study_configure
 from annotate.text import refuse_unstorable_in_record
 
-IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
 FEEDBACK_FIELDS = ("errors", "missing-info", "corrected-prediction")
 ERROR_FIELDS = ("error type", "explanation", "start", "end")
@@ -148,7 +148,7 @@ def load_array(data: bytes | str) -> list:
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"Nothing was imported: the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "an FG-RLHF file is one JSON array of records."
+            "an FG-RLHF file is one JSON array of records." + format_hint("fgrlhf", first_record(data.encode()))
         ) from None
     if not isinstance(value, list):
         raise InvalidInput(f"Nothing was imported: an FG-RLHF file is a JSON array of records, not a {type(value).__name__}.")
@@ -300,8 +300,13 @@ def parse_records(values: list, categories: dict[str, str]) -> list[FgrlhfRecord
         if len(errors) >= MAX_ERRORS_REPORTED:
             break
     if errors:
-        more = " (stopped after the first errors)" if len(errors) >= MAX_ERRORS_REPORTED else ""
-        raise InvalidInput("Nothing was imported. " + " ".join(e.message for e in errors) + more, field=errors[0].field)
+        raise nothing_imported(
+            [e.message for e in errors],
+            format="fgrlhf",
+            first=values,
+            field=errors[0].field,
+            stopped=len(errors) >= MAX_ERRORS_REPORTED,
+        )
     return records
 
 
@@ -310,35 +315,16 @@ def parse_records(values: list, categories: dict[str, str]) -> list[FgrlhfRecord
 
 def imported_user() -> AbstractBaseUser:
     """The user imported labels are attributed to; nobody can log in as them."""
-    user, created = get_user_model().objects.get_or_create(username=IMPORTED_USERNAME)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    elif user.has_usable_password():
-        raise InvalidInput(
-            f"A user named {IMPORTED_USERNAME!r} exists and can log in; imported labels would look like theirs. "
-            "Rename that user first.",
-            field="annotator",
-        )
-    return user
+    return import_user(IMPORTED_USERNAME)
 
 
 def configure_study(study: Study) -> bool:
     """Make the study ask for what FG-RLHF records hold; returns whether it changed anything."""
-    if not study.prompts.exists():
-        changed = study.feedback_kinds != IMPORT_KINDS or not study.span_taxonomy
-        study.feedback_kinds = IMPORT_KINDS
-        study.span_taxonomy = study.span_taxonomy or default_span_taxonomy()
-        study.save(update_fields=["feedback_kinds", "span_taxonomy"])
-        return changed
-    if not set(IMPORT_KINDS) <= set(study.feedback_kinds or [FeedbackKind.PAIRWISE]):
-        raise InvalidInput(
-            f"Nothing was imported: this study already has items and asks for {', '.join(study.feedback_kinds)}; "
-            "FG-RLHF records need pairwise, spans and critique. Import into a new study (the import configures an "
-            "empty one) or add those kinds to this one.",
-            field="feedback_kinds",
-        )
-    return False
+    taxonomy_set = not study.span_taxonomy and not study.prompts.exists()
+    if taxonomy_set:
+        study.span_taxonomy = default_span_taxonomy()
+        study.save(update_fields=["span_taxonomy"])
+    return study_configure(study, IMPORT_KINDS, "FG-RLHF records") or taxonomy_set
 
 
 def check_unchanged(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], existing: dict) -> None:

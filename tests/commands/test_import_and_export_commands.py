@@ -152,3 +152,28 @@ def test_import_items_refuses_a_response_past_the_text_limit_naming_line_and_fie
     with pytest.raises(CommandError, match=r"line 2, field responses\[1\] is 100,001 characters long; .* 100,000"):
         call_command("import_items", str(study.pk), str(items))
     assert not Prompt.objects.exists()
+
+
+def test_import_items_reads_trl_parquet_and_a_label_studio_export(tmp_path, capsys):
+    from tests.services.test_labelstudio_import import export, pairwise_task
+    from tests.services.test_trl_import import STANDARD, parquet
+
+    study = make_study()
+    rows = tmp_path / "prefs.parquet"
+    rows.write_bytes(parquet([STANDARD]))
+    call_command("import_items", str(study.pk), str(rows), "--format", "trl")
+    assert "annotations created: 1" in capsys.readouterr().out
+    tasks = tmp_path / "ls.json"
+    tasks.write_bytes(export(pairwise_task()))
+    call_command("import_items", str(make_study(name="LS").pk), str(tasks), "--format", "labelstudio")
+    assert "annotations created: 2" in capsys.readouterr().out
+
+
+def test_import_items_names_the_format_an_argilla_file_sent_as_trl_looks_like(tmp_path):
+    from tests.services.test_argilla_import import flat
+
+    study = make_study()
+    records = write_jsonl(tmp_path / "argilla.jsonl", [flat()])
+    with pytest.raises(CommandError, match="line 1, field chosen: is missing.*format=argilla"):
+        call_command("import_items", str(study.pk), str(records), "--format", "trl")
+    assert not Prompt.objects.exists()

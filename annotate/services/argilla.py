@@ -33,20 +33,18 @@ from django.db import transaction
 from annotate.errors import InvalidInput
 from annotate.models import Study
 from annotate.numbers import is_int
-from annotate.services.import_guess import first_record
 from annotate.services.items import parse_messages
 from annotate.services.labelled_import import (
     LabelledImportResult,
     LabelledRecord,
     StudyVocabulary,
     content_id,
-    each_item,
+    critique_add,
     fail,
-    file_items,
-    labelled_records_store,
+    labelled_file_import,
     labels_of,
-    record_errors,
-    span_checked,
+    responses_checked,
+    span_part,
 )
 from annotate.text import refuse_unstorable_in_record
 
@@ -125,11 +123,7 @@ def record_parse(record, where: str, vocabulary: StudyVocabulary) -> LabelledRec
     for name in names:
         if not isinstance(fields[name], str) or not fields[name].strip():
             raise fail(where, f"fields.{name}", "must be non-empty text.")
-    texts = [fields[name] for name in names]
-    if not texts:
-        raise fail(where, "fields", "has no responses: give fields named response, response_1, response_2, ...")
-    if len(set(texts)) != len(texts):
-        raise fail(where, "fields", "the same response text appears twice.")
+    texts = responses_checked([fields[name] for name in names], where, "fields", "fields named response, response_1, ...")
     by_user: dict[str, dict] = defaultdict(lambda: {"ranking": None, "spans": [], "critiques": {}, "ratings": []})
     for question, answers in sorted(responses.items()):
         for i, answer in enumerate(answers):
@@ -177,8 +171,7 @@ def answer_parse(parts: dict, question: str, value, names: list[str], texts: lis
         index, _ = response_and_rest(question, names, where, at)
         for k, span in enumerate(value):
             category = vocabulary.category(span["label"], where, f"{at}[{k}].label")
-            start, end = span_checked(texts[index], span["start"], span["end"], where, f"{at}[{k}]")
-            parts["spans"].append({"response": index, "start": start, "end": end, "category": category, "note": ""})
+            parts["spans"].append(span_part(texts[index], index, category, span["start"], span["end"], where, f"{at}[{k}]"))
         return
     if is_int(value):
         index, aspect = response_and_rest(question, names, where, at)
@@ -188,8 +181,7 @@ def answer_parse(parts: dict, question: str, value, names: list[str], texts: lis
         return
     if isinstance(value, str):
         index, _ = response_and_rest(question, names, where, at)
-        slot = "revision" if "revision" in question.casefold() else "critique"
-        parts["critiques"].setdefault(index, {"response": index, "critique": "", "revision": ""})[slot] = value
+        critique_add(parts["critiques"], index, question, value)
         return
     raise fail(where, at, "cannot be imported: known answers are a ranking, a rating (1-5), a text and spans.")
 
@@ -197,10 +189,4 @@ def answer_parse(parts: dict, question: str, value, names: list[str], texts: lis
 @transaction.atomic
 def argilla_import(*, study: Study, data: bytes) -> LabelledImportResult:
     """Import Argilla v2 records with their submitted responses; all or nothing, idempotent (see the module docstring)."""
-    study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    vocabulary = StudyVocabulary(study)
-    parse = each_item(lambda record, where: record_parse(record, where, vocabulary))
-    records = record_errors(file_items(data), parse, format="argilla", first=first_record(data))
-    result = LabelledImportResult()
-    labelled_records_store(study=study, records=records, result=result, what="Argilla records", vocabulary=vocabulary)
-    return result
+    return labelled_file_import(study=study, data=data, format="argilla", what="Argilla records", parse=record_parse)

@@ -41,7 +41,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import FeedbackKind
 from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
-from annotate.services.import_guess import nothing_imported
+from annotate.services.import_guess import first_record, nothing_imported
 from annotate.services.items import MAX_RANKING, MIN_RANKING, ImportResult, first_priority, pair_key, plan_queries
 
 IMPORTED_USERNAME = "imported"
@@ -205,8 +205,18 @@ def each_item(parse: Callable) -> Callable:
     return parse_item
 
 
-def span_checked(text: str, start, end, where: str, at: str, quote=None) -> tuple[int, int]:
-    """Character offsets (code points) into `text`, and the quoted text where the file gives it."""
+def responses_checked(texts: list[str], where: str, field: str, shape: str) -> list[str]:
+    """A record's responses: at least one, and no text twice (a query shows distinct responses)."""
+    if not texts:
+        raise fail(where, field, f"has no responses: give {shape}.")
+    if len(set(texts)) != len(texts):
+        raise fail(where, field, "the same response text appears twice.")
+    return texts
+
+
+def span_part(text: str, index: int, category: str, start, end, where: str, at: str, quote=None) -> dict:
+    """A span on response `index` (whose text is `text`): offsets in characters (code points), checked against
+    the quoted text where the file gives it."""
     if not (is_int(start) and is_int(end) and 0 <= start < end <= len(text)):
         raise fail(
             where,
@@ -216,7 +226,13 @@ def span_checked(text: str, start, end, where: str, at: str, quote=None) -> tupl
         )
     if quote is not None and text[start:end] != quote:
         raise fail(where, at, f"the text at {start}..{end} is {text[start:end]!r}, not {quote!r} as the file says.")
-    return start, end
+    return {"response": index, "start": start, "end": end, "category": category, "note": ""}
+
+
+def critique_add(critiques: dict[int, dict], index: int, question: str, text: str) -> None:
+    """A free-text answer on response `index`: its revision where the question's name says so, else its critique."""
+    slot = "revision" if "revision" in question.casefold() else "critique"
+    critiques.setdefault(index, {"response": index, "critique": "", "revision": ""})[slot] = text
 
 
 def labels_of(
@@ -389,6 +405,27 @@ def unchanged_records(study: Study, records: list[LabelledRecord], users: dict[s
                 field="id",
             )
     return set(existing)
+
+
+def labelled_file_import(
+    *, study: Study, data: bytes, format: str, what: str, parse: Callable, items: list | None = None
+) -> LabelledImportResult:
+    """The whole of a labelled import, in the caller's atomic block: lock the study, check every record, store.
+
+    `parse(value, where, vocabulary)` reads one record of `items` (default: the file's JSON array
+    or lines); `what` names the records in messages ("Label Studio tasks").
+    """
+    study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
+    vocabulary = StudyVocabulary(study)
+    records = record_errors(
+        file_items(data) if items is None else items,
+        each_item(lambda value, where: parse(value, where, vocabulary)),
+        format=format,
+        first=first_record(data),
+    )
+    result = LabelledImportResult()
+    labelled_records_store(study=study, records=records, result=result, what=what, vocabulary=vocabulary)
+    return result
 
 
 def labelled_records_store(

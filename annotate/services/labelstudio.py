@@ -39,7 +39,6 @@ from django.db import transaction
 from annotate.errors import InvalidInput
 from annotate.models import Study
 from annotate.numbers import is_int
-from annotate.services.import_guess import first_record
 from annotate.services.items import parse_messages
 from annotate.services.labelled_import import (
     IMPORTED_USERNAME,
@@ -47,13 +46,12 @@ from annotate.services.labelled_import import (
     LabelledRecord,
     StudyVocabulary,
     content_id,
-    each_item,
+    critique_add,
     fail,
-    file_items,
-    labelled_records_store,
+    labelled_file_import,
     labels_of,
-    record_errors,
-    span_checked,
+    responses_checked,
+    span_part,
 )
 from annotate.text import refuse_unstorable_in_record
 
@@ -106,10 +104,7 @@ def task_parse(task, where: str, vocabulary: StudyVocabulary) -> LabelledRecord:
         raise fail(where, "data.prompt", "is missing (the task's prompt, text or chat messages).")
     messages = parse_messages(data["prompt"], f"{where}, data")
     names, texts, used = responses_of(data, where)
-    if not texts:
-        raise fail(where, "data", "has no responses: give data.items, or data.response_a, data.response_b, ...")
-    if len(set(texts)) != len(texts):
-        raise fail(where, "data", "the same response text appears twice.")
+    responses_checked(texts, where, "data", "data.items, or data.response_a, data.response_b, ...")
     annotations = task.get("annotations", [])
     if not isinstance(annotations, list):
         raise fail(where, "annotations", "must be a list.")
@@ -181,17 +176,14 @@ def results_parse(results: list, names: list[str], texts: list[str], where: str,
             if not isinstance(chosen, list) or not chosen:
                 raise fail(where, f"{here}.value.labels", "must name the span's label.")
             category = vocabulary.category(chosen[0], where, f"{here}.value.labels")
-            start, end = span_checked(
-                texts[index], value.get("start"), value.get("end"), where, f"{here}.value", value.get("text")
-            )
-            parts["spans"].append({"response": index, "start": start, "end": end, "category": category, "note": ""})
+            start, end, quote = value.get("start"), value.get("end"), value.get("text")
+            parts["spans"].append(span_part(texts[index], index, category, start, end, where, f"{here}.value", quote))
         elif kind == "textarea":
             index = response()
             lines = value.get("text")
             if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
                 raise fail(where, f"{here}.value.text", "must be a list of text.")
-            slot = "revision" if "revision" in str(result.get("from_name", "")).casefold() else "critique"
-            critiques.setdefault(index, {"response": index, "critique": "", "revision": ""})[slot] = "\n".join(lines)
+            critique_add(critiques, index, str(result.get("from_name", "")), "\n".join(lines))
         elif kind == "rating":
             rating = value.get("rating")
             if not is_int(rating) or not 1 <= rating <= 5:
@@ -223,10 +215,4 @@ def ranker_groups(value: dict, names: list[str], where: str, here: str) -> list[
 @transaction.atomic
 def labelstudio_import(*, study: Study, data: bytes) -> LabelledImportResult:
     """Import a Label Studio JSON export with its annotations; all or nothing, idempotent (see the module docstring)."""
-    study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    vocabulary = StudyVocabulary(study)
-    parse = each_item(lambda task, where: task_parse(task, where, vocabulary))
-    records = record_errors(file_items(data), parse, format="labelstudio", first=first_record(data))
-    result = LabelledImportResult()
-    labelled_records_store(study=study, records=records, result=result, what="Label Studio tasks", vocabulary=vocabulary)
-    return result
+    return labelled_file_import(study=study, data=data, format="labelstudio", what="Label Studio tasks", parse=task_parse)

@@ -32,7 +32,7 @@ from django.db import transaction
 from annotate.errors import InvalidInput
 from annotate.models import Study
 from annotate.numbers import is_int, unstorable_json
-from annotate.services.import_guess import PARQUET_MAGIC, first_record
+from annotate.services.import_guess import PARQUET_MAGIC
 from annotate.services.items import CHAT_ROLES, parse_messages
 from annotate.services.labelled_import import (
     IMPORTED_USERNAME,
@@ -40,11 +40,9 @@ from annotate.services.labelled_import import (
     LabelledImportResult,
     LabelledRecord,
     content_id,
-    each_item,
     fail,
     jsonl_items,
-    labelled_records_store,
-    record_errors,
+    labelled_file_import,
 )
 from annotate.text import refuse_unstorable_in_record
 
@@ -171,8 +169,11 @@ def parquet_rows(data: bytes) -> list[tuple[str, object]]:
 def trl_import(*, study: Study, data: bytes) -> LabelledImportResult:
     """Import TRL preference rows (JSON lines or Parquet) as pairwise labels by "imported"; all or nothing, idempotent."""
     rows = parquet_rows(data) if data[:4] == PARQUET_MAGIC else jsonl_items(data)
-    records = record_errors(rows, each_item(row_parse), format="trl", first=first_record(data))
-    study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    result = LabelledImportResult()
-    labelled_records_store(study=study, records=records, result=result, what="TRL preference rows")
-    return result
+    return labelled_file_import(
+        study=study,
+        data=data,
+        format="trl",
+        what="TRL preference rows",
+        parse=lambda row, where, _: row_parse(row, where),
+        items=rows,
+    )

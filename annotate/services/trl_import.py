@@ -4,6 +4,8 @@ TRL's preference format, in either of its two shapes:
 - standard: `prompt`, `chosen` and `rejected` are text;
 - conversational: lists of {role, content} messages; `prompt` may be left out, the whole
   conversation then sitting in both `chosen` and `rejected`, whose shared beginning is the prompt.
+  Where `chosen` and `rejected` repeat an explicit `prompt` before their answer (as many published
+  sets do), the repeat is dropped.
 After the prompt, `chosen` and `rejected` must each be one assistant turn (a text, a list of one
 assistant message): a Preflab response is one text.
 
@@ -87,6 +89,17 @@ def split_conversations(chosen: list[dict], rejected: list[dict], where: str) ->
     return chosen[:shared], chosen[shared:], rejected[shared:]
 
 
+def after_prompt(value, messages: list[dict]):
+    """A conversation that repeats the explicit prompt before its answer (as many published sets do) loses the repeat."""
+    if isinstance(value, list) and len(value) > len(messages):
+        head = [
+            {"role": m.get("role"), "content": m.get("content")} if isinstance(m, dict) else m for m in value[: len(messages)]
+        ]
+        if head == messages:
+            return value[len(messages) :]
+    return value
+
+
 def strength_of(row: dict, where: str) -> int:
     from learning.data import strength_to_margin
 
@@ -124,6 +137,8 @@ def row_parse(row, where: str) -> LabelledRecord:
         messages = parse_messages(prompt, where)
     else:
         messages = messages_of(prompt, where, "prompt")
+    if prompt is not None:
+        chosen, rejected = after_prompt(chosen, messages), after_prompt(rejected, messages)
     chosen_text, rejected_text = completion(chosen, where, "chosen"), completion(rejected, where, "rejected")
     if chosen_text == rejected_text:
         raise fail(where, "rejected", "is the same text as chosen.")

@@ -90,6 +90,19 @@ def test_an_explicit_prompt_keeps_its_messages_and_a_strength_or_margin_column_s
     assert Prompt.objects.get(external_id="m").metadata == {"margin": 1 / 3, "score_chosen": 8.5}
 
 
+def test_conversations_that_repeat_the_explicit_prompt_keep_only_their_answers():
+    study = make_study()
+    question = [{"role": "user", "content": "Best pet?"}]
+    row = {
+        "prompt": "Best pet?",
+        "chosen": [*question, {"role": "assistant", "content": "A cat."}],
+        "rejected": [*question, {"role": "assistant", "content": "A rock."}],
+    }
+    trl_import(study=study, data=jsonl(row))
+    assert Prompt.objects.get().messages == question
+    assert chosen_and_rejected(study) == [("A cat.", "A rock.")]
+
+
 def test_importing_the_same_rows_again_adds_nothing():
     study = make_study()
     trl_import(study=study, data=jsonl(STANDARD, CONVERSATIONAL))

@@ -118,11 +118,12 @@ def content_id(prefix: str, *parts) -> str:
     return f"{prefix}:{digest[:32]}"
 
 
-def record_errors(items: Iterable, parse: Callable, *, format: str, first) -> list:
+def record_errors(items: Iterable, parse: Callable, *, format: str, sample: Callable[[], object]) -> list:
     """parse(item) for every item, all checked before anything is stored; one error naming every bad record.
 
-    `parse` returns a LabelledRecord (or None to skip) and raises InvalidInput naming the record
-    and field. Two records with one external id are an error too.
+    `parse` returns a LabelledRecord or raises InvalidInput naming the record and field. Two
+    records with one external id are an error too. `sample()` gives the file's first record, for
+    the hint of which format the file looks like.
     """
     records, errors, seen = [], [], {}
     for item in items:
@@ -131,8 +132,6 @@ def record_errors(items: Iterable, parse: Callable, *, format: str, first) -> li
         except InvalidInput as exc:
             errors.append(exc)
         else:
-            if record is None:
-                continue
             if record.external_id in seen:
                 errors.append(InvalidInput(f"{record.where}: has the same id as {seen[record.external_id]}.", field="id"))
             seen.setdefault(record.external_id, record.where)
@@ -143,12 +142,12 @@ def record_errors(items: Iterable, parse: Callable, *, format: str, first) -> li
         raise nothing_imported(
             [e.message for e in errors],
             format=format,
-            first=first,
+            first=sample(),
             field=errors[0].field,
             stopped=len(errors) >= MAX_ERRORS_REPORTED,
         )
     if not records:
-        raise nothing_imported(["The file has no records."], format=format, first=first)
+        raise nothing_imported(["The file has no records."], format=format, first=sample())
     return records
 
 
@@ -421,7 +420,7 @@ def labelled_file_import(
         file_items(data) if items is None else items,
         each_item(lambda value, where: parse(value, where, vocabulary)),
         format=format,
-        first=first_record(data),
+        sample=lambda: first_record(data),  # read only for an error's hint: a large file is parsed once
     )
     result = LabelledImportResult()
     labelled_records_store(study=study, records=records, result=result, what=what, vocabulary=vocabulary)

@@ -184,3 +184,12 @@ def test_rows_sent_as_jsonl_items_say_they_look_like_trl():
     study = make_study()
     with pytest.raises(InvalidInput, match="looks like TRL preference rows .*format=trl"):
         items_import(study=study, lines=jsonl(STANDARD).splitlines())
+
+
+def test_two_rows_with_one_id_or_an_empty_file_store_nothing():
+    study = make_study()
+    with pytest.raises(InvalidInput, match="line 2: has the same id as line 1"):
+        trl_import(study=study, data=jsonl({"id": "x", **STANDARD}, {"id": "x", "prompt": "Q", "chosen": "a", "rejected": "b"}))
+    with pytest.raises(InvalidInput, match="The file has no records"):
+        trl_import(study=study, data=b"\n\n")
+    assert not Prompt.objects.exists()

@@ -21,7 +21,7 @@ from annotate.models.studies import MISSING_INFORMATION
 from annotate.selectors import agreement
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
-from annotate.services import assignments, exports, feedback, importers, items, studies, training
+from annotate.services import assignments, exports, feedback, importers, studies, training
 
 
 @extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
@@ -128,15 +128,14 @@ def study_import(request, pk: int):
     """
     study = access.get_study(request.user, pk, "manage")
     format = request.query_params.get("format", "jsonl")
-    if format not in importers.IMPORT_FORMATS:
-        raise InvalidInput(f"Unknown import format {format!r}; use one of {', '.join(importers.IMPORT_FORMATS)}.", field="format")
+    importers.import_format_check(format)
     accepted, preferred = IMPORT_TYPES[format]
     content_type = request.content_type.split(";")[0].strip()
     if content_type.startswith("multipart/"):
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("The multipart body has no field named file.", field="file")
-        body = upload if format == "jsonl" else upload.read()
+        body = upload
     elif content_type in accepted:
         # Read the stream, not request.body: an import may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE,
         # which guards form bodies held in memory, and JSON lines can be parsed as they arrive.
@@ -148,10 +147,7 @@ def study_import(request, pk: int):
             f"send {preferred} or multipart/form-data with a file field.",
             field="Content-Type",
         )
-    if format == "jsonl":
-        result = items.items_import(study=study, lines=body)
-    else:
-        result = importers.WHOLE_FILE_IMPORTERS[format](study=study, data=body)
+    result = importers.study_file_import(study=study, format=format, file=body)
     counts = result.as_dict()
     created = any(value for name, value in counts.items() if name.endswith("_created"))
     # A repeat that added nothing is not a creation: 200, as for a repeated annotation.

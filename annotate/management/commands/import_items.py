@@ -6,8 +6,7 @@ from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
-from annotate.services.importers import IMPORT_FORMATS, WHOLE_FILE_IMPORTERS
-from annotate.services.items import items_import
+from annotate.services.importers import IMPORT_FORMATS, study_file_import
 
 
 class Command(BaseCommand):
@@ -33,17 +32,14 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
         try:
-            if options["format"] in WHOLE_FILE_IMPORTERS:
-                result = WHOLE_FILE_IMPORTERS[options["format"]](study=study, data=path.read_bytes())
-            else:
-                # The bar (on a terminal only) counts records as they are stored, after every line was checked.
-                with path.open("rb") as lines, tqdm(unit="record", desc="storing", file=sys.stderr, disable=None) as bar:
+            # The bar (on a terminal only) counts jsonl records as they are stored, after every line was checked.
+            with path.open("rb") as file, tqdm(unit="record", desc="storing", file=sys.stderr, disable=None) as bar:
 
-                    def progress(done: int, total: int) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
 
-                    result = items_import(study=study, lines=lines, progress=progress)
+                result = study_file_import(study=study, format=options["format"], file=file, progress=progress)
         except PreflabError as exc:
             raise CommandError(f"{path}: {exc.message}") from None
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.as_dict().items())

@@ -82,7 +82,7 @@ IMPORT_RESULT = PolymorphicProxySerializer(
     serializers=[
         s.ImportResultSerializer,
         inline_serializer(
-            "FgrlhfImportResult",
+            "LabelledImportResult",
             {
                 "records": serializers.IntegerField(),
                 "prompts_created": serializers.IntegerField(),

@@ -71,8 +71,8 @@ from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
 from annotate.services.import_guess import first_record, format_hint, nothing_imported
-from annotate.services.items import ImportResult, first_priority, pair_key
-from annotate.services.labelled_import import IMPORTED_USERNAME, import_user, study_configure
+from annotate.services.items import first_priority, pair_key
+from annotate.services.labelled_import import IMPORTED_USERNAME, LabelledImportResult, import_user, study_configure
 from annotate.text import refuse_unstorable_in_record
 
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -112,15 +112,6 @@ class PlannedLabel:
     shown: tuple[int, ...]
     name: str  # "1v2" ... or "prediction-1"; part of the annotation's client_key
     vote: int | None = None  # the preference value, for a pairwise query
-
-
-@dataclass
-class FgrlhfImportResult(ImportResult):
-    """A JSONL import's counts, plus the records read, the labels made and whether the study was configured."""
-
-    records: int = 0
-    annotations_created: int = 0
-    study_configured: bool = False
 
 
 # --- reading a file -------------------------------------------------------------------------
@@ -354,7 +345,7 @@ def with_ids(objects: list) -> list:
 
 
 @transaction.atomic
-def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
+def fgrlhf_import(*, study: Study, data: bytes | str) -> LabelledImportResult:
     """Import an FG-RLHF qa_feedback file into a study as prompts, responses and "imported" labels.
 
     All or nothing; re-importing the same file stores nothing new. See the module docstring for
@@ -362,7 +353,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
     """
     values = load_array(data)
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    result = FgrlhfImportResult(records=len(values))
+    result = LabelledImportResult(records=len(values))
     result.study_configured = configure_study(study)
     records = parse_records(values, category_lookup(study.span_taxonomy))
     annotator = imported_user()
@@ -375,7 +366,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
     return result
 
 
-def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], result: FgrlhfImportResult) -> None:
+def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], result: LabelledImportResult) -> None:
     """Bulk inserts, one per table, so a few hundred records take well under a second."""
     prompts = with_ids(
         Prompt.objects.bulk_create(

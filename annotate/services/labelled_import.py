@@ -104,6 +104,17 @@ class LabelledRecord:
 
 
 @dataclass
+class NewQuery:
+    """A query to create for a record: labelled by `label_count` of its labels, or none (the study's own kinds)."""
+
+    prompt_id: int
+    kind: str
+    asks: list[str]
+    response_ids: tuple[int, ...]
+    label_count: int = 0
+
+
+@dataclass
 class LabelledImportResult(ImportResult):
     """An import's counts, plus the records read, the labels stored and whether the study was configured."""
 
@@ -453,27 +464,25 @@ def labelled_records_store(
     ids_of = [[next(flat_ids) for _ in r.responses] for r in new]
 
     # One query per distinct set of shown responses and kind; its labels are its annotations.
-    queries: dict[str, list] = {}  # key -> [prompt id, kind, asks, response ids, label count]
+    queries: dict[str, NewQuery] = {}
     for pid, record, ids in zip(prompt_ids, new, ids_of, strict=True):
         for label in record.labels:
             shown = tuple(ids[i] for i in label.shown)
-            key = pair_key(label.kind, shown)
-            entry = queries.setdefault(key, [pid, label.kind, [], shown, 0])
-            entry[2] = [kind for kind in KIND_ORDER if kind in set(entry[2]) | set(label.asks)]
-            entry[4] += 1
+            query = queries.setdefault(pair_key(label.kind, shown), NewQuery(pid, label.kind, [], shown))
+            query.asks = [kind for kind in KIND_ORDER if kind in {*query.asks, *label.asks}]
+            query.label_count += 1
         for plan in plan_queries(study.feedback_kinds, ids):
-            queries.setdefault(plan.key, [pid, plan.kind, plan.asks, plan.response_ids, 0])
-    keys = list(queries)
+            queries.setdefault(plan.key, NewQuery(pid, plan.kind, plan.asks, plan.response_ids))
     query_ids = insert_rows(
         Query,
         ("study_id", "prompt_id", "kind", "key", "asks", "priority", "label_count"),
-        [(study.pk, q[0], q[1], key, q[2], first_priority(study), q[4]) for key, q in queries.items()],
+        [(study.pk, q.prompt_id, q.kind, key, q.asks, first_priority(study), q.label_count) for key, q in queries.items()],
     )
-    query_of = dict(zip(keys, query_ids, strict=True))
+    query_of = dict(zip(queries, query_ids, strict=True))
     insert_rows(
         QueryResponse,
         ("query_id", "response_id", "position"),
-        [(query_of[key], rid, position) for key, q in queries.items() for position, rid in enumerate(q[3])],
+        [(query_of[key], rid, position) for key, q in queries.items() for position, rid in enumerate(q.response_ids)],
     )
     planned = [(record, ids, label) for record, ids in zip(new, ids_of, strict=True) for label in record.labels]
     annotation_ids = insert_rows(

@@ -160,3 +160,11 @@ def test_an_export_sent_as_fgrlhf_says_it_looks_like_label_studio():
     with pytest.raises(InvalidInput, match="looks like Label Studio JSON export.*format=labelstudio"):
         fgrlhf_import(study=study, data=export(pairwise_task()))
     assert not Prompt.objects.exists()
+
+
+def test_a_task_without_annotations_becomes_open_queries_under_the_studys_kinds():
+    study = make_study()
+    labelstudio_import(study=study, data=export({"id": 5, "data": {"prompt": "Q?", "response_a": "x", "response_b": "y"}}))
+    query = Query.objects.get()
+    assert (query.kind, query.asks, query.label_count) == ("pairwise", ["pairwise"], 0)
+    assert not Annotation.objects.exists()

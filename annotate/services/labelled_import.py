@@ -62,7 +62,7 @@ class ImportedLabel:
     shown: tuple[int, ...]
     name: str  # unique within the record and annotator; part of the client_key
     choice: str | None = None  # a, b, tie or both_bad, as shown
-    strength: int = 2
+    strength: int = 2  # of an a or b choice
     ranking: list[list[int]] | None = None
     spans: list[dict] = field(default_factory=list)
     critiques: list[dict] = field(default_factory=list)
@@ -506,10 +506,12 @@ def labelled_records_store(
 
 
 def parts_store(planned: list[tuple[LabelledRecord, list[int], ImportedLabel]], annotation_ids: list[int]) -> None:
-    votes, rankings, spans, critiques, ratings = [], [], [], [], []
+    votes, even_votes, rankings, spans, critiques, ratings = [], [], [], [], [], []
     for (_, ids, label), aid in zip(planned, annotation_ids, strict=True):
-        if label.choice is not None:
+        if label.choice in ("a", "b"):
             votes.append((aid, label.choice, label.choice, label.strength))
+        elif label.choice is not None:
+            even_votes.append((aid, label.choice, label.choice))
         if label.ranking is not None:
             rankings.append((aid, [[ids[i] for i in group] for group in label.ranking], ""))
         spans += [
@@ -519,6 +521,8 @@ def parts_store(planned: list[tuple[LabelledRecord, list[int], ImportedLabel]], 
         critiques += [(aid, ids[c["response"]], c.get("critique", ""), c.get("revision", "")) for c in label.critiques]
         ratings += [(aid, ids[r["response"]], r["aspect"], r["value"]) for r in label.ratings]
     insert_rows(PairwiseChoice, ("annotation_id", "choice", "shown_choice", "strength"), votes)
+    # A tie or both-bad says nothing of how much better: it takes the column's default strength.
+    insert_rows(PairwiseChoice, ("annotation_id", "choice", "shown_choice"), even_votes)
     insert_rows(RankingPart, ("annotation_id", "groups", "cannot_rank_reason"), rankings)
     insert_rows(SpanPart, ("annotation_id", "response_id", "start", "end", "category", "note", "metadata"), spans)
     insert_rows(CritiquePart, ("annotation_id", "response_id", "critique", "revision"), critiques)

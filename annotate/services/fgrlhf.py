@@ -131,7 +131,9 @@ def load_array(data: bytes | str) -> list:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidInput(f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start}).") from None
+            raise InvalidInput(
+                f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start})." + format_hint("fgrlhf", data[:4])
+            ) from None
     try:
         value = json_loads(data)
     except JsonNumberError as exc:

@@ -17,7 +17,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
-from annotate.services.import_guess import nothing_imported
+from annotate.services.import_guess import PARQUET_MAGIC, nothing_imported
 from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
@@ -134,6 +134,8 @@ def parse_jsonl(
     first = None  # the first line read as JSON, for the hint of an error
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
+            if number == 1 and raw.startswith(PARQUET_MAGIC):
+                first = raw  # a binary file: the hint can say which
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:

@@ -193,3 +193,15 @@ def test_two_rows_with_one_id_or_an_empty_file_store_nothing():
     with pytest.raises(InvalidInput, match="The file has no records"):
         trl_import(study=study, data=b"\n\n")
     assert not Prompt.objects.exists()
+
+
+def test_a_parquet_file_sent_as_jsonl_or_fgrlhf_says_it_looks_like_trl():
+    from annotate.services.fgrlhf import fgrlhf_import
+    from annotate.services.items import items_import
+
+    study = make_study()
+    data = parquet([STANDARD])
+    with pytest.raises(InvalidInput, match="looks like TRL preference rows.*format=trl"):
+        items_import(study=study, lines=io.BytesIO(data))
+    with pytest.raises(InvalidInput, match="looks like TRL preference rows.*format=trl"):
+        fgrlhf_import(study=study, data=data)

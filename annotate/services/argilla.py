@@ -14,6 +14,8 @@ Conventions, as Argilla's settings (which tie a question to a field) are not in 
   fields and metadata go to the prompt's metadata; the record's `id` is its external id;
 - a ranking response (`[{value, rank}]`, values naming response fields, rank 1 best, equal ranks
   tied) ranks the responses; of two responses it is a pairwise choice;
+- on a record of two responses, a label answer that names a response field (or says tie, both
+  bad, a, b, left or right) is a pairwise choice;
 - a rating (a whole number 1-5), a text and a span response (`[{label, start, end}]`) are about
   the response whose field name starts the question's name (`response_1_helpfulness`: helpfulness
   of response_1), or the only response; the rest of the name is the rating's aspect; a text is
@@ -35,6 +37,7 @@ from annotate.models import Study
 from annotate.numbers import is_int
 from annotate.services.items import parse_messages
 from annotate.services.labelled_import import (
+    CHOICE_WORDS,
     LabelledImportResult,
     LabelledRecord,
     StudyVocabulary,
@@ -124,7 +127,7 @@ def record_parse(record, where: str, vocabulary: StudyVocabulary) -> LabelledRec
         if not isinstance(fields[name], str) or not fields[name].strip():
             raise fail(where, f"fields.{name}", "must be non-empty text.")
     texts = responses_checked([fields[name] for name in names], where, "fields", "fields named response, response_1, ...")
-    by_user: dict[str, dict] = defaultdict(lambda: {"ranking": None, "spans": [], "critiques": {}, "ratings": []})
+    by_user: dict[str, dict] = defaultdict(lambda: {"choice": None, "ranking": None, "spans": [], "critiques": {}, "ratings": []})
     for question, answers in sorted(responses.items()):
         for i, answer in enumerate(answers):
             at = f"responses.{question}[{i}]"
@@ -178,6 +181,9 @@ def answer_parse(parts: dict, question: str, value, names: list[str], texts: lis
         if not 1 <= value <= 5:
             raise fail(where, at, f"a rating must be a whole number from 1 to 5, not {value}.")
         parts["ratings"].append({"response": index, "aspect": vocabulary.aspect(aspect, where, at), "value": value})
+        return
+    if isinstance(value, str) and len(names) == 2 and (value in names or value.casefold() in CHOICE_WORDS):
+        parts["choice"] = "ab"[names.index(value)] if value in names else CHOICE_WORDS[value.casefold()]
         return
     if isinstance(value, str):
         index, _ = response_and_rest(question, names, where, at)

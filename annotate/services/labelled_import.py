@@ -47,6 +47,8 @@ from annotate.services.items import MAX_RANKING, MIN_RANKING, ImportResult, firs
 IMPORTED_USERNAME = "imported"
 MAX_ERRORS_REPORTED = 20
 KIND_ORDER = [kind.value for kind in FeedbackKind]
+# Words a tool's choice may use for a pairwise answer (any case), beside the name of a response.
+CHOICE_WORDS = {"left": "a", "a": "a", "right": "b", "b": "b", "tie": "tie", "both bad": "both_bad", "both_bad": "both_bad"}
 
 
 @dataclass

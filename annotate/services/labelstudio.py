@@ -41,6 +41,7 @@ from annotate.models import Study
 from annotate.numbers import is_int
 from annotate.services.items import parse_messages
 from annotate.services.labelled_import import (
+    CHOICE_WORDS,
     IMPORTED_USERNAME,
     LabelledImportResult,
     LabelledRecord,
@@ -56,7 +57,6 @@ from annotate.services.labelled_import import (
 from annotate.text import refuse_unstorable_in_record
 
 RESPONSE_KEY = re.compile(r"^response(_\w+)?$")
-CHOICE_WORDS = {"left": "a", "a": "a", "right": "b", "b": "b", "tie": "tie", "both bad": "both_bad", "both_bad": "both_bad"}
 
 
 def responses_of(data: dict, where: str) -> tuple[list[str], list[str], set[str]]:

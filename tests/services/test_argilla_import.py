@@ -131,3 +131,15 @@ def test_argilla_records_sent_as_jsonl_items_say_which_format_they_look_like():
         items_import(study=study, lines=jsonl(flat()).splitlines())
     with pytest.raises(InvalidInput, match="looks like Argilla records.*format=argilla"):
         items_import(study=study, lines=jsonl(nested()).splitlines())
+
+
+def test_a_label_answer_naming_a_response_of_two_is_a_pairwise_choice():
+    study = make_study()
+    record = {
+        "id": "p1",
+        "fields": {"prompt": "Pick one.", "response_1": "Left text.", "response_2": "Right text."},
+        "responses": {"preference": [{"value": "response_2", "user_id": U1, "status": "submitted"}]},
+    }
+    argilla_import(study=study, data=json.dumps([record]).encode())
+    assert PairwiseChoice.objects.get().choice == "b"
+    assert not CritiquePart.objects.exists()

@@ -10,6 +10,7 @@ Python will not read (whole numbers of thousands of digits) as a bad line rather
 from __future__ import annotations
 
 import json
+import math
 
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -59,3 +60,29 @@ def json_loads(text: str | bytes):
         raise
     except ValueError:  # int() refuses to read more digits than sys.get_int_max_str_digits()
         raise JsonNumberError("holds a whole number too long to read") from None
+
+
+def unstorable_json(value, path: str) -> tuple[str, str] | None:
+    """(path, what is wrong) for what in `value` (read from a binary file such as Parquet, not from JSON text) a
+    JSON column cannot hold: NaN and infinities (PostgreSQL's JSON refuses them), and values that are not JSON
+    at all (bytes, dates, decimals); None when all is well.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"holds {value}, which is not a number JSON allows")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, f"has a key {shown(key)} that is not text"
+            found = unstorable_json(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = unstorable_json(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return path, f"holds a {type(value).__name__}, which JSON cannot hold"

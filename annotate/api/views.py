@@ -22,7 +22,7 @@ from annotate.selectors import agreement
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
-from annotate.services import assignments, exports, feedback, fgrlhf, items, rounds, studies, training
+from annotate.services import assignments, exports, feedback, importers, rounds, studies, training
 
 
 @extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
@@ -65,10 +65,17 @@ def study_members(request, pk: int):
     return Response({"username": membership.user.username, "role": membership.role}, status=status.HTTP_201_CREATED)
 
 
-IMPORT_FORMATS = ("jsonl", "fgrlhf")
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"}
-FGRLHF_TYPES = {"application/json", "text/plain"}
-PREFERRED_TYPE = {"jsonl": "application/x-ndjson", "fgrlhf": "application/json"}
+JSON_TYPES = {"application/json", "text/plain"}
+PARQUET_TYPES = {"application/vnd.apache.parquet", "application/octet-stream"}
+# Per format: the Content-Types taken as the body itself, and the one suggested.
+IMPORT_TYPES = {
+    "jsonl": (JSONL_TYPES, "application/x-ndjson"),
+    "fgrlhf": (JSON_TYPES, "application/json"),
+    "trl": (JSONL_TYPES | PARQUET_TYPES, "application/x-ndjson"),
+    "labelstudio": (JSON_TYPES, "application/json"),
+    "argilla": (JSON_TYPES | JSONL_TYPES, "application/json"),
+}
 
 
 IMPORT_RESULT = PolymorphicProxySerializer(
@@ -76,7 +83,7 @@ IMPORT_RESULT = PolymorphicProxySerializer(
     serializers=[
         s.ImportResultSerializer,
         inline_serializer(
-            "FgrlhfImportResult",
+            "LabelledImportResult",
             {
                 "records": serializers.IntegerField(),
                 "prompts_created": serializers.IntegerField(),
@@ -97,15 +104,18 @@ IMPORT_RESULT = PolymorphicProxySerializer(
         OpenApiParameter(
             "format",
             str,
-            enum=list(IMPORT_FORMATS),
+            enum=list(importers.IMPORT_FORMATS),
             default="jsonl",
             description="jsonl: prompts and responses, one object per line. fgrlhf: a FineGrainedRLHF qa_feedback "
-            "file (one JSON array), imported with its labels.",
+            "file (one JSON array), imported with its labels. trl: TRL preference rows (prompt, chosen, rejected) as "
+            "JSON lines or Parquet, imported as pairwise labels. labelstudio: a Label Studio JSON export. argilla: "
+            "Argilla v2 records (a JSON array or JSON lines, nested or flat). The last three keep their labels.",
         )
     ],
     request={
         "application/x-ndjson": OpenApiTypes.BINARY,
         "application/json": OpenApiTypes.BINARY,
+        "application/vnd.apache.parquet": OpenApiTypes.BINARY,
         "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
     },
     responses={201: IMPORT_RESULT, 200: IMPORT_RESULT},
@@ -114,20 +124,19 @@ IMPORT_RESULT = PolymorphicProxySerializer(
 def study_import(request, pk: int):
     """Import a file: the body itself, or a multipart field `file`.
 
-    format=jsonl (default): prompts and responses as JSON lines. format=fgrlhf: a FineGrainedRLHF
-    qa_feedback JSON array, with its preferences, spans and corrections as "imported" labels.
+    format=jsonl (default): prompts and responses as JSON lines. The others bring labels with them:
+    fgrlhf (FineGrainedRLHF qa_feedback), trl (JSON lines or Parquet), labelstudio, argilla.
     """
     study = access.get_study(request.user, pk, "manage")
     format = request.query_params.get("format", "jsonl")
-    if format not in IMPORT_FORMATS:
-        raise InvalidInput(f"Unknown import format {format!r}; use one of {', '.join(IMPORT_FORMATS)}.", field="format")
-    accepted = JSONL_TYPES if format == "jsonl" else FGRLHF_TYPES
+    importers.import_format_check(format)
+    accepted, preferred = IMPORT_TYPES[format]
     content_type = request.content_type.split(";")[0].strip()
     if content_type.startswith("multipart/"):
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("The multipart body has no field named file.", field="file")
-        body = upload if format == "jsonl" else upload.read()
+        body = upload
     elif content_type in accepted:
         # Read the stream, not request.body: an import may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE,
         # which guards form bodies held in memory, and JSON lines can be parsed as they arrive.
@@ -136,13 +145,10 @@ def study_import(request, pk: int):
     else:
         raise InvalidInput(
             f"Unsupported Content-Type {content_type or '(none)'} for format {format}; "
-            f"send {PREFERRED_TYPE[format]} or multipart/form-data with a file field.",
+            f"send {preferred} or multipart/form-data with a file field.",
             field="Content-Type",
         )
-    if format == "fgrlhf":
-        result = fgrlhf.fgrlhf_import(study=study, data=body)
-    else:
-        result = items.items_import(study=study, lines=body)
+    result = importers.study_file_import(study=study, format=format, file=body)
     counts = result.as_dict()
     created = any(value for name, value in counts.items() if name.endswith("_created"))
     # A repeat that added nothing is not a creation: 200, as for a repeated annotation.

@@ -50,7 +50,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -72,10 +71,11 @@ from annotate.models.studies import MISSING_INFORMATION, FeedbackKind, default_s
 from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit
 from annotate.selectors.labels import annotation_responses, annotations_with_parts
-from annotate.services.items import ImportResult, first_priority, pair_key
+from annotate.services.import_guess import first_record, format_hint, nothing_imported
+from annotate.services.items import first_priority, pair_key
+from annotate.services.labelled_import import IMPORTED_USERNAME, LabelledImportResult, import_user, study_configure
 from annotate.text import refuse_unstorable_in_record
 
-IMPORTED_USERNAME = "imported"
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
 FEEDBACK_FIELDS = ("errors", "missing-info", "corrected-prediction")
 ERROR_FIELDS = ("error type", "explanation", "start", "end")
@@ -115,15 +115,6 @@ class PlannedLabel:
     vote: int | None = None  # the preference value, for a pairwise query
 
 
-@dataclass
-class FgrlhfImportResult(ImportResult):
-    """A JSONL import's counts, plus the records read, the labels made and whether the study was configured."""
-
-    records: int = 0
-    annotations_created: int = 0
-    study_configured: bool = False
-
-
 # --- reading a file -------------------------------------------------------------------------
 
 
@@ -141,7 +132,9 @@ def load_array(data: bytes | str) -> list:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidInput(f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start}).") from None
+            raise InvalidInput(
+                f"Nothing was imported: the file is not valid UTF-8 (byte {exc.start})." + format_hint("fgrlhf", data[:4])
+            ) from None
     try:
         value = json_loads(data)
     except JsonNumberError as exc:
@@ -149,7 +142,7 @@ def load_array(data: bytes | str) -> list:
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"Nothing was imported: the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "an FG-RLHF file is one JSON array of records."
+            "an FG-RLHF file is one JSON array of records." + format_hint("fgrlhf", first_record(data.encode()))
         ) from None
     if not isinstance(value, list):
         raise InvalidInput(f"Nothing was imported: an FG-RLHF file is a JSON array of records, not a {type(value).__name__}.")
@@ -301,8 +294,13 @@ def parse_records(values: list, categories: dict[str, str]) -> list[FgrlhfRecord
         if len(errors) >= MAX_ERRORS_REPORTED:
             break
     if errors:
-        more = " (stopped after the first errors)" if len(errors) >= MAX_ERRORS_REPORTED else ""
-        raise InvalidInput("Nothing was imported. " + " ".join(e.message for e in errors) + more, field=errors[0].field)
+        raise nothing_imported(
+            [e.message for e in errors],
+            format="fgrlhf",
+            first=values,
+            field=errors[0].field,
+            stopped=len(errors) >= MAX_ERRORS_REPORTED,
+        )
     return records
 
 
@@ -311,35 +309,16 @@ def parse_records(values: list, categories: dict[str, str]) -> list[FgrlhfRecord
 
 def imported_user() -> AbstractBaseUser:
     """The user imported labels are attributed to; nobody can log in as them."""
-    user, created = get_user_model().objects.get_or_create(username=IMPORTED_USERNAME)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    elif user.has_usable_password():
-        raise InvalidInput(
-            f"A user named {IMPORTED_USERNAME!r} exists and can log in; imported labels would look like theirs. "
-            "Rename that user first.",
-            field="annotator",
-        )
-    return user
+    return import_user(IMPORTED_USERNAME)
 
 
 def configure_study(study: Study) -> bool:
     """Make the study ask for what FG-RLHF records hold; returns whether it changed anything."""
-    if not study.prompts.exists():
-        changed = study.feedback_kinds != IMPORT_KINDS or not study.span_taxonomy
-        study.feedback_kinds = IMPORT_KINDS
-        study.span_taxonomy = study.span_taxonomy or default_span_taxonomy()
-        study.save(update_fields=["feedback_kinds", "span_taxonomy"])
-        return changed
-    if not set(IMPORT_KINDS) <= set(study.feedback_kinds or [FeedbackKind.PAIRWISE]):
-        raise InvalidInput(
-            f"Nothing was imported: this study already has items and asks for {', '.join(study.feedback_kinds)}; "
-            "FG-RLHF records need pairwise, spans and critique. Import into a new study (the import configures an "
-            "empty one) or add those kinds to this one.",
-            field="feedback_kinds",
-        )
-    return False
+    taxonomy_set = not study.span_taxonomy and not study.prompts.exists()
+    if taxonomy_set:
+        study.span_taxonomy = default_span_taxonomy()
+        study.save(update_fields=["span_taxonomy"])
+    return study_configure(study, IMPORT_KINDS, "FG-RLHF records") or taxonomy_set
 
 
 def check_unchanged(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], existing: dict) -> None:
@@ -369,7 +348,7 @@ def with_ids(objects: list) -> list:
 
 
 @transaction.atomic
-def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
+def fgrlhf_import(*, study: Study, data: bytes | str) -> LabelledImportResult:
     """Import an FG-RLHF qa_feedback file into a study as prompts, responses and "imported" labels.
 
     All or nothing; re-importing the same file stores nothing new. See the module docstring for
@@ -377,7 +356,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
     """
     values = load_array(data)
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    result = FgrlhfImportResult(records=len(values))
+    result = LabelledImportResult(records=len(values))
     result.study_configured = configure_study(study)
     records = parse_records(values, category_lookup(study.span_taxonomy))
     annotator = imported_user()
@@ -390,7 +369,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> FgrlhfImportResult:
     return result
 
 
-def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], result: FgrlhfImportResult) -> None:
+def store(study: Study, annotator: AbstractBaseUser, records: list[FgrlhfRecord], result: LabelledImportResult) -> None:
     """Bulk inserts, one per table, so a few hundred records take well under a second."""
     prompts = with_ids(
         Prompt.objects.bulk_create(

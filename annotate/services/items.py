@@ -17,6 +17,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
+from annotate.services.import_guess import PARQUET_MAGIC, nothing_imported
 from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
@@ -130,8 +131,11 @@ def parse_jsonl(
     records: list[ImportRecord] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
+    first = None  # the first line read as JSON, for the hint of an error
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
+            if number == 1 and raw.startswith(PARQUET_MAGIC):
+                first = raw  # a binary file: the hint can say which
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -147,6 +151,8 @@ def parse_jsonl(
         except JsonNumberError as exc:
             errors.append(f"line {number}: {exc}.")
             continue
+        if first is None:
+            first = obj
         try:
             record = parse_record(obj, number, min_responses=min_responses, max_responses=max_responses)
         except InvalidInput as exc:
@@ -160,8 +166,7 @@ def parse_jsonl(
         if len(errors) >= MAX_ERRORS_REPORTED:
             break
     if errors:
-        more = " (stopped after the first errors)" if len(errors) >= MAX_ERRORS_REPORTED else ""
-        raise InvalidInput("Nothing was imported. " + " ".join(errors) + more)
+        raise nothing_imported(errors, format="jsonl", first=first, stopped=len(errors) >= MAX_ERRORS_REPORTED)
     if not records:
         raise InvalidInput("Nothing was imported: the file has no records.")
     return records

@@ -17,7 +17,8 @@ from annotate.selectors.agreement import study_agreement
 from annotate.selectors.queues import annotator_progress
 from annotate.selectors.rounds import accuracy_plot, loop_state
 from annotate.selectors.training_readiness import study_readiness
-from annotate.services.items import MAX_RANKING, MIN_RANKING, items_import
+from annotate.services.importers import FORMAT_LABELS, study_file_import
+from annotate.services.items import MAX_RANKING, MIN_RANKING
 from annotate.services.rounds import round_pause, round_resume, round_start
 from annotate.services.studies import membership_add, study_create
 from annotate.views.errors import is_htmx, page
@@ -86,6 +87,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "roles": Role.choices,
         "readiness": study_readiness(study),
         "import_makes": import_makes(study),
+        "import_formats": FORMAT_LABELS.items(),
         "asks": study_asks_words(study),
         "agreement": study_agreement(study),
         "snapshots": study_selectors.study_dataset_exports(study, limit=RECENT_RUNS) if "export" in study.perms else [],
@@ -154,7 +156,7 @@ def study_import(request: HttpRequest, study_id: int) -> HttpResponse:
     try:
         if upload is None:
             raise InvalidInput("Choose a JSONL file to import.", field="file")
-        result = items_import(study=study, lines=upload)
+        result = study_file_import(study=study, format=request.POST.get("format", "jsonl"), file=upload)
     except PreflabError as exc:
         messages.error(request, exc.message)
     else:

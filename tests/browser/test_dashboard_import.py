@@ -26,7 +26,7 @@ def test_the_import_form_shows_its_progress_then_reloads_with_the_result(page, l
         release.wait(timeout=10)
         return real_import(**kwargs)
 
-    monkeypatch.setattr("annotate.views.studies.items_import", held_import)
+    monkeypatch.setattr("annotate.services.importers.items_import", held_import)
     login(page, manager)
     page.goto(f"/studies/{study.pk}/")
     assert page.locator("#import-status").is_hidden()

@@ -174,3 +174,28 @@ def test_export_dataset_snapshot_stores_one_and_prints_its_id_rows_and_checksum(
     with pytest.raises(CommandError, match="no query in round 5"):
         call_command("export_dataset", str(study.pk), "--snapshot", "--round", "5")
     assert DatasetExport.objects.count() == 1
+
+
+def test_import_items_reads_trl_parquet_and_a_label_studio_export(tmp_path, capsys):
+    from tests.services.test_labelstudio_import import export, pairwise_task
+    from tests.services.test_trl_import import STANDARD, parquet
+
+    study = make_study()
+    rows = tmp_path / "prefs.parquet"
+    rows.write_bytes(parquet([STANDARD]))
+    call_command("import_items", str(study.pk), str(rows), "--format", "trl")
+    assert "annotations created: 1" in capsys.readouterr().out
+    tasks = tmp_path / "ls.json"
+    tasks.write_bytes(export(pairwise_task()))
+    call_command("import_items", str(make_study(name="LS").pk), str(tasks), "--format", "labelstudio")
+    assert "annotations created: 2" in capsys.readouterr().out
+
+
+def test_import_items_names_the_format_an_argilla_file_sent_as_trl_looks_like(tmp_path):
+    from tests.services.test_argilla_import import flat
+
+    study = make_study()
+    records = write_jsonl(tmp_path / "argilla.jsonl", [flat()])
+    with pytest.raises(CommandError, match="line 1, field chosen: is missing.*format=argilla"):
+        call_command("import_items", str(study.pk), str(records), "--format", "trl")
+    assert not Prompt.objects.exists()

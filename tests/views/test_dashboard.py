@@ -207,3 +207,14 @@ def test_the_dashboard_says_why_an_agreement_figure_is_missing(as_user, manager,
     make_answer(study.queries.get(), annotator, choice="a")
     text = text_of(dashboard(as_user(manager), study).content.decode())
     assert "Raw agreement – 0 (no item was labelled by two annotators)" in text
+
+
+def test_a_trl_file_imports_with_its_labels_when_its_format_is_chosen(as_user, manager, study):
+    from annotate.models import PairwiseChoice
+
+    body = b'{"id": "t1", "prompt": "Hello?", "chosen": "Hi.", "rejected": "Go away."}\n'
+    reply = as_user(manager).post(
+        reverse("study-import", args=[study.pk]), {"file": SimpleUploadedFile("prefs.jsonl", body), "format": "trl"}, follow=True
+    )
+    assert "1 annotation created" in text_of(reply.content.decode())
+    assert PairwiseChoice.objects.filter(annotation__query__prompt__external_id="t1").exists()

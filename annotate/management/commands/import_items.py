@@ -6,22 +6,25 @@ from tqdm import tqdm
 
 from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
-from annotate.services.fgrlhf import fgrlhf_import
-from annotate.services.items import items_import
+from annotate.services.importers import IMPORT_FORMATS, study_file_import
 
 
 class Command(BaseCommand):
     help = (
-        "Import into a study, all or nothing: prompts and responses from a JSON-lines file (jsonl), or a "
-        "FineGrainedRLHF qa_feedback file with its labels (fgrlhf)."
+        "Import into a study, all or nothing: prompts and responses from a JSON-lines file (jsonl), or a file "
+        "with its labels: FineGrainedRLHF qa_feedback (fgrlhf), TRL preference rows as JSON lines or Parquet "
+        "(trl), a Label Studio JSON export (labelstudio) or Argilla v2 records (argilla)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("study", help="study id or exact name")
         parser.add_argument(
-            "file", type=Path, help="jsonl: one {id?, prompt, responses, metadata?} per line; fgrlhf: one JSON array"
+            "file",
+            type=Path,
+            help="jsonl: one {id?, prompt, responses, metadata?} per line; fgrlhf, labelstudio: one JSON array; "
+            "trl: JSON lines or Parquet; argilla: a JSON array or JSON lines",
         )
-        parser.add_argument("--format", default="jsonl", choices=("jsonl", "fgrlhf"))
+        parser.add_argument("--format", default="jsonl", choices=IMPORT_FORMATS)
 
     def handle(self, *args, **options):
         study = find_study(options["study"])
@@ -29,17 +32,14 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
         try:
-            if options["format"] == "fgrlhf":
-                result = fgrlhf_import(study=study, data=path.read_bytes())
-            else:
-                # The bar (on a terminal only) counts records as they are stored, after every line was checked.
-                with path.open("rb") as lines, tqdm(unit="record", desc="storing", file=sys.stderr, disable=None) as bar:
+            # The bar (on a terminal only) counts jsonl records as they are stored, after every line was checked.
+            with path.open("rb") as file, tqdm(unit="record", desc="storing", file=sys.stderr, disable=None) as bar:
 
-                    def progress(done: int, total: int) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
 
-                    result = items_import(study=study, lines=lines, progress=progress)
+                result = study_file_import(study=study, format=options["format"], file=file, progress=progress)
         except PreflabError as exc:
             raise CommandError(f"{path}: {exc.message}") from None
         counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.as_dict().items())

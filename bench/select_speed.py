@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--rank", type=int, default=64)
     parser.add_argument("--lazy-picks", type=int, default=20, help="picks plain lazy greedy runs (0: skip it)")
-    parser.add_argument("--shortlist", type=int, default=4096)
-    parser.add_argument("--block", type=int, default=64)
+    parser.add_argument("--shortlist", type=int, default=1024)
+    parser.add_argument("--block", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

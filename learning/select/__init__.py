@@ -46,8 +46,8 @@ class DOptimalParams:
 
     lam: float = 1.0
     projection_dims: int | None = 128
-    shortlist: int = 4096
-    block: int = 64
+    shortlist: int = 1024
+    block: int = 512
     seed: int = 0  # the projection's and the random first round's
 
     def __post_init__(self) -> None:

@@ -7,12 +7,12 @@ argmax_i w_i z_iᵀV⁻¹z_i, adds it to V (Sherman-Morrison) and repeats; log-d
 submodular, so greedy is (1 - 1/e)-optimal and a pick's gain only ever shrinks.
 
 The cost is reading the pool, not arithmetic (ALGORITHMS.md §3.1): eager greedy reads every
-feature once per pick. `greedy_d_optimal` reads the pool once per block of picks instead. It keeps
-exact scores for a shortlist of the best candidates, updated per pick, and refreshes every score
-with one GEMM over the pending rank-1 updates. Outside the shortlist it keeps scores as of the last
-refresh: upper bounds, since scores only fall. A pick is exact when the shortlist's best score is
-at least every bound outside it; otherwise the scores are refreshed first. So the picks are the
-eager greedy's (up to floating-point ties).
+feature once per pick. `greedy_d_optimal` keeps, for every candidate, a bound (its score after
+the updates it has seen; the later ones only lower it) and brings only the highest bounds up to
+date, many updates at once in one GEMM, so the pool's tail, too low to win, is not read again.
+A shortlist of the best candidates is updated exactly after every pick, and a pick is taken when
+it beats every bound outside; otherwise the shortlist is rebuilt. So the picks are the eager
+greedy's (up to floating-point ties).
 """
 
 from __future__ import annotations
@@ -90,14 +90,21 @@ def greedy_d_optimal(
     weights: np.ndarray | None = None,
     design: Design | None = None,
     lam: float = 1.0,
-    shortlist: int = 4096,
-    block: int = 64,
+    shortlist: int = 1024,
+    block: int = 512,
 ) -> Selection:
-    """Pick k rows of `features` (N, d) by exact greedy log-det, reading the pool once per block of picks.
+    """Pick k rows of `features` (N, d) by exact greedy log-det, reading only the part of the pool that can win.
 
     `weights` are the σ' weights of the current model (ones before any); `design` holds what is
     already labelled (λI by default). Returns the picks in order, each with its gain
     w z V⁻¹ z at the time it was picked (log-det grows by log(1 + gain)).
+
+    Every candidate keeps a bound: its score after the first `stamp` rank-1 updates, which the
+    later ones only lower. A refresh brings the candidates with the highest bounds up to date in
+    one GEMM per stamp group (the pool's tail, whose bounds are already too low to win, is never
+    read again); the best `shortlist` of them are then updated exactly after every pick. A pick is
+    taken when it beats every bound outside the shortlist; otherwise, or after `block` picks, the
+    shortlist is rebuilt, from a wider refresh when the last one was not wide enough.
     """
     z_all = check_features(features)
     n, d = z_all.shape
@@ -106,51 +113,68 @@ def greedy_d_optimal(
     inverse = (design or Design.prior(d, lam=lam)).inverse.astype(np.float64)
     if inverse.shape != (d, d):
         raise ValueError(f"the design is {inverse.shape[0]}-dimensional, the features {d}")
-    bounds = initial_scores(z_all, w_all, inverse.astype(z_all.dtype))  # exact as of the last refresh
+    bounds = initial_scores(z_all, w_all, inverse.astype(z_all.dtype))
+    stamps = np.zeros(n, dtype=np.int64)  # how many of the updates each bound has seen
+    updates = np.empty((k, d), dtype=z_all.dtype)  # u of every pick, in order
+    done = 0  # picks so far
     alive = np.ones(n, dtype=bool)
-    pending: list[np.ndarray] = []  # the u's since the last refresh
     picks, gains = [], []
     m = min(max(shortlist, 1), n)
 
-    def refresh() -> None:
-        if pending:
-            u = np.stack(pending, axis=1).astype(z_all.dtype)
-            for start in range(0, n, BLOCK_ROWS):
-                proj = z_all[start : start + BLOCK_ROWS] @ u
-                bounds[start : start + BLOCK_ROWS] -= w_all[start : start + BLOCK_ROWS] * np.einsum("ij,ij->i", proj, proj)
-            np.maximum(bounds, 0, out=bounds)
-            pending.clear()
+    def bring_up_to_date(rows: np.ndarray) -> None:
+        """Apply the updates each row's bound has not seen: one GEMM per group of rows with the same stamp."""
+        rows = rows[stamps[rows] < done]
+        for stamp in np.unique(stamps[rows]):
+            group = rows[stamps[rows] == stamp]
+            u = updates[stamp:done].T
+            for start in range(0, len(group), BLOCK_ROWS):
+                part = group[start : start + BLOCK_ROWS]
+                proj = z_all[part] @ u
+                bounds[part] = np.maximum(bounds[part] - w_all[part] * np.einsum("ij,ij->i", proj, proj), 0)
+            stamps[group] = done
 
-    def build_shortlist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        """The m best live candidates (best first), their features, weights and exact scores, and the best bound outside."""
-        candidates = np.where(alive, bounds, -np.inf)
-        if m < n:
-            top = np.argpartition(-candidates, m)[: m + 1]
-            top = top[np.lexsort((top, -candidates[top]))]
-            members, outside = top[:m], float(candidates[top[m]])
+    def build_shortlist(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
+        """Refresh the `width` highest bounds; the m best of them (exact, best first) and the highest bound outside."""
+        live = np.flatnonzero(alive)
+        width = min(width, len(live))
+        if width < len(live):
+            top = live[np.argpartition(-bounds[live], width)[: width + 1]]
+            top = top[np.argsort(-bounds[top], kind="stable")]
+            refreshed, unread = top[:width], float(bounds[top[width]])
         else:
-            members, outside = np.flatnonzero(alive), -np.inf
-        return members, z_all[members], w_all[members], bounds[members].astype(np.float64), outside
+            refreshed, unread = live, -np.inf
+        bring_up_to_date(refreshed)
+        order = refreshed[np.lexsort((refreshed, -bounds[refreshed]))]  # best first, lower index first on ties
+        members = order[:m]
+        outside = max(unread, float(bounds[order[m]]) if len(order) > m else -np.inf)
+        return members, z_all[members], w_all[members], bounds[members].astype(np.float64), outside, width
 
-    members, z_short, w_short, exact, outside = build_shortlist()
-    since_refresh = 0
+    width = 2 * m
+    members, z_short, w_short, exact, outside, width = build_shortlist(width)
+    since_rebuild = 0
     while len(picks) < k:
         best = int(np.argmax(exact)) if len(exact) else -1
-        if best < 0 or exact[best] == -np.inf or exact[best] < outside or since_refresh >= block:
-            refresh()
-            members, z_short, w_short, exact, outside = build_shortlist()
-            since_refresh = 0
+        if best < 0 or exact[best] == -np.inf or exact[best] < outside or since_rebuild >= block:
+            # Write the shortlist's exact scores back: they have seen every update.
+            live_members = members[exact != -np.inf]
+            bounds[live_members] = np.maximum(exact[exact != -np.inf], 0).astype(bounds.dtype)
+            stamps[live_members] = done
+            # A rebuild right after one that found no valid pick looks wider.
+            width = min(n, width * 2) if since_rebuild == 0 else max(2 * m, width)
+            members, z_short, w_short, exact, outside, width = build_shortlist(width)
+            since_rebuild = 0
             continue
         index = int(members[best])
         picks.append(index)
         gains.append(float(exact[best]))
         alive[index] = False
         inverse, u = rank_one_step(inverse, z_all[index].astype(np.float64), float(w_all[index]))
-        pending.append(u)
+        updates[done] = u
+        done += 1
         proj = (z_short @ u.astype(z_all.dtype)).astype(np.float64)
         exact -= w_short * proj * proj  # picked members stay at -inf
         exact[best] = -np.inf
-        since_refresh += 1
+        since_rebuild += 1
     return Selection(indices=np.asarray(picks, dtype=np.int64), scores=np.asarray(gains))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from learning.config import ConfigError, config_from_dict
+from learning.features_config import FeaturesConfig
 from learning.reward.config import RatingTrainConfig, RewardTrainConfig, SpanTrainConfig
 
 
@@ -51,6 +52,14 @@ JOB_KINDS: dict[str, JobKind] = {
             RatingTrainConfig,
             "learning.reward.ratings:train_rating_model",
             ("examples", "aspects"),
+        ),
+        JobKind(
+            "features",
+            "Features",
+            FeaturesConfig,
+            "learning.features:features_job",
+            ("items", "source", "checksum", "cache_dir", "model_key"),
+            registers_model=False,
         ),
     )
 }

@@ -331,7 +331,11 @@ def training_processes() -> int:
 
 
 def job_data(run: TrainingRun) -> dict:
-    """What the run's runner reads, as plain data: the study's labels."""
+    """What the run's runner reads, as plain data: the study's labels, or for features its responses."""
+    if run.kind == RunKind.FEATURES:
+        from annotate.services.features import features_job_data
+
+        return features_job_data(run)
     return training_data(run)
 
 

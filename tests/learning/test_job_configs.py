@@ -34,6 +34,9 @@ def test_every_kind_builds_its_defaults_and_refuses_an_unknown_key_naming_it(kin
         ("span_reward", "min_subsentence_words", 0, "a whole number from 1 to 1000"),
         ("rating_reward", "eval_fraction", -0.1, "a number from 0 up to (not including) 1"),
         ("rating_reward", "bf16", "yes", "true or false or null"),
+        ("features", "model_version", 0, "null or a model version's id"),
+        ("features", "model_version", "v1", "a whole number or null"),
+        ("features", "batch_size", 0, "a whole number from 1 to 4096"),
     ],
 )
 def test_a_wrong_type_or_value_is_refused_naming_the_key(kind, key, value, wanted):
@@ -52,14 +55,14 @@ def test_a_config_built_directly_is_checked_too():
 
 
 def test_an_unknown_kind_is_refused_naming_the_kinds():
-    with pytest.raises(ConfigError, match="reward, span_reward, rating_reward") as refused:
+    with pytest.raises(ConfigError, match="reward, span_reward, rating_reward, features") as refused:
         job_config("policy", {})
     assert refused.value.field == "kind"
 
 
 def test_the_table_and_the_configs_load_no_torch():
     code = (
-        "import sys, json; import learning.jobs, learning.reward.config, learning.config; "
+        "import sys, json; import learning.jobs, learning.reward.config, learning.features_config, learning.config; "
         "print(json.dumps([m for m in ('torch', 'transformers') if m in sys.modules]))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Query, QueryResponse, Response, Study, TrainingRun
@@ -70,6 +71,7 @@ def features_job_data(run: TrainingRun) -> dict:
     }
 
 
+@transaction.atomic
 def features_refresh(*, study: Study, version: ModelVersion | None, requested_by: AbstractBaseUser) -> TrainingRun:
     """Start a `features` run for the study's responses under `version` (its base model if None), queued on commit."""
     from annotate.services.training import training_run_start

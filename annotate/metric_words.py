@@ -92,6 +92,10 @@ METRIC_WORDS: dict[str, MetricWords] = {
     "heldout_spearman": MetricWords(
         "Rank correlation per aspect", "Per aspect, how well predicted ratings order held-out responses; 1 is perfect."
     ),
+    # Features runs
+    "responses": MetricWords("Responses", "The study's responses whose features the cache now holds."),
+    "computed": MetricWords("Computed", "Features this run computed; the others were already cached for this model."),
+    "dims": MetricWords("Dimensions", "Length of each feature vector (the model's hidden size) before any projection."),
 }
 
 

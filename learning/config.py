@@ -60,12 +60,33 @@ def config_from_dict(cls: type[T], data: dict | None, *, prefix: str = "config")
     values = {}
     for name, value in data.items():
         if not value_fits(value, hints[name]):
-            raise ConfigError(f"{prefix}.{name} must be {type_words(hints[name])}, not {value!r}.", field=f"{prefix}.{name}")
-        values[name] = float(value) if hints[name] is float else value
+            wanted = fields[name].metadata.get("wanted") or type_words(hints[name])
+            raise ConfigError(f"{prefix}.{name} must be {wanted}, not {value!r}.", field=f"{prefix}.{name}")
+        values[name] = value
     try:
-        return cls(**values)
+        built = cls(**values)  # checked with the values as given, so a refusal echoes them (0, not 0.0)
+        return dataclasses.replace(built, **{name: float(v) for name, v in values.items() if hints[name] is float})
     except ConfigError as exc:
-        raise ConfigError(str(exc), field=f"{prefix}.{exc.field}") from None
+        # `require` names the field alone ("lam must be ..."); the caller's name for it leads.
+        raise ConfigError(f"{prefix}.{exc}", field=f"{prefix}.{exc.field}") from None
+
+
+def whole_number(default: int, low: int, high: int) -> Any:
+    """A dataclass field holding a whole number from `low` to `high`; `check_whole_numbers` checks it.
+
+    Its wrong type and its wrong value are refused in the same words ("a whole number from 1 to 1000").
+    """
+    return dataclasses.field(default=default, metadata={"wanted": f"a whole number from {low} to {high}", "range": (low, high)})
+
+
+def check_whole_numbers(config: Any) -> None:
+    """For `__post_init__`: refuse any `whole_number` field outside its range (or not whole)."""
+    for field in dataclasses.fields(config):
+        if "range" in field.metadata:
+            low, high = field.metadata["range"]
+            value = getattr(config, field.name)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            require(whole and low <= value <= high, field.name, field.metadata["wanted"], value)
 
 
 def require(ok: bool, name: str, wanted: str, value: Any) -> None:

@@ -80,7 +80,8 @@ def load_feature_backbone(source: str | os.PathLike, *, expected_checksum: str |
     from learning.models import load_causal_lm, load_encoder, resolve_model
 
     path = Path(source)
-    if path.is_dir() and (path / CHECKSUMS_FILE).is_file():
+    # With a checksum it must be an artifact: a missing one is an error, not a model name.
+    if expected_checksum is not None or (path.is_dir() and (path / CHECKSUMS_FILE).is_file()):
         from learning.reward.model import load_reward_members
 
         tokenizer, members, _ = load_reward_members(path, expected_checksum=expected_checksum)
@@ -158,3 +159,84 @@ class FeatureCache:
         final = self.folder / name
         os.replace(staging, final)
         return final
+
+
+# Features are stored a chunk of this many batches at a time, so a lost worker loses one chunk.
+CHUNK_BATCHES = 32
+
+
+def fill_cache(
+    cache: FeatureCache,
+    items: Sequence[tuple[int, Sequence[dict], str]],
+    *,
+    source: str,
+    checksum: str | None,
+    max_length: int = 256,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Compute and store the features of the (response id, prompt, response) items the cache lacks.
+
+    The backbone is loaded (its artifact verified against `checksum`) only when something is
+    missing. Returns how many were computed; `progress` gets {step, total_steps} over them all.
+    """
+    wanted = {int(item[0]): item for item in items}
+    missing = [wanted[i] for i in cache.missing(list(wanted))]
+    if not missing:
+        return 0
+    tokenizer, backbone = load_feature_backbone(source, expected_checksum=checksum)
+    chunk = batch_size * CHUNK_BATCHES
+    total_steps = sum(-(-len(missing[start : start + chunk]) // batch_size) for start in range(0, len(missing), chunk))
+    done = 0
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+
+        def report(update: dict, offset: int = done) -> None:
+            if progress is not None:
+                progress({"step": offset + update["step"], "total_steps": total_steps})
+
+        features = compute_features(
+            backbone,
+            tokenizer,
+            [(prompt, text) for _, prompt, text in part],
+            max_length=max_length,
+            batch_size=batch_size,
+            progress=report,
+            should_stop=should_stop,
+        )
+        cache.store([response_id for response_id, _, _ in part], features)
+        done += -(-len(part) // batch_size)
+    return len(missing)
+
+
+def features_job(
+    *,
+    config: Any,
+    items: Sequence[tuple[int, Sequence[dict], str]],
+    source: str,
+    checksum: str | None,
+    cache_dir: str,
+    model_key: str,
+    output_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    eval_groups: Any = None,
+) -> dict:
+    """The `features` job (learning/jobs.py): fill the model's cache for every item; returns the run's metrics.
+
+    `output_dir` and `eval_groups` are every job's; features need neither (the cache is shared
+    by every run of the same model).
+    """
+    cache = FeatureCache(cache_dir, model=model_key)
+    computed = fill_cache(
+        cache,
+        items,
+        source=source,
+        checksum=checksum,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    return {"responses": len(items), "computed": computed, "dims": cache.dims or 0}

@@ -20,7 +20,6 @@ from pathlib import Path
 from learning.data import PreferencePair, RankingExample, RatingExample, SpanExample
 from learning.errors import TrainingStopped
 
-KINDS = ("reward", "span_reward", "rating_reward")
 STOPPED_EXIT_CODE = 3
 PROGRESS_PREFIX = "PROGRESS "
 
@@ -34,33 +33,17 @@ def run_job(
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ):
-    """Train a job of `kind` on `data` (plain learning dataclasses) and return the trainer's result.
+    """Run a job of `kind` on `data` (plain learning dataclasses) and return its runner's result.
 
-    data: reward {"pairs", "rankings"}; span_reward {"examples", "categories"};
-    rating_reward {"examples", "aspects"}; any kind may add "eval_groups", a study's fixed
-    evaluation split (group ids), which then replaces the config's own split.
+    data: the kind's `data_keys` (learning/jobs.py); any kind may add "eval_groups", a study's
+    fixed evaluation split (group ids), which then replaces the config's own split. `config` is
+    plain JSON, checked by the kind's config class.
     """
-    hooks = {
-        "output_dir": output_dir,
-        "progress": progress,
-        "should_stop": should_stop,
-        "eval_groups": data.get("eval_groups"),
-    }
-    if kind == "reward":
-        from learning.reward.train import RewardTrainConfig, train_reward_model
+    from learning.jobs import job_config, job_kind, job_runner
 
-        return train_reward_model(
-            list(data["pairs"]), rankings=list(data["rankings"]), config=RewardTrainConfig(**config), **hooks
-        )
-    if kind == "span_reward":
-        from learning.reward.spans import SpanTrainConfig, train_span_model
-
-        return train_span_model(data["examples"], categories=data["categories"], config=SpanTrainConfig(**config), **hooks)
-    if kind == "rating_reward":
-        from learning.reward.ratings import RatingTrainConfig, train_rating_model
-
-        return train_rating_model(data["examples"], aspects=data["aspects"], config=RatingTrainConfig(**config), **hooks)
-    raise ValueError(f"unknown training kind {kind!r}; known: {', '.join(KINDS)}")
+    keys = job_kind(kind).data_keys
+    hooks = {"output_dir": output_dir, "progress": progress, "should_stop": should_stop, "eval_groups": data.get("eval_groups")}
+    return job_runner(kind)(config=job_config(kind, config), **{key: data[key] for key in keys}, **hooks)
 
 
 def job_to_json(kind: str, config: dict, data: dict) -> str:

@@ -89,7 +89,8 @@ def test_columns_not_named_take_their_defaults_and_later_inserts_get_new_ids():
     assert later.pk > pk > query.pk
     [pk] = insert_rows(Response, ("prompt_id", "index", "text"), [(query.prompt_id, 9, "More.")])
     added = Response.objects.get(pk=pk)
-    assert (added.sampling, added.source, Prompt.objects.get(pk=query.prompt_id).split) == ({}, "", "")  # no split until a run assigns one
+    # A prompt has no split until a run assigns one.
+    assert (added.sampling, added.source, Prompt.objects.get(pk=query.prompt_id).split) == ({}, "", "")
 
 
 def test_a_row_the_database_refuses_raises_djangos_error_and_stores_nothing():

@@ -2,12 +2,10 @@ from django.conf import settings
 from django.db import models
 
 from annotate.models.studies import Study
+from learning.jobs import JOB_KINDS
 
-
-class RunKind(models.TextChoices):
-    REWARD = "reward", "Reward model"  # from pairwise votes (ties with Davidson) and rankings
-    SPAN_REWARD = "span_reward", "Span reward model"  # FG-RLHF segment classifier from error spans
-    RATING_REWARD = "rating_reward", "Rating model"  # regression on aspect ratings
+# One choice per job kind, from the one table of kinds (learning/jobs.py).
+RunKind = models.TextChoices("RunKind", [(name.upper(), (name, kind.label)) for name, kind in JOB_KINDS.items()])
 
 
 class RunStatus(models.TextChoices):

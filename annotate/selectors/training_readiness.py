@@ -22,18 +22,17 @@ from annotate.models.studies import FeedbackKind
 from annotate.models.training import RunKind
 from annotate.selectors.labels import pairwise_votes, rankings, ratings
 from annotate.selectors.studies import current_annotations
+from learning.jobs import JOB_KINDS, MODEL_KINDS
 
-# Each kind's config key for its minimum and that key's default, as in the learning config
-# dataclasses (RewardTrainConfig, SpanTrainConfig, RatingTrainConfig); a test keeps them equal,
-# so the web process needs not import torch to read them. Every trainer also wants at least 2.
-MINIMUMS = {
-    RunKind.REWARD: ("min_pairs", 8),
-    RunKind.SPAN_REWARD: ("min_examples", 8),
-    RunKind.RATING_REWARD: ("min_examples", 8),
-}
+# Each kind's config key for its minimum; the default is read from the kind's torch-free config
+# class (learning/jobs.py). Every trainer also wants at least 2.
+MINIMUM_KEYS = {RunKind.REWARD: "min_pairs", RunKind.SPAN_REWARD: "min_examples", RunKind.RATING_REWARD: "min_examples"}
 FLOOR = 2
-# The reward trainer's defaults for the choices that change what it uses (same dataclass, same test).
-REWARD_DEFAULTS = {"loss": "bt", "ranking_loss": "plackett_luce"}
+
+
+def default(kind: str, key: str):
+    """The trainer's default for `key`: its config class's."""
+    return getattr(JOB_KINDS[kind].config, key)
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,9 @@ def plural(count: int, one: str, many: str) -> str:
 
 
 def needed_for(kind: str, config: dict) -> int:
-    key, default = MINIMUMS[kind]
-    value = config.get(key, default)
-    return max(value if isinstance(value, int) else default, FLOOR)
+    key = MINIMUM_KEYS[kind]
+    value = config.get(key, default(kind, key))
+    return max(value if isinstance(value, int) else default(kind, key), FLOOR)
 
 
 def cross_group_pairs(groups: list[list[int]]) -> int:
@@ -79,8 +78,8 @@ def cross_group_pairs(groups: list[list[int]]) -> int:
 
 
 def reward_readiness(study: Study, config: dict) -> Readiness:
-    loss = config.get("loss", REWARD_DEFAULTS["loss"])
-    split = config.get("ranking_loss", REWARD_DEFAULTS["ranking_loss"]) == "split_pairs"
+    loss = config.get("loss", default(RunKind.REWARD, "loss"))
+    split = config.get("ranking_loss", default(RunKind.REWARD, "ranking_loss")) == "split_pairs"
     by_choice = dict(pairwise_votes(study).prefetch_related(None).order_by().values_list("choice").annotate(n=Count("id")))
     usable = by_choice.get("a", 0) + by_choice.get("b", 0)
     left_out = []
@@ -151,5 +150,5 @@ def run_readiness(study: Study, kind: str, config: dict | None = None) -> Readin
 
 
 def study_readiness(study: Study) -> list[Readiness]:
-    """Every run kind with its default config, in RunKind's order: what the dashboard offers."""
-    return [run_readiness(study, kind) for kind in RunKind.values]
+    """Every kind that trains a model, with its default config, in the table's order: what the dashboard offers."""
+    return [run_readiness(study, kind) for kind in MODEL_KINDS]

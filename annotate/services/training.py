@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -28,27 +28,16 @@ from django.utils import timezone
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
-from annotate.numbers import shown, whole_number
 from annotate.selectors.training_data import eval_groups, preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.selectors.training_readiness import run_readiness
 from annotate.services.splits import study_split_assign
 from annotate.text import refuse_unstorable
+from learning.jobs import JOB_KINDS, MODEL_KINDS
 from learning.launch import PROGRESS_PREFIX
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|NotEnoughLabels|TrainingStopped): ")
-# Each kind's config keys, spelled out so the web process can check a request without
-# importing torch; a test keeps them equal to the learning config dataclasses' fields.
-COMMON_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "head_learning_rate", "max_length", "eval_fraction", "seed")
-CONFIG_KEYS = {
-    RunKind.REWARD: (
-        *COMMON_KEYS, "min_pairs", "loss", "strength_margin", "ranking_loss", "ensemble_size", "ensemble_mode", "lora",
-        "lora_r", "lora_alpha", "lora_learning_rate", "bf16",
-    ),
-    RunKind.SPAN_REWARD: (*COMMON_KEYS, "min_examples", "segmentation", "min_subsentence_words", "bf16"),
-    RunKind.RATING_REWARD: (*COMMON_KEYS, "min_examples", "bf16"),
-}  # fmt: skip
 
 
 def run_dir(run: TrainingRun) -> Path:
@@ -56,42 +45,18 @@ def run_dir(run: TrainingRun) -> Path:
 
 
 def check_config(kind: str, config: dict) -> dict:
+    """The config as given, once the kind's config class (learning/jobs.py) accepts it; loads no torch."""
+    from learning.config import ConfigError
+    from learning.jobs import job_config
+
     if not isinstance(config, dict):
         raise InvalidInput("config must be an object.", field="config")
     refuse_unstorable(config, "config")
-    known = CONFIG_KEYS[kind]
-    unknown = set(config) - set(known)
-    if unknown:
-        raise InvalidInput(f"Unknown config key(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}.", field="config")
-    for key, (low, high) in WHOLE_NUMBER_VALUES.items():
-        if key in config:
-            whole_number(config[key], f"config.{key}", low=low, high=high)
-    for key, (ok, wanted) in NUMBER_VALUES.items():
-        if key in config and not (is_number(config[key]) and ok(config[key])):
-            raise InvalidInput(f"config.{key} must be {wanted}, not {shown(config[key])}.", field=f"config.{key}")
+    try:
+        job_config(kind, config)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
     return dict(config)
-
-
-def is_number(value) -> bool:
-    """A finite JSON number: NaN and Infinity are not JSON, and PostgreSQL's JSON refuses them."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return isinstance(value, int) or math.isfinite(value)  # a huge int is finite, and too large for a float
-
-
-# The common keys' values, checked when the run is asked for rather than when a worker starts it.
-# The upper bounds are far past any sensible run; beyond them a worker would only fail or never end.
-WHOLE_NUMBER_VALUES = {
-    "epochs": (1, 1000),
-    "batch_size": (1, 4096),
-    "max_length": (8, 131_072),  # tokens
-    "seed": (0, 2**32 - 1),  # what every random generator in the stack accepts
-}
-NUMBER_VALUES = {
-    "learning_rate": (lambda v: v > 0, "a number above 0"),
-    "head_learning_rate": (lambda v: v > 0, "a number above 0"),
-    "eval_fraction": (lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
-}
 
 
 def check_base_model(name: str, field: str = "config.base_model") -> None:
@@ -119,11 +84,13 @@ def training_run_start(
     if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
     config = check_config(kind, config or {})
-    config.setdefault("base_model", study.reward_model)
-    check_base_model(config["base_model"])
-    readiness = run_readiness(study, kind, config)
-    if not readiness.can_run:  # it would fail on the worker at once; the worker still checks (labels change)
-        raise InvalidInput(f"Nothing was started: a {readiness.label.lower()} {readiness.reason}.")
+    if "base_model" in (field.name for field in dataclasses.fields(JOB_KINDS[kind].config)):
+        config.setdefault("base_model", study.reward_model)
+        check_base_model(config["base_model"])
+    if kind in MODEL_KINDS:
+        readiness = run_readiness(study, kind, config)
+        if not readiness.can_run:  # it would fail on the worker at once; the worker still checks (labels change)
+            raise InvalidInput(f"Nothing was started: a {readiness.label.lower()} {readiness.reason}.")
     run = TrainingRun.objects.create(
         study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
     )
@@ -255,9 +222,10 @@ class Heartbeat:
 class ProgressRecorder:
     """Writes a run's progress to its row at most once a second, and tells training when to stop."""
 
-    def __init__(self, run_id: int, attempt: int):
+    def __init__(self, run_id: int, attempt: int, doing: str = "Training"):
         self.run_id = run_id
         self.attempt = attempt
+        self.doing = doing
         self.last_write = 0.0
 
     def __call__(self, update: dict) -> None:
@@ -273,7 +241,7 @@ class ProgressRecorder:
             progress=(step / total) if total else 0.0,
             loss=update.get("loss"),
             eta_seconds=update.get("eta_seconds"),
-            message=f"Training: step {step} of {total}",
+            message=f"{self.doing}: step {step} of {total}",
         )
 
     def should_stop(self) -> bool:
@@ -299,7 +267,7 @@ def discard_files(run: TrainingRun) -> None:
 
 
 def training_run_execute(*, run_id: int) -> Claim:
-    """Train what the run asks for and register the model version; every failure is recorded on the run.
+    """Run the job (train and register a model version, or compute features); every failure is recorded on the run.
 
     Idempotent: a duplicate delivery finds the run claimed and returns BUSY (if that worker is lost,
     the beat sweep queues the run again) or DONE. Returns how the claim went.
@@ -309,6 +277,7 @@ def training_run_execute(*, run_id: int) -> Claim:
         logger.info("training run %s: %s", run_id, claim.value)
         return claim
     run = TrainingRun.objects.select_related("study").get(pk=run_id)  # run.attempts: this claim's number
+    from learning.artifacts import ArtifactIntegrityError
     from learning.errors import NotEnoughLabels, TrainingStopped
     from learning.models import ModelNotFoundError
 
@@ -324,7 +293,7 @@ def training_run_execute(*, run_id: int) -> Claim:
         return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
         # Too few labels or a missing model is the study's state, not a fault: its message says it all.
-        expected = isinstance(exc, NotEnoughLabels | ModelNotFoundError)
+        expected = isinstance(exc, NotEnoughLabels | ModelNotFoundError | ArtifactIntegrityError)
         if expected:
             logger.warning("training run %s failed: %s", run_id, exc)
         else:
@@ -332,7 +301,7 @@ def training_run_execute(*, run_id: int) -> Claim:
         fail_run(run, f"{type(exc).__name__}: {exc}", "" if expected else traceback.format_exc())
         discard_files(run)  # the error and log are on the run; the files are orphans
         return claim
-    logger.info("training run %s registered %s", run_id, version)
+    logger.info("training run %s finished: %s", run_id, version or "no model to register")
     return claim
 
 
@@ -361,19 +330,50 @@ def training_processes() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def train(run: TrainingRun) -> ModelVersion:
-    """Gather the run's labels as plain data, train in this process or in one per GPU, register the result."""
+def job_data(run: TrainingRun) -> dict:
+    """What the run's runner reads, as plain data: the study's labels, or for features its responses."""
+    if run.kind == RunKind.FEATURES:
+        from annotate.services.features import features_job_data
+
+        return features_job_data(run)
+    return training_data(run)
+
+
+def train(run: TrainingRun) -> ModelVersion | None:
+    """Gather the run's data, run its kind in this process or (training) in one per GPU, record the result.
+
+    A kind that trains a model registers a version; another (features) records its metrics.
+    """
     from learning.launch import run_job
 
-    recorder = ProgressRecorder(run.pk, run.attempts)
+    kind = JOB_KINDS[run.kind]
+    recorder = ProgressRecorder(run.pk, run.attempts, doing="Training" if kind.registers_model else kind.label)
     output = run_dir(run) / "model"
-    data = training_data(run)
-    processes = training_processes()
+    data = job_data(run)
+    processes = training_processes() if kind.registers_model else 1
     if processes > 1:
         result = train_in_processes(run, data, processes=processes, recorder=recorder, output=output)
     else:
         result = run_job(run.kind, run.config, data, output_dir=output, progress=recorder, should_stop=recorder.should_stop)
+    if not kind.registers_model:
+        return finish_run(run, metrics=result)
     return register_model_version(run=run, output=output, result=result, base_model=run.config["base_model"])
+
+
+def finish_run(run: TrainingRun, *, metrics: dict) -> None:
+    """Record a run that registers no model as succeeded, with its metrics; unless it was cancelled meanwhile."""
+    from learning.errors import TrainingStopped
+
+    finished = held(run.pk, run.attempts).update(
+        status=RunStatus.SUCCEEDED,
+        metrics=metrics,
+        progress=1.0,
+        finished_at=timezone.now(),
+        message="Done",
+        eta_seconds=None,
+    )
+    if not finished:
+        raise TrainingStopped(f"run {run.pk} was cancelled or taken over before it finished")
 
 
 def split_progress(line: str) -> tuple[dict | None, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from learning.reward.common import (
     save_module_artifact,
     steps_per_epoch,
 )
+from learning.reward.config import RatingTrainConfig
 from learning.reward.evaluate import spearman
 from learning.reward.model import (
     autocast_context,
@@ -74,22 +75,6 @@ class RatingModel(nn.Module):
         pooled = mean_pool(hidden, attention_mask)
         with torch.autocast(device_type=pooled.device.type, enabled=False):
             return self.head(pooled)
-
-
-@dataclass
-class RatingTrainConfig:
-    """Rating-model training settings; stored verbatim in the artifact's metadata."""
-
-    base_model: str = "minilm"
-    epochs: int = 3
-    batch_size: int = 8
-    learning_rate: float = 2e-5
-    head_learning_rate: float = 1e-3
-    max_length: int = 256
-    eval_fraction: float = 0.2
-    seed: int = 0
-    min_examples: int = 8
-    bf16: bool | None = None
 
 
 def _targets(examples: Sequence[RatingExample], aspects: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,6 +47,7 @@ from learning.reward.common import (
     save_module_artifact,
     steps_per_epoch,
 )
+from learning.reward.config import SEGMENTATIONS, SpanTrainConfig
 from learning.reward.evaluate import binary_f1
 from learning.reward.model import (
     autocast_context,
@@ -77,7 +78,7 @@ __all__ = [
 
 ARCHITECTURE = "span-separator-multilabel-v1"
 IGNORE = -100
-Segmentation = Literal["sentence", "subsentence"]
+Segmentation = Literal[SEGMENTATIONS]
 
 # Words followed by a period that do not end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -238,24 +239,6 @@ class SpanModel(nn.Module):
             return self.head(hidden.float())
 
 
-@dataclass
-class SpanTrainConfig:
-    """Span-model training settings; stored verbatim in the artifact's metadata."""
-
-    base_model: str = "minilm"
-    epochs: int = 3
-    batch_size: int = 8
-    learning_rate: float = 2e-5
-    head_learning_rate: float = 1e-3
-    max_length: int = 512
-    eval_fraction: float = 0.2
-    seed: int = 0
-    min_examples: int = 8
-    segmentation: Segmentation = "sentence"
-    min_subsentence_words: int = 5
-    bf16: bool | None = None
-
-
 def separator_token(tokenizer: Any) -> str:
     """The token placed at the end of each segment: SEP where the tokenizer has one, else EOS."""
     token = tokenizer.sep_token or tokenizer.eos_token
@@ -349,13 +332,6 @@ def _predict_rows(
 def _validate(config: SpanTrainConfig, categories: Sequence[str]) -> None:
     if not categories or len(set(categories)) != len(categories):
         raise ValueError(f"categories must be a non-empty list of distinct names, got {list(categories)!r}")
-    if config.epochs < 1 or config.batch_size < 1 or config.max_length < 8:
-        raise ValueError(
-            f"need epochs >= 1, batch_size >= 1, max_length >= 8; got {config.epochs}, {config.batch_size}, {config.max_length}"
-        )
-    if not 0.0 <= config.eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction must be in [0, 1), got {config.eval_fraction}")
-    segment_response("", config.segmentation)  # raises on an unknown level
 
 
 def train_span_model(

@@ -47,6 +47,7 @@ from learning.reward.common import (
     run_training_loop,
     steps_per_epoch,
 )
+from learning.reward.config import RewardTrainConfig
 from learning.reward.evaluate import evaluate_pairs
 from learning.reward.losses import aggregate_rewards, bradley_terry_loss, davidson_tie_loss, groups_to_levels, plackett_luce_loss
 from learning.reward.model import (
@@ -68,37 +69,6 @@ __all__ = [
     "TrainingStopped",
     "train_reward_model",
 ]
-
-
-@dataclass
-class RewardTrainConfig:
-    """Reward-model training settings; stored verbatim in the artifact's metadata."""
-
-    base_model: str = "minilm"
-    epochs: int = 2
-    batch_size: int = 8  # comparisons (pairs or whole rankings) per step
-    learning_rate: float = 2e-5  # backbone
-    head_learning_rate: float = 1e-3  # freshly initialised linear head (and Davidson's ν)
-    max_length: int = 256
-    eval_fraction: float = 0.2
-    seed: int = 0
-    min_pairs: int = 8  # fewest usable comparisons (pairs + rankings) to train on
-    # "bt": Bradley–Terry, ties dropped and counted; "davidson": ties are data, ν is learned.
-    loss: Literal["bt", "davidson"] = "bt"
-    # Llama 2's margin from the annotators' strength (−log σ(Δ − m)); off unless asked for, and
-    # when on, the held-out log-likelihood and calibration use the same margin.
-    strength_margin: bool = False
-    # Rankings: the full Plackett–Luce likelihood, or split into their non-tied pairs.
-    ranking_loss: Literal["plackett_luce", "split_pairs"] = "plackett_luce"
-    ensemble_size: int = 1
-    # "seeds": members differ by head initialisation and data order; "bootstrap": each member
-    # also trains on a resample (with replacement) of the training prompts.
-    ensemble_mode: Literal["seeds", "bootstrap"] = "seeds"
-    lora: bool = False  # LoRA adapters on every linear layer of the backbone, merged when saved
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_learning_rate: float = 2e-4  # replaces learning_rate for the backbone when lora is on
-    bf16: bool | None = None  # None: bf16 autocast where CUDA supports it
 
 
 # Every trainer returns the same result; the reward trainer's name for it is kept for callers.
@@ -141,25 +111,6 @@ class _Trainable(nn.Module):
     def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # log ν leaves through forward (as a copy) so DDP's unused-parameter search finds it.
         return self.model(**batch), None if self.log_nu is None else self.log_nu.clone()
-
-
-def _validate(config: RewardTrainConfig) -> None:
-    if config.epochs < 1 or config.batch_size < 1 or config.max_length < 8:
-        raise ValueError(
-            f"need epochs >= 1, batch_size >= 1, max_length >= 8; got {config.epochs}, {config.batch_size}, {config.max_length}"
-        )
-    if not 0.0 <= config.eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction must be in [0, 1), got {config.eval_fraction}")
-    choices = {
-        "loss": ("bt", "davidson"),
-        "ranking_loss": ("plackett_luce", "split_pairs"),
-        "ensemble_mode": ("seeds", "bootstrap"),
-    }
-    for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
-    if config.ensemble_size < 1 or config.lora_r < 1:
-        raise ValueError(f"need ensemble_size >= 1 and lora_r >= 1; got {config.ensemble_size}, {config.lora_r}")
 
 
 def _prepare(pairs: Sequence[PreferencePair], rankings: Sequence[RankingExample], config: RewardTrainConfig) -> _Prepared:
@@ -283,7 +234,6 @@ def train_reward_model(
     and Davidson models of the same labels are evaluated on the same prompts.
     """
     resolve_model(config.base_model)
-    _validate(config)
     # Canonical order: the same set of labels trains the same model whatever order the caller's
     # query returned them in.
     prepared = _prepare(canonical_order(pairs), canonical_order(list(rankings)), config)

@@ -440,3 +440,29 @@ def test_spans_posted_by_the_workspace_with_a_number_too_long_to_read_are_refuse
     with pytest.raises(InvalidInput) as refused:
         parse_json_list('[{"start": ' + "1" * 5000 + "}]", "spans")
     assert refused.value.field == "spans"
+
+
+@pytest.mark.parametrize(("key", "value"), [("loss", "hinge"), ("ensemble_size", 0), ("lora", "yes"), ("ranking_loss", 3)])
+def test_a_run_config_choice_or_type_the_trainer_refuses_is_a_400_naming_it(key, value):
+    manager = UserFactory(is_staff=True)
+    study = make_study(manager=manager)
+    reply = client_for(manager).post(
+        f"/api/v1/studies/{study.pk}/runs/", {"kind": "reward", "config": {key: value}}, format="json"
+    )
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["field"] == f"config.{key}" and f"config.{key} must be" in reply.json()["detail"]
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_features_run_with_a_bad_config_is_a_400_naming_the_key():
+    manager = UserFactory(is_staff=True)
+    study = make_study(manager=manager)
+    reply = client_for(manager).post(
+        f"/api/v1/studies/{study.pk}/runs/", {"kind": "features", "config": {"model_version": "latest"}}, format="json"
+    )
+    assert reply.status_code == 400, reply.content
+    assert reply.json() == {
+        "detail": "config.model_version must be a whole number or null, not 'latest'.",
+        "field": "config.model_version",
+    }
+    assert not TrainingRun.objects.exists()

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from annotate.errors import InvalidInput
 from annotate.models import TrainingRun
 from annotate.selectors.training_data import preference_pairs, ranking_examples
-from annotate.selectors.training_readiness import MINIMUMS, REWARD_DEFAULTS, run_readiness, study_readiness
+from annotate.selectors.training_readiness import run_readiness, study_readiness
 from annotate.services.assignments import assignment_next
 from annotate.services.feedback import annotation_submit
 from annotate.services.training import training_run_start
@@ -46,18 +46,6 @@ def ranking_study(rankings: list):
 
     answer_each(study, annotator, [answer(groups) for groups in rankings])
     return study
-
-
-def test_the_thresholds_and_defaults_are_the_trainers_own():
-    from learning.reward.ratings import RatingTrainConfig
-    from learning.reward.spans import SpanTrainConfig
-    from learning.reward.train import RewardTrainConfig
-
-    configs = {"reward": RewardTrainConfig(), "span_reward": SpanTrainConfig(), "rating_reward": RatingTrainConfig()}
-    for kind, (key, default) in MINIMUMS.items():
-        assert getattr(configs[kind], key) == default, kind
-    for key, default in REWARD_DEFAULTS.items():
-        assert getattr(configs["reward"], key) == default, key
 
 
 def test_ties_and_both_bad_do_not_count_as_pairs_under_bradley_terry():

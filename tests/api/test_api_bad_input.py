@@ -125,7 +125,7 @@ def test_the_schema_documents_what_the_endpoints_answer():
     assert "content" in skip  # {query, skipped}, not "no body"
     run_kind = schema["components"]["schemas"]["RunCreate"]["properties"]["kind"]
     kinds = schema["components"]["schemas"][run_kind["$ref"].rsplit("/", 1)[-1]]["enum"]
-    assert kinds == ["reward", "span_reward", "rating_reward"]
+    assert kinds == ["reward", "span_reward", "rating_reward", "features"]
     overlap = schema["components"]["schemas"]["Study"]["properties"]["overlap"]
     assert (overlap["minimum"], overlap["maximum"]) == (1, 100)
     assert schema["components"]["schemas"]["AnnotationSubmit"]["properties"]["client_key"]["minLength"] == 1

@@ -77,7 +77,7 @@ class RewardTrainConfig:
     base_model: str = "minilm"
     epochs: int = 2
     batch_size: int = 8  # comparisons (pairs or whole rankings) per step
-    learning_rate: float = 2e-5  # backbone
+    learning_rate: float = 1e-4  # backbone; chosen by bench/reward_sweep.py (bench/README.md)
     head_learning_rate: float = 1e-3  # freshly initialised linear head (and Davidson's ν)
     max_length: int = 256
     eval_fraction: float = 0.2

@@ -42,7 +42,7 @@ class RewardTrainConfig:
     base_model: str = "minilm"
     epochs: int = whole_number(2, 1, 1000)
     batch_size: int = whole_number(8, 1, 4096)  # comparisons (pairs or whole rankings) per step
-    learning_rate: float = 2e-5  # backbone
+    learning_rate: float = 1e-4  # backbone; chosen by bench/reward_sweep.py (bench/README.md)
     head_learning_rate: float = 1e-3  # freshly initialised linear head (and Davidson's ν)
     max_length: int = whole_number(256, 8, 131_072)  # tokens
     eval_fraction: float = 0.2

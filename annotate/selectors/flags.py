@@ -86,8 +86,10 @@ def study_flags(study: Study) -> dict:
 
     sided = [v for v in votes if v[4] in ("a", "b")]
     longer_picks: dict[int, list[bool]] = defaultdict(list)
+    shown_by: dict[int, list[str]] = defaultdict(list)
     edges: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
-    for annotation_id, annotator, query_id, prompt_id, choice, _ in sided:
+    for annotation_id, annotator, query_id, prompt_id, choice, shown in sided:
+        shown_by[annotator].append(shown)
         (first, first_text), (second, second_text) = responses[query_id][:2]
         if len(first_text) != len(second_text):
             longer_picks[annotator].append((choice == "a") == (len(first_text) > len(second_text)))
@@ -98,13 +100,15 @@ def study_flags(study: Study) -> dict:
             for annotation_id in graph[edge]:
                 own[annotation_id].append("cycle")
 
+    all_picks = sum(len(picks) for picks in longer_picks.values())
+    all_longer = sum(sum(picks) for picks in longer_picks.values())
     annotators = []
     for annotator in sorted(names, key=lambda a: names[a]):
         mine = by_annotator[annotator]
         fast = sum(1 for a in mine if "too_fast" in own[a])
-        shown = [v[5] for v in sided if v[1] == annotator and v[5] in ("a", "b")]
+        shown = shown_by[annotator]
         picks = longer_picks[annotator]
-        others = [pick for other, chosen in longer_picks.items() if other != annotator for pick in chosen]
+        others_n, others_k = all_picks - len(picks), all_longer - sum(picks)
         rated = [values for a in mine if len(values := ratings.get(a, [])) >= 2]
         straight = sum(1 for values in rated if stats.is_straight_lined(values))
         in_cycles = sum(1 for a in mine if "cycle" in own[a])
@@ -118,7 +122,7 @@ def study_flags(study: Study) -> dict:
                 "raised": fast > 0 and fast / len(mine) >= stats.TOO_FAST_SHARE,
             },
             "position": stats.binomial_flag(shown.count("a"), len(shown), 0.5, expected_label="expected_rate"),
-            "length": length_figures(picks, others),
+            "length": length_figures(picks, others_k, others_n),
             "straight_line": {
                 "n": len(rated),
                 "k": straight,
@@ -127,7 +131,7 @@ def study_flags(study: Study) -> dict:
                 "min_answers": stats.STRAIGHT_MIN_ANSWERS,
                 "raised": len(rated) >= stats.STRAIGHT_MIN_ANSWERS and straight / len(rated) >= stats.STRAIGHT_SHARE,
             },
-            "cycle": {"n": len([v for v in sided if v[1] == annotator]), "k": in_cycles, "raised": in_cycles > 0},
+            "cycle": {"n": len(shown), "k": in_cycles, "raised": in_cycles > 0},
         }
         raised = [name for name in FLAGS if figures[name]["raised"]]
         for name in ANNOTATOR_FLAGS:
@@ -147,9 +151,10 @@ def study_flags(study: Study) -> dict:
     return {"flags": list(FLAGS), "alpha": stats.ALPHA, "annotators": annotators, "annotations": flagged}
 
 
-def length_figures(picks: list[bool], others: list[bool]) -> dict:
-    """The length flag: the annotator's picks of the longer response against the other annotators' share."""
-    if not others:
+def length_figures(picks: list[bool], others_k: int, others_n: int) -> dict:
+    """The length flag: the annotator's picks of the longer response against the other annotators' share
+    (`others_k` of their `others_n` votes between responses of different lengths)."""
+    if not others_n:
         return {
             "n": len(picks),
             "k": sum(picks),
@@ -160,7 +165,7 @@ def length_figures(picks: list[bool], others: list[bool]) -> dict:
             "raised": False,
             "reason": "No other annotator's votes between responses of different lengths to compare with.",
         }
-    study_rate = sum(others) / len(others)
+    study_rate = others_k / others_n
     return stats.binomial_flag(sum(picks), len(picks), study_rate, expected_label="study_rate", above_only=True)
 
 

@@ -18,7 +18,7 @@ from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
-from annotate.selectors import agreement
+from annotate.selectors import agreement, flags
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
@@ -322,6 +322,12 @@ def query_skip(request, pk: int):
             enum=list(exports.AGGREGATES),
             description="trl only: one row per pairwise query, labelled by this aggregate of its votes.",
         ),
+        OpenApiParameter(
+            "exclude_flagged",
+            str,
+            description="1 to leave out the rows of answers with any bias flag, or a comma-separated list of "
+            "flags among " + ", ".join(flags.FLAGS) + " (not with fgrlhf or aggregate).",
+        ),
     ],
     responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
 )
@@ -337,6 +343,7 @@ def study_export(request, pk: int):
         format=request.query_params.get("format", "trl"),
         sources=request.query_params.get("sources"),
         aggregate=request.query_params.get("aggregate"),
+        exclude_flagged=request.query_params.get("exclude_flagged"),
     )
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
@@ -377,6 +384,17 @@ def study_agreement(request, pk: int):
     """
     study = access.get_study(request.user, pk, "dashboard")
     return Response(agreement.study_agreement(study, min_shared=min_shared_param(request)))
+
+
+@extend_schema(responses=OpenApiTypes.OBJECT)
+@api_view(["GET"])
+def study_flags(request, pk: int):
+    """Bias flags per annotator with the numbers behind each, and the flags of every flagged current answer.
+
+    Flags are evidence, not verdicts; what each one measures is described in annotate.selectors.flags.
+    """
+    study = access.get_study(request.user, pk, "dashboard")
+    return Response(flags.study_flags(study))
 
 
 @extend_schema(methods=["GET"], responses=s.RunSerializer(many=True))

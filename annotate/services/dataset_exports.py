@@ -16,9 +16,10 @@ Filters (all optional, all combined):
     min_agreement: 0 < x <= 1; keeps queries answered by two annotators or more whose most given
         answer has at least this share of their current answers (annotate.selectors.agreement.
         query_agreement); a query answered once has no agreement and is left out.
-Bias flags do not exist yet, so there is no filter for them.
+    exclude_flagged: true, or a non-empty list of bias flags (annotate.selectors.flags.FLAGS); leaves
+        out the current answers with any (of those) flags as the study stood when the snapshot was made.
 
-from, to and annotators select annotations, so they apply to formats whose rows come from one
+from, to, annotators and exclude_flagged select annotations, so they apply to formats whose rows come from one
 annotation each; with an aggregate (one row from many annotators' votes) or fgrlhf (one record
 from all of a prompt's annotations by one annotator) they are refused. rounds and min_agreement
 apply to aggregated rows by their query; fgrlhf takes no filters.
@@ -52,12 +53,13 @@ from annotate.models import Annotation, DatasetExport, Query, Study
 from annotate.models.exports import FileFormat
 from annotate.numbers import is_int
 from annotate.selectors.agreement import query_agreement, study_agreement
+from annotate.selectors.flags import FLAGS, flagged_annotations
 from annotate.selectors.labels import annotator_pseudonym
 from annotate.services.exports import export_build
 
-FILTER_KEYS = ("from", "to", "annotators", "rounds", "min_agreement")
+FILTER_KEYS = ("from", "to", "annotators", "rounds", "min_agreement", "exclude_flagged")
 # Filters that pick annotations, which aggregated rows and fgrlhf records do not come from one of.
-ANNOTATION_FILTERS = ("from", "to", "annotators")
+ANNOTATION_FILTERS = ("from", "to", "annotators", "exclude_flagged")
 FILE_NAMES = {FileFormat.JSONL: "rows.jsonl", FileFormat.PARQUET: "rows.parquet", FileFormat.HF: "dataset.tar"}
 CHUNK_BYTES = 1 << 20
 
@@ -130,6 +132,15 @@ def filters_check(study: Study, filters) -> dict:
         if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share) or not 0 < share <= 1:
             raise refuse("min_agreement", f"give a number above 0 and at most 1 (a share of agreeing answers), not {share!r}.")
         checked["min_agreement"] = share
+    if filters.get("exclude_flagged") not in (None, False):
+        names = filters["exclude_flagged"]
+        if names is True:
+            names = list(FLAGS)
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in FLAGS for n in names):
+            raise refuse(
+                "exclude_flagged", f"give true or a non-empty list of bias flags from {', '.join(FLAGS)}, not {names!r}."
+            )
+        checked["exclude_flagged"] = [name for name in FLAGS if name in names]
     return checked
 
 
@@ -174,6 +185,8 @@ def selection(study: Study, filters: dict) -> Selection:
     if "annotators" in filters:
         pseudonyms = study_pseudonyms(study)
         annotations = annotations.filter(annotator_id__in=[pseudonyms[name] for name in filters["annotators"]])
+    if "exclude_flagged" in filters:
+        annotations = annotations.exclude(pk__in=flagged_annotations(study, tuple(filters["exclude_flagged"])))
     by_query = "rounds" in filters or "min_agreement" in filters
     return Selection(
         frozenset(annotations.values_list("id", flat=True)),

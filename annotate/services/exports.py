@@ -47,7 +47,11 @@ raw: every annotation as given, with all its parts, superseded ones included: {a
     one that changed it, or null), current (false once superseded), pairwise: {choice, strength,
     shown_choice} or null, ranking: {groups, cannot_rank_reason} or null, spans: [{response, start,
     end, category, note, metadata}], critiques: [{response, critique, revision}], ratings: [{response,
-    aspect, value}]}. The X-Preflab-Superseded header counts the superseded rows.
+    aspect, value}], flags: the answer's bias flags (annotate.selectors.flags; [] for a superseded
+    one)}. The X-Preflab-Superseded header counts the superseded rows.
+Every format whose rows name an annotation (all but fgrlhf and aggregated trl) takes `exclude_flagged`:
+    "1" leaves out the rows of answers with any bias flag, or a comma list (too_fast,cycle) those with
+    one of the flags named; X-Preflab-Flagged-Excluded counts the rows left out, and Rows what is left.
 fgrlhf: the qa_feedback file's own record shape, one per prompt and annotator; see
     annotate.services.fgrlhf, which also imports it.
 """
@@ -65,6 +69,7 @@ from annotate.models import Annotation, Query, QueryResponse, Study
 from annotate.models.studies import FeedbackKind
 from annotate.selectors import labels
 from annotate.selectors.aggregate import AGGREGATES, PairLabels, pair_labels
+from annotate.selectors.flags import FLAGS, annotation_flags, flagged_annotations
 from annotate.selectors.labels import annotation_responses, annotator_pseudonym
 from annotate.services import fgrlhf
 
@@ -372,7 +377,7 @@ def part_or_none(annotation: Annotation, name: str) -> object | None:
     return getattr(annotation, name, None)  # a missing reverse one-to-one raises an AttributeError subclass
 
 
-def raw_row(study: Study, annotation: Annotation) -> dict:
+def raw_row(study: Study, annotation: Annotation, flags: dict[int, list[str]]) -> dict:
     vote, ranking = part_or_none(annotation, "pairwise"), part_or_none(annotation, "ranking")
     successor = part_or_none(annotation, "superseded_by")
     return {
@@ -409,12 +414,14 @@ def raw_row(study: Study, annotation: Annotation) -> dict:
             {"response": c.response_id, "critique": c.critique, "revision": c.revision} for c in annotation.critiques.all()
         ],
         "ratings": [{"response": r.response_id, "aspect": r.aspect, "value": r.value} for r in annotation.ratings.all()],
+        "flags": flags.get(annotation.pk, []),
     }
 
 
 def raw_rows(study: Study) -> Iterator[dict]:
+    flags = annotation_flags(study)
     for annotation in labels.annotations_with_parts(study, superseded=True).iterator(chunk_size=ITER_CHUNK):
-        yield raw_row(study, annotation)
+        yield raw_row(study, annotation, flags)
 
 
 # --- choosing a format ------------------------------------------------------------------------
@@ -434,11 +441,48 @@ def parse_sources(sources: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(s for s in PREFERENCE_SOURCES if s in names)
 
 
+def parse_flags(exclude_flagged: str | Iterable[str] | None) -> tuple[str, ...]:
+    """`1` (every flag), `too_fast,cycle` or a list of flag names; none given, "" or `0` means no filter."""
+    if exclude_flagged in (None, "", "0"):
+        return ()
+    if exclude_flagged == "1" or exclude_flagged is True:
+        return FLAGS
+    names = [n.strip() for n in (exclude_flagged.split(",") if isinstance(exclude_flagged, str) else exclude_flagged)]
+    unknown = [name for name in names if name not in FLAGS]
+    if unknown or not names:
+        raise InvalidInput(
+            f"Unknown bias flag {(unknown or [exclude_flagged])[0]!r}; use 1 (any flag) or any of {', '.join(FLAGS)}.",
+            field="exclude_flagged",
+        )
+    return tuple(f for f in FLAGS if f in names)
+
+
 def export_build(
-    *, study: Study, format: str, sources: str | Iterable[str] | None = None, aggregate: str | None = None
+    *,
+    study: Study,
+    format: str,
+    sources: str | Iterable[str] | None = None,
+    aggregate: str | None = None,
+    exclude_flagged: str | Iterable[str] | None = None,
 ) -> Export:
     """Prepare an export in one of EXPORT_FORMATS; `sources` narrows trl and kto (default: all sources);
-    `aggregate` (trl only) gives one row per pairwise query from all its votes."""
+    `aggregate` (trl only) gives one row per pairwise query from all its votes; `exclude_flagged`
+    leaves out the rows of answers with bias flags (see the module's docstring)."""
+    names = parse_flags(exclude_flagged)
+    if names:
+        if format == "fgrlhf" or aggregate not in (None, ""):
+            raise InvalidInput(
+                "exclude_flagged applies to rows from one answer each, not to fgrlhf records or aggregated rows.",
+                field="exclude_flagged",
+            )
+        flagged = flagged_annotations(study, names)
+        export = export_build(study=study, format=format, sources=sources)
+        # Counted before writing, as every export's rows are: one more pass over the same rows.
+        left_out = sum(
+            1 for row in export_build(study=study, format=format, sources=sources).rows if row["annotation_id"] in flagged
+        )
+        counts = export.counts | {"rows": export.counts["rows"] - left_out, "flagged_excluded": left_out}
+        return Export(format, (row for row in export.rows if row["annotation_id"] not in flagged), counts)
     if format not in EXPORT_FORMATS:
         raise InvalidInput(f"Unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.", field="format")
     if aggregate not in (None, ""):

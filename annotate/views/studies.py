@@ -14,6 +14,7 @@ from annotate.metric_words import metric_words
 from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.agreement import study_agreement
+from annotate.selectors.flags import study_flags
 from annotate.selectors.queues import annotator_progress
 from annotate.selectors.rounds import accuracy_plot, loop_state
 from annotate.selectors.training_readiness import study_readiness
@@ -90,6 +91,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "import_formats": FORMAT_LABELS.items(),
         "asks": study_asks_words(study),
         "agreement": study_agreement(study),
+        "flags": study_flags(study),
         "snapshots": study_selectors.study_dataset_exports(study, limit=RECENT_RUNS) if "export" in study.perms else [],
     }
     context["loop"] = loop_state(study)

@@ -145,7 +145,8 @@ def test_the_datasets_folder_loads_with_load_from_disk_and_carries_its_card(labe
         ({"rounds": [True]}, "filters.rounds"),
         ({"min_agreement": 0}, "filters.min_agreement"),
         ({"min_agreement": "0.5"}, "filters.min_agreement"),
-        ({"exclude_flagged": True}, "filters.exclude_flagged"),
+        ({"exclude_flagged": "yes"}, "filters.exclude_flagged"),
+        ({"exclude_flagged": ["lazy"]}, "filters.exclude_flagged"),
         ([], "filters"),
     ],
 )

@@ -9,7 +9,7 @@ from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
 from annotate.models.exports import FileFormat
 from annotate.services.dataset_exports import dataset_export_create, dataset_export_file
-from annotate.services.exports import AGGREGATES, EXPORT_FORMATS, PREFERENCE_SOURCES, export_build
+from annotate.services.exports import AGGREGATES, EXPORT_FORMATS, PREFERENCE_SOURCES, export_build, parse_flags
 
 
 class Command(BaseCommand):
@@ -29,6 +29,13 @@ class Command(BaseCommand):
             choices=AGGREGATES,
             help="trl only: one row per pairwise query, labelled by this aggregate of its votes",
         )
+        parser.add_argument(
+            "--exclude-flagged",
+            nargs="?",
+            const="1",
+            metavar="FLAGS",
+            help="leave out answers with bias flags: any (no value) or comma-separated flags (too_fast,cycle)",
+        )
         parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
         snapshot = parser.add_argument_group("snapshot", "a stored, immutable export (annotate/services/dataset_exports.py)")
         snapshot.add_argument("--snapshot", action="store_true", help="store a snapshot and print its id, rows and checksum")
@@ -47,7 +54,11 @@ class Command(BaseCommand):
             return self.snapshot(study, options)
         try:
             export = export_build(
-                study=study, format=options["format"], sources=options["sources"], aggregate=options["aggregate"]
+                study=study,
+                format=options["format"],
+                sources=options["sources"],
+                aggregate=options["aggregate"],
+                exclude_flagged=options["exclude_flagged"],
             )
         except PreflabError as exc:
             raise CommandError(exc.message) from None
@@ -77,6 +88,8 @@ class Command(BaseCommand):
             "min_agreement": options["min_agreement"],
         }
         try:
+            if options["exclude_flagged"] is not None:
+                given["exclude_flagged"] = list(parse_flags(options["exclude_flagged"]))
             export = dataset_export_create(
                 study=study,
                 by=None,

@@ -139,3 +139,48 @@ def test_a_labels_file_whose_prompts_are_not_the_studys_is_refused_and_its_impor
     with pytest.raises(CommandError, match="1 prompt.* of other.jsonl are not prompts of study .* 'elsewhere-1'"):
         call_command("simulate", str(labelled.pk), "--labels", str(path), "--format", "trl", "--out", str(tmp_path / "o"))
     assert Study.objects.count() == studies
+
+
+def trl_rows(n: int) -> str:
+    """TRL rows for make_items' prompts (same ids), the correct sum chosen."""
+    rows = [
+        {"id": f"p{i}", "prompt": f"Question {i}: what is {i} + {i}?", "chosen": f"{2 * i}", "rejected": f"{2 * i + 1}"}
+        for i in range(n)
+    ]
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def test_held_out_labels_from_a_trl_file_drive_a_study_that_has_none(tiny_encoder_dir, tmp_path):
+    study = make_study(reward_model=str(tiny_encoder_dir), round_size=4)
+    make_items(study, n_prompts=24)
+    studies = Study.objects.count()
+    with pytest.raises(CommandError, match="needs labelled pairs on both sides of the fixed split: 0 candidates"):
+        call_command("simulate", str(study.pk), "--strategies", "random", "--out", str(tmp_path / "none"))
+    path = tmp_path / "labels.jsonl"
+    path.write_text(trl_rows(24))
+    out = tmp_path / "out"
+    options = ["--labels", str(path), "--format", "trl", "--strategies", "random", "--seeds", "1", "--rounds", "2"]
+    call_command("simulate", str(study.pk), *options, "--out", str(out), *FAST)
+    rows = list(csv.DictReader((out / "simulation.csv").open()))
+    assert [(r["strategy"], r["labels"]) for r in rows] == [("random", "4"), ("random", "8")]
+    assert Study.objects.count() == studies and not PairwiseChoice.objects.exists()  # the hidden import is gone too
+
+
+def test_gold_mode_from_a_registered_reward_model_version(labelled, tmp_path):
+    from annotate.models import ModelVersion
+
+    call_command("train", str(labelled.pk), "--inline", *FAST)
+    gold = ModelVersion.objects.get(study=labelled)
+    out = tmp_path / "out"
+    options = ["--gold", str(gold.pk), "--temperature", "0.5", "--flip", "0.1", "--strategies", "uncertainty", "--seeds", "2"]
+    call_command("simulate", str(labelled.pk), *options, "--rounds", "2", "--out", str(out), *FAST)
+    rows = list(csv.DictReader((out / "simulation.csv").open()))
+    assert [(r["strategy"], r["labels"], r["seeds"]) for r in rows] == [("uncertainty", "4", "2"), ("uncertainty", "8", "2")]
+    assert float(rows[0]["accuracy_low"]) <= float(rows[0]["accuracy"]) <= float(rows[0]["accuracy_high"])
+
+
+def test_bad_gold_settings_are_named(labelled):
+    with pytest.raises(CommandError, match="--gold 'v9' is neither a model version id nor a model folder"):
+        call_command("simulate", str(labelled.pk), "--gold", "v9")
+    with pytest.raises(CommandError, match="--flip in"):
+        call_command("simulate", str(labelled.pk), "--gold", "1", "--flip", "0.7")

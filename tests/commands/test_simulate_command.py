@@ -184,3 +184,19 @@ def test_bad_gold_settings_are_named(labelled):
         call_command("simulate", str(labelled.pk), "--gold", "v9")
     with pytest.raises(CommandError, match="--flip in"):
         call_command("simulate", str(labelled.pk), "--gold", "1", "--flip", "0.7")
+
+
+def test_held_out_labels_from_a_fine_grained_rlhf_file(tiny_encoder_dir, tmp_path):
+    from annotate.services.importers import study_file_import
+    from tests.qa_feedback import qa_file, qa_record
+
+    data = qa_file(*(qa_record(question=f"When did café {i} open?") for i in range(12)))
+    study = make_study(reward_model=str(tiny_encoder_dir), round_size=4)
+    study_file_import(study=study, format="fgrlhf", file=data)
+    path = tmp_path / "qa.json"
+    path.write_bytes(data)
+    out = tmp_path / "out"
+    options = ["--labels", str(path), "--format", "fgrlhf", "--strategies", "random", "--seeds", "1", "--rounds", "1"]
+    call_command("simulate", str(study.pk), *options, "--out", str(out), *FAST)
+    rows = list(csv.DictReader((out / "simulation.csv").open()))
+    assert [(r["strategy"], r["labels"]) for r in rows] == [("random", "4")]

@@ -42,8 +42,9 @@ class Pair:
     heldout: bool  # on the source's eval side: a test pair, never a candidate
 
 
-def source_pairs(source: Study) -> list[Pair]:
-    """Every two-response query of the source, with its side of the source's fixed split."""
+def source_pairs(source: Study, *, split_of: Study | None = None) -> list[Pair]:
+    """Every two-response query of the source, with its prompt's side of `split_of`'s fixed split (the
+    source's by default; a hidden import of held-out labels takes the side of the study they are for)."""
     from learning.data import fixed_split
 
     pairs = []
@@ -52,7 +53,7 @@ def source_pairs(source: Study) -> list[Pair]:
         positions = sorted(query.query_responses.all(), key=lambda qr: qr.position)
         if len(positions) != 2:
             continue
-        side = fixed_split(query.prompt.external_id, seed=source.pk, eval_fraction=EVAL_FRACTION)
+        side = fixed_split(query.prompt.external_id, seed=(split_of or source).pk, eval_fraction=EVAL_FRACTION)
         pairs.append(Pair(query.prompt_id, positions[0].response_id, positions[1].response_id, side == "eval"))
     return pairs
 
@@ -108,10 +109,9 @@ def simulation_copy_create(
 ) -> Copy:  # fmt: skip
     """A study with the source's prompts and responses, one unlabelled query per candidate pair, and an annotator.
 
-    Its prompts keep the source's split, so every copy is measured on the same test pairs.
+    Its prompts keep their pairs' side of the split, so every copy is measured on the same test pairs.
     """
-    from learning.data import fixed_split
-
+    heldout = {pairs[k].prompt_id: pairs[k].heldout for k in (*candidates, *tests)}
     manager = source.created_by
     study = study_create(
         creator=manager,
@@ -134,7 +134,7 @@ def simulation_copy_create(
                 external_id=old.external_id,
                 messages=old.messages,
                 metadata=old.metadata,
-                split=fixed_split(old.external_id, seed=source.pk, eval_fraction=EVAL_FRACTION),
+                split="eval" if heldout[old.pk] else "train",
             )
         responses[response.pk] = Response.objects.create(
             prompt=prompts[old.pk], index=response.index, text=response.text, source=response.source

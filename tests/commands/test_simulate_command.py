@@ -190,7 +190,7 @@ def test_held_out_labels_from_a_fine_grained_rlhf_file(tiny_encoder_dir, tmp_pat
     from annotate.services.importers import study_file_import
     from tests.qa_feedback import qa_file, qa_record
 
-    data = qa_file(*(qa_record(question=f"When did café {i} open?") for i in range(12)))
+    data = qa_file(*(qa_record(question=f"When did café {i} open?") for i in range(30)))
     study = make_study(reward_model=str(tiny_encoder_dir), round_size=4)
     study_file_import(study=study, format="fgrlhf", file=data)
     path = tmp_path / "qa.json"

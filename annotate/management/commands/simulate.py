@@ -59,7 +59,7 @@ class Command(BaseCommand):
             if options["labels"] is not None:
                 hidden = self.import_labels(study, options["labels"], options["format"])
             source = hidden or study
-            pairs = simulation.source_pairs(source)
+            pairs = simulation.source_pairs(source, split_of=study)
             truth = self.truth(source, pairs, options)
             with tqdm(total=len(strategies) * options["seeds"], unit="run") as bar:
 

@@ -105,7 +105,7 @@ class Copy:
 @transaction.atomic
 def simulation_copy_create(
     *, source: Study, pairs: Sequence[Pair], candidates: Sequence[int], tests: Sequence[int], strategy: str, seed: int,
-    rounds_size: int, training_config: dict,
+    round_size: int, training_config: dict,
 ) -> Copy:  # fmt: skip
     """A study with the source's prompts and responses, one unlabelled query per candidate pair, and an annotator.
 
@@ -117,7 +117,7 @@ def simulation_copy_create(
         creator=manager,
         name=f"{source.name} · simulated {strategy} seed {seed}",
         overlap=1,
-        round_size=rounds_size,
+        round_size=round_size,
         reward_model=source.reward_model,
         selection_strategy=strategy,
         selection_params={"seed": seed},
@@ -297,7 +297,7 @@ def study_simulate(
                 on_oracle(oracle)
             copy = simulation_copy_create(
                 source=source, pairs=pairs, candidates=candidates, tests=tests, strategy=strategy, seed=seed,
-                rounds_size=round_size, training_config=training_config,
+                round_size=round_size, training_config=training_config,
             )  # fmt: skip
             try:
                 with eager_jobs():

@@ -103,7 +103,12 @@ def evaluate(theta: np.ndarray, test_z: np.ndarray, test_y: np.ndarray, test_p: 
 
     With `test_p` (the gold's probability that the first wins) the log-likelihood is its expectation.
     """
-    predicted = test_z @ theta
+    return heldout_figures(test_z @ theta, test_y, test_p)
+
+
+def heldout_figures(predicted: np.ndarray, test_y: np.ndarray, test_p: np.ndarray | None = None) -> tuple[float, float]:
+    """`evaluate` from predicted margins Δ̂ (first minus second), whatever model made them (the full simulator's)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
     accuracy = float(np.mean(np.where(predicted == 0, 0.5, np.sign(predicted) == np.sign(test_y))))
     if test_p is None:
         ll = float(np.mean(log_sigmoid(test_y * predicted)))

@@ -11,8 +11,9 @@ from annotate.services.assignments import assignment_next
 from annotate.services.exports import export_build
 from annotate.services.feedback import annotation_submit
 from annotate.services.gold import NotQualified, gold_accuracy, query_mark_gold
+from annotate.services.items import items_import
 from annotate.services.studies import study_update
-from tests.factories import UserFactory, make_answer, make_items, make_study
+from tests.factories import UserFactory, jsonl, make_answer, make_items, make_study
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +158,30 @@ def test_answers_to_gold_queries_are_left_out_of_exports_and_training():
         assert rows and all(row.get("query_id", real.pk) == real.pk for row in rows), format
         assert export.counts["rows"] == len(rows)
     assert len(preference_pairs(study)) == 1
+
+
+def test_the_import_marks_a_records_query_gold():
+    study = make_study(feedback_kinds=["ranking"])
+    record = {"id": "g", "prompt": "2+2?", "responses": ["4", "5", "22"], "gold": {"ranking": [[0], [2, 1]]}}
+    items_import(study=study, lines=jsonl([record, {"id": "r", "prompt": "3+3?", "responses": ["6", "7", "33"]}]))
+    gold = Query.objects.get(study=study, prompt__external_id="g")
+    assert gold.is_gold and gold.gold_answer == {"ranking": [[0], [2, 1]]}
+    assert not Query.objects.get(study=study, prompt__external_id="r").is_gold
+
+
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"responses": ["4", "5"], "gold": {"choice": "left"}}, "gold.choice"),
+        ({"responses": ["4", "5", "22"], "gold": {"choice": "a"}}, "gold"),  # three pairwise queries: which one?
+        ({"responses": ["4", "5"], "gold": "a"}, "gold"),
+    ],
+)
+def test_an_import_with_a_bad_gold_answer_stores_nothing_and_names_the_field(record, field):
+    study = make_study()
+    lines = jsonl([{"id": "ok", "prompt": "1+1?", "responses": ["2", "3"]}, {"id": "g", "prompt": "2+2?", **record}])
+    with pytest.raises(InvalidInput) as caught:
+        items_import(study=study, lines=lines)
+    # Errors found while parsing are listed per line (no one field); the message names the line and field.
+    assert f"line 2, field {field}" in caught.value.message or (caught.value.field == field and "line 2" in caught.value.message)
+    assert not Query.objects.filter(study=study).exists()

@@ -51,6 +51,7 @@ ENDPOINTS = [
     ("post", "/api/v1/studies/{id}/members/", "manage"),
     ("get", "/api/v1/studies/{id}/export/?format=raw", "export"),
     ("get", "/api/v1/studies/{id}/agreement/", "dashboard"),
+    ("get", "/api/v1/studies/{id}/gold/", "dashboard"),
     ("get", "/api/v1/studies/{id}/exports/", "export"),
     ("get", "/api/v1/studies/{id}/runs/", "history"),
 ]

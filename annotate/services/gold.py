@@ -4,25 +4,24 @@ A gold answer is stored in the query's own positions (0 = the first response sho
   pairwise  {"choice": "a" | "b" | "tie" | "both_bad"}      (a = position 0)
   ranking   {"ranking": [[0], [2, 1]]}                      groups of positions, best first; a group ties
   ratings   {"ratings": [{"helpfulness": 4}, {...}]}        one object per position, aspects 1-5
-An answer may give any of these parts the query asks for; an annotator's answer is correct when
-every part given matches (ratings within GOLD_RATING_TOLERANCE points).
+An answer may give any of these parts the query asks for; an annotator's answer is graded in
+annotate.selectors.gold.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotate.errors import Forbidden, InvalidInput
-from annotate.models import Annotation, Query, Study
+from annotate.models import Query, Study
 from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import FeedbackKind
 from annotate.numbers import is_int
+from annotate.selectors.gold import gold_results
 
-GOLD_RATING_TOLERANCE = 1
 GOLD_KINDS = {"choice": FeedbackKind.PAIRWISE, "ranking": FeedbackKind.RANKING, "ratings": FeedbackKind.RATINGS}
 
 
@@ -81,78 +80,6 @@ def query_mark_gold(*, query: Query, answer: dict | None) -> Query:
         query.is_gold, query.gold_answer = True, gold_answer_check(query=query, answer=answer, size=size)
     query.save(update_fields=["is_gold", "gold_answer"])
     return query
-
-
-def answer_positions(annotation: Annotation) -> dict:
-    """The annotation's gradable parts in query positions, the shape of a gold answer."""
-    positions = {qr.response_id: qr.position for qr in annotation.query.query_responses.all()}
-    given: dict = {}
-    vote = getattr(annotation, "pairwise", None)  # a missing reverse one-to-one raises an AttributeError subclass
-    if vote is not None:
-        given["choice"] = vote.choice
-    ranking = getattr(annotation, "ranking", None)
-    if ranking is not None and ranking.groups:
-        given["ranking"] = [[positions[r] for r in group] for group in ranking.groups]
-    ratings = list(annotation.ratings.all())
-    if ratings:
-        given["ratings"] = [{} for _ in positions]
-        for rating in ratings:
-            given["ratings"][positions[rating.response_id]][rating.aspect] = rating.value
-    return given
-
-
-def is_correct(gold: dict, given: dict) -> bool:
-    """Whether every part of the gold answer is matched; ties within a ranking group are order-free."""
-    if "choice" in gold and given.get("choice") != gold["choice"]:
-        return False
-    if "ranking" in gold and [sorted(g) for g in given.get("ranking") or []] != [sorted(g) for g in gold["ranking"]]:
-        return False
-    if "ratings" in gold:
-        mine = given.get("ratings") or [{} for _ in gold["ratings"]]
-        for expected, got in zip(gold["ratings"], mine, strict=True):
-            for aspect, value in expected.items():
-                if aspect not in got or abs(got[aspect] - value) > GOLD_RATING_TOLERANCE:
-                    return False
-    return True
-
-
-def gold_results(*, study: Study, annotator: AbstractBaseUser | None = None) -> list[tuple[int, bool]]:
-    """(annotator id, correct) for each current answer to a gold query, oldest first."""
-    annotations = Annotation.objects.filter(query__study=study, query__is_gold=True, superseded_by__isnull=True)
-    if annotator is not None:
-        annotations = annotations.filter(annotator=annotator)
-    annotations = (
-        annotations.select_related("query", "pairwise", "ranking")
-        .prefetch_related("query__query_responses", "ratings")
-        .order_by("id")
-    )
-    return [(a.annotator_id, is_correct(a.query.gold_answer, answer_positions(a))) for a in annotations]
-
-
-@dataclass(frozen=True)
-class GoldAccuracy:
-    annotator_id: int
-    answered: int
-    correct: int
-    accuracy: float
-    low: float
-    high: float
-
-
-def gold_accuracy(*, study: Study) -> list[GoldAccuracy]:
-    """Each annotator's share of gold answers that were right, with its Wilson 95% interval, by annotator id."""
-    from learning.reward.evaluate import wilson_interval  # pure Python, no torch
-
-    tally: dict[int, list[int]] = {}
-    for annotator_id, correct in gold_results(study=study):
-        counts = tally.setdefault(annotator_id, [0, 0])
-        counts[0] += 1
-        counts[1] += int(correct)
-    rows = []
-    for annotator_id, (answered, correct) in sorted(tally.items()):
-        low, high = wilson_interval(correct, answered)
-        rows.append(GoldAccuracy(annotator_id, answered, correct, correct / answered, low, high))
-    return rows
 
 
 class NotQualified(Forbidden):

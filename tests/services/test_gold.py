@@ -6,11 +6,12 @@ import pytest
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Query
+from annotate.selectors.gold import gold_accuracy
 from annotate.selectors.training_data import preference_pairs
 from annotate.services.assignments import assignment_next
 from annotate.services.exports import export_build
 from annotate.services.feedback import annotation_submit
-from annotate.services.gold import NotQualified, gold_accuracy, query_mark_gold
+from annotate.services.gold import NotQualified, query_mark_gold
 from annotate.services.items import items_import
 from annotate.services.studies import study_update
 from tests.factories import UserFactory, jsonl, make_answer, make_items, make_study

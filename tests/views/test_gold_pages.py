@@ -63,3 +63,42 @@ def test_an_annotator_who_failed_qualification_is_told_so_in_the_workspace(as_us
     assert page.status_code == 200
     text = text_of(page.content.decode())
     assert "Not qualified for this study" in text and "did not qualify" in text
+
+
+def settings_post(client, study, **gold):
+    from annotate.views.study_settings import aspects_text, taxonomy_text
+
+    data = {
+        "name": study.name,
+        "overlap": str(study.overlap),
+        "structure": "pairwise",
+        "span_taxonomy": taxonomy_text(study.span_taxonomy),
+        "rating_aspects": aspects_text(study.rating_aspects),
+        **gold,
+    }
+    return client.post(reverse("study-settings", args=[study.pk]), data)
+
+
+def test_the_settings_page_saves_the_gold_rate_and_qualification(as_user, manager, study):
+    client = as_user(manager)
+    reply = settings_post(client, study, gold_rate="0.1", qualification_items="5", qualification_pass="0.8")
+    assert reply.status_code == 302
+    study.refresh_from_db()
+    assert (study.gold_rate, study.qualification_items, study.qualification_pass) == (0.1, 5, 0.8)
+    assert 'name="gold_rate" value="0.1"' in client.get(reverse("study-settings", args=[study.pk])).content.decode()
+
+
+@pytest.mark.parametrize(
+    "gold, field, says",
+    [
+        ({"gold_rate": "2"}, "gold_rate", "Gold rate must be a number from 0 to 1"),
+        ({"qualification_pass": "lots"}, "qualification_pass", "Pass mark must be a number"),
+        ({"qualification_items": "-3"}, "qualification_items", "Qualification items"),
+    ],
+)
+def test_bad_gold_settings_are_named_beside_their_field_and_nothing_is_saved(as_user, manager, study, gold, field, says):
+    reply = settings_post(as_user(manager), study, **gold)
+    html = reply.content.decode()
+    assert reply.status_code == 400 and f'id="{field}-error"' in html and says in html
+    study.refresh_from_db()
+    assert (study.gold_rate, study.qualification_items) == (0.0, 0)

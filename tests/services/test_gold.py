@@ -186,3 +186,13 @@ def test_an_import_with_a_bad_gold_answer_stores_nothing_and_names_the_field(rec
     # Errors found while parsing are listed per line (no one field); the message names the line and field.
     assert f"line 2, field {field}" in caught.value.message or (caught.value.field == field and "line 2" in caught.value.message)
     assert not Query.objects.filter(study=study).exists()
+
+
+def test_a_rounds_selection_never_takes_a_gold_query(monkeypatch):
+    from annotate.services.rounds import round_select, round_start
+
+    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda round_id: None)
+    study, _ = gold_study(n_gold=2, n_real=3, round_size=10)
+    chosen = round_select(round_id=round_start(study=study, by=study.created_by).pk)
+    assert chosen.selected == 3
+    assert set(Query.objects.filter(study=study, is_gold=True).values_list("round", flat=True)) == {0}

@@ -49,8 +49,8 @@ def is_correct(gold: dict, given: dict) -> bool:
     return True
 
 
-def gold_results(*, study: Study, annotator: AbstractBaseUser | None = None) -> list[tuple[int, bool]]:
-    """(annotator id, correct) for each current answer to a gold query, oldest first."""
+def gold_results(*, study: Study, annotator: AbstractBaseUser | None = None, limit: int | None = None) -> list[tuple[int, bool]]:
+    """(annotator id, correct) for each current answer to a gold query, oldest first; the first `limit` only if given."""
     annotations = Annotation.objects.filter(query__study=study, query__is_gold=True, superseded_by__isnull=True)
     if annotator is not None:
         annotations = annotations.filter(annotator=annotator)
@@ -59,6 +59,8 @@ def gold_results(*, study: Study, annotator: AbstractBaseUser | None = None) -> 
         .prefetch_related("query__query_responses", "ratings")
         .order_by("id")
     )
+    if limit is not None:  # qualification reads only its first n answers, on every claim
+        annotations = annotations[:limit]
     return [(a.annotator_id, is_correct(a.query.gold_answer, answer_positions(a))) for a in annotations]
 
 

@@ -94,10 +94,10 @@ def gold_plan(*, study: Study, annotator: AbstractBaseUser, rng: random.Random |
     """
     n = study.qualification_items
     if n:
-        results = gold_results(study=study, annotator=annotator)
+        results = gold_results(study=study, annotator=annotator, limit=n)
         if len(results) < n:
             return "gold_only"
-        accuracy = sum(correct for _, correct in results[:n]) / n
+        accuracy = sum(correct for _, correct in results) / n
         if accuracy < study.qualification_pass:
             raise NotQualified(
                 f"You did not qualify for this study: {accuracy:.0%} of your first {n} gold answers were right, "

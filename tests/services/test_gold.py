@@ -196,3 +196,10 @@ def test_a_rounds_selection_never_takes_a_gold_query(monkeypatch):
     chosen = round_select(round_id=round_start(study=study, by=study.created_by).pk)
     assert chosen.selected == 3
     assert set(Query.objects.filter(study=study, is_gold=True).values_list("round", flat=True)) == {0}
+
+
+def test_qualification_is_judged_on_the_first_n_gold_answers_only():
+    study, worker = gold_study(n_gold=6, n_real=2, qualification_items=2, qualification_pass=1.0, gold_rate=1.0)
+    qualify(study, worker, ["a", "a"])
+    qualify(study, worker, ["b", "b", "b"])  # later gold answers, all wrong: measured, not a second exam
+    assert assignment_next(study=study, annotator=worker).query.is_gold

@@ -102,3 +102,13 @@ def test_bad_gold_settings_are_named_beside_their_field_and_nothing_is_saved(as_
     assert reply.status_code == 400 and f'id="{field}-error"' in html and says in html
     study.refresh_from_db()
     assert (study.gold_rate, study.qualification_items) == (0.0, 0)
+
+
+def test_the_dashboard_warns_when_qualification_needs_more_gold_than_there_is(as_user, manager, study):
+    study_update(study=study, qualification_items=2)
+    client = as_user(manager)
+    text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
+    assert "Qualification asks for 2 gold answers, but the study has 0 gold queries" in text
+    for query in Query.objects.filter(study=study)[:2]:
+        query_mark_gold(query=query, answer={"choice": "a"})
+    assert "data-gold-short" not in client.get(reverse("study-dashboard", args=[study.pk])).content.decode()

@@ -53,6 +53,7 @@ ENDPOINTS = [
     ("get", "/api/v1/studies/{id}/agreement/", "dashboard"),
     ("get", "/api/v1/studies/{id}/flags/", "dashboard"),
     ("get", "/api/v1/studies/{id}/export/?format=trl&exclude_flagged=1", "export"),
+    ("get", "/api/v1/studies/{id}/gold/", "dashboard"),
     ("get", "/api/v1/studies/{id}/exports/", "export"),
     ("get", "/api/v1/studies/{id}/runs/", "history"),
 ]

@@ -15,7 +15,7 @@ from annotate.models.training import RunKind
 from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.feedback import MAX_ACTIVE_MS
-from annotate.services.studies import MAX_OVERLAP, MAX_ROUND_SIZE
+from annotate.services.studies import MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -80,12 +80,21 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "feedback_kinds",
             "span_taxonomy",
             "rating_aspects",
+            "gold_rate",
+            "qualification_items",
+            "qualification_pass",
             "created_at",
             "my_role",
         ]
         read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round"]
         # The services' ranges, so the schema says them too (the model's validators depend on the database).
-        extra_kwargs = {"overlap": {"max_value": MAX_OVERLAP}, "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE}}
+        extra_kwargs = {
+            "overlap": {"max_value": MAX_OVERLAP},
+            "round_size": {"min_value": 1, "max_value": MAX_ROUND_SIZE},
+            "gold_rate": {"min_value": 0, "max_value": 1},
+            "qualification_items": {"min_value": 0, "max_value": MAX_QUALIFICATION_ITEMS},
+            "qualification_pass": {"min_value": 0, "max_value": 1},
+        }
 
 
 class MemberSerializer(NoUnknownFields, serializers.Serializer):

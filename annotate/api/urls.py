@@ -16,6 +16,7 @@ v1 = [
     (r"studies/(?P<pk>\d+)/runs", views.study_runs, "api-study-runs"),
     (r"studies/(?P<pk>\d+)/agreement", views.study_agreement, "api-study-agreement"),
     (r"studies/(?P<pk>\d+)/flags", views.study_flags, "api-study-flags"),
+    (r"studies/(?P<pk>\d+)/gold", views.study_gold, "api-study-gold"),
     (r"studies/(?P<pk>\d+)/rounds", views.study_rounds, "api-study-rounds"),
     (r"studies/(?P<pk>\d+)/rounds/pause", views.study_rounds_pause, "api-study-rounds-pause"),
     (r"studies/(?P<pk>\d+)/rounds/resume", views.study_rounds_resume, "api-study-rounds-resume"),

@@ -19,10 +19,12 @@ from annotate.api import serializers as s
 from annotate.errors import InvalidInput
 from annotate.models.studies import MISSING_INFORMATION
 from annotate.selectors import agreement, flags
+from annotate.selectors import gold as gold_selectors
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
-from annotate.services import assignments, exports, feedback, importers, rounds, studies, training
+from annotate.services import assignments, exports, feedback, gold, importers, rounds, studies, training
+from annotate.services.gold import NotQualified
 
 
 @extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
@@ -246,7 +248,10 @@ def query_annotations(request, pk: int):
     reply = {"id": annotation.pk, "query": query.pk, "created": created}
     if request.query_params.get("next") in {"1", "true"}:
         # One round trip per label: the caller's next query (or null) rides along with the receipt.
-        following = assignments.assignment_next(study=query.study, annotator=request.user)
+        try:
+            following = assignments.assignment_next(study=query.study, annotator=request.user)
+        except NotQualified:  # the answer is stored; GET .../queries/next/ says why nothing follows (403)
+            following = None
         reply["next"] = next_query_payload(following) if following else None
     return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -395,6 +400,48 @@ def study_flags(request, pk: int):
     """
     study = access.get_study(request.user, pk, "dashboard")
     return Response(flags.study_flags(study))
+
+
+def gold_payload(study) -> dict:
+    return {
+        "gold_rate": study.gold_rate,
+        "qualification_items": study.qualification_items,
+        "qualification_pass": study.qualification_pass,
+        "gold_queries": study.queries.filter(is_gold=True).count(),
+        "annotators": [
+            {
+                "annotator": row.username,
+                "answered": row.answered,
+                "correct": row.correct,
+                "accuracy": row.accuracy,
+                "interval": [row.low, row.high],
+            }
+            for row in gold_selectors.gold_accuracy(study=study)
+        ],
+    }
+
+
+@extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+@api_view(["GET", "POST"])
+@parser_classes([JSONParser])
+def study_gold(request, pk: int):
+    """Gold questions: each annotator's gold accuracy with its Wilson 95% interval (GET, dashboard).
+
+    A POST `{query, answer}` (manage) marks one of the study's queries as gold with that answer,
+    in the shape annotate.services.gold describes; `answer: null` makes it an ordinary query again.
+    """
+    if request.method == "GET":
+        return Response(gold_payload(access.get_study(request.user, pk, "dashboard")))
+    study = access.get_study(request.user, pk, "manage")
+    body = json_object(request)
+    query_id = body.get("query")
+    query = study.queries.filter(pk=query_id).first() if isinstance(query_id, int) and not isinstance(query_id, bool) else None
+    if query is None:
+        raise InvalidInput(f"query must be the id of one of this study's queries, not {query_id!r}.", field="query")
+    if "answer" not in body:
+        raise InvalidInput("answer is missing: give the gold answer, or null to unmark.", field="answer")
+    query = gold.query_mark_gold(query=query, answer=body["answer"])
+    return Response({"query": query.pk, "is_gold": query.is_gold, "answer": query.gold_answer})
 
 
 @extend_schema(methods=["GET"], responses=s.RunSerializer(many=True))

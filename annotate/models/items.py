@@ -69,6 +69,10 @@ class Query(models.Model):
     label_count = models.PositiveIntegerField(
         default=0, help_text="Annotations stored; kept with the annotation in one transaction."
     )
+    # A gold query has a known answer (services.gold): served to every annotator at the study's
+    # gold rate, outside rounds and overlap, and never exported or trained on.
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True, help_text="The expected answer, in query positions.")
     created_at = models.DateTimeField(auto_now_add=True)
     responses = models.ManyToManyField(Response, through="QueryResponse", related_name="queries")
 

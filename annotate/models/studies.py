@@ -98,6 +98,11 @@ class Study(models.Model):
     training_config = models.JSONField(
         default=dict, blank=True, help_text="The reward run each round trains (keys as for a reward run's config)."
     )
+    gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold query, 0 to 1.")
+    qualification_items = models.PositiveIntegerField(
+        default=0, help_text="Gold answers needed before any real query; 0: no qualification."
+    )
+    qualification_pass = models.FloatField(default=0.8, help_text="Gold accuracy needed to pass qualification, 0 to 1.")
     loop_status = models.CharField(max_length=16, choices=LoopStatus.choices, default=LoopStatus.OFF)
     current_round = models.PositiveIntegerField(
         default=0, help_text="The round the claim serves while the loop is on; 0 before the first."

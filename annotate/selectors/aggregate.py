@@ -46,7 +46,9 @@ def pair_labels(study: Study, method: str) -> PairLabels:
     if method not in AGGREGATES:
         raise ValueError(f"unknown aggregate {method!r}; known: {AGGREGATES}")
     votes = list(
-        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        PairwiseChoice.objects.filter(
+            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+        )
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator_id", "choice")
     )

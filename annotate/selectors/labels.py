@@ -2,7 +2,8 @@
 
 Every read here returns current labels only: an annotation that a correction superseded is left
 out, so each dataset row comes from what the annotator last said. The one exception is asked for
-by name (`annotations_with_parts(..., superseded=True)`, for the raw export).
+by name (`annotations_with_parts(..., superseded=True)`, for the raw export). Answers to gold
+queries (services.gold) are never labels: they measure annotators, so every read leaves them out.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def query_responses(lookup: str) -> Prefetch:
 def pairwise_votes(study: Study) -> QuerySet[PairwiseChoice]:
     """Every current pairwise vote in the study (superseded ones left out), oldest first."""
     return (
-        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        PairwiseChoice.objects.filter(
+            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+        )
         .select_related("annotation__query__prompt", "annotation__assignment")
         .prefetch_related(query_responses("annotation__query__query_responses"))
         .order_by("annotation_id")
@@ -68,7 +71,9 @@ def annotation_responses(annotation: Annotation) -> list[Response]:
 def rankings(study: Study) -> QuerySet[RankingPart]:
     """Every current ranking, cannot-rank answers included, oldest first."""
     return (
-        RankingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        RankingPart.objects.filter(
+            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+        )
         .select_related("annotation__query__prompt")
         .prefetch_related(query_responses("annotation__query__query_responses"))
         .order_by("annotation_id")
@@ -78,7 +83,9 @@ def rankings(study: Study) -> QuerySet[RankingPart]:
 def critiques(study: Study) -> QuerySet[CritiquePart]:
     """Every current critique with the response it is about, in the order given."""
     return (
-        CritiquePart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        CritiquePart.objects.filter(
+            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+        )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "id")
     )
@@ -96,7 +103,9 @@ def revisions(study: Study) -> QuerySet[CritiquePart]:
 def ratings(study: Study) -> QuerySet[RatingPart]:
     """Every current aspect rating, grouped by annotation then response (the model's ordering)."""
     return (
-        RatingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        RatingPart.objects.filter(
+            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+        )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "response_id", "aspect")
     )
@@ -110,7 +119,7 @@ def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySe
     Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
     Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
     """
-    annotations = Annotation.objects.filter(query__study=study)
+    annotations = Annotation.objects.filter(query__study=study, query__is_gold=False)
     if superseded:
         annotations = annotations.select_related("superseded_by")
     else:

@@ -115,7 +115,7 @@ def span_readiness(study: Study, config: dict) -> Readiness:
     # Every response shown in an annotation that asked for spans is an example (no span = clean),
     # unless it has no text to segment.
     with_text = dict(
-        QueryResponse.objects.filter(query__study=study)
+        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
         .exclude(response__text__regex=r"^\s*$")
         .order_by()
         .values_list("query_id")

@@ -19,6 +19,7 @@ from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED,
 from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
 from annotate.models.studies import LoopStatus
 from annotate.rows import fetch_all, fetch_one
+from annotate.services.gold import gold_plan
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
@@ -47,7 +48,7 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     in_round = {"round": study.current_round} if in_round_loop(study) else {}
     return (
         # An IN list rather than <, so that at overlap 1 the pool index is walked in claim order.
-        Query.objects.filter(study=study, label_count__in=list(range(study.overlap)), **in_round)
+        Query.objects.filter(study=study, is_gold=False, label_count__in=list(range(study.overlap)), **in_round)
         .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
         .filter(live__lt=study.overlap - F("label_count"))
         .exclude(pk__in=mine)
@@ -60,13 +61,15 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
 # Placeholders: study, user, now, overlap, round; {label_counts} is filled from integers only,
 # {not_handed} with one of the two equivalent forms below, and {in_round} with IN_ROUND or nothing.
 OPEN_TO = """q.study_id = %(study)s
-  AND q.label_count IN ({label_counts}){in_round}
+  AND q.label_count IN ({label_counts}){in_round} AND NOT q.is_gold
   AND {not_handed}
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
       < %(overlap)s - q.label_count"""
 # In a round loop only the current round's queries are served: the next round is not chosen yet,
 # and an earlier one that a manager ended is closed.
 IN_ROUND = "\n  AND q.round = %(round)s"
+# A gold query (services.gold) is open to everyone who has not had it, in any round, whatever its labels.
+GOLD_OPEN_TO = "q.study_id = %(study)s AND q.is_gold AND {not_handed}"
 # Walking the pool: the user's queries are read once into a hash, as in open_queries_for. The
 # planner cannot turn this into a join, so stale statistics (a new study, a new annotator) cannot
 # make it rescan the user's assignments for every candidate, as NOT EXISTS did: 330 ms a claim.
@@ -90,7 +93,9 @@ def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
     }
 
 
-def open_to_sql(study: Study, *, not_handed: str) -> str:
+def open_to_sql(study: Study, *, not_handed: str, gold: bool = False) -> str:
+    if gold:
+        return GOLD_OPEN_TO.format(not_handed=not_handed)
     return OPEN_TO.format(
         label_counts=", ".join(str(int(n)) for n in range(study.overlap)),
         in_round=IN_ROUND if in_round_loop(study) else "",
@@ -98,14 +103,17 @@ def open_to_sql(study: Study, *, not_handed: str) -> str:
     )
 
 
-def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Sequence[int] = ()) -> tuple[Query, int] | None:
+def claim_query(
+    *, study: Study, annotator: AbstractBaseUser, now, passed: Sequence[int] = (), gold: bool = False
+) -> tuple[Query, int] | None:
     """Lock the first open query for this annotator; return it (with its prompt) and its number of responses.
 
     Precondition: inside a transaction. The row is locked with SKIP LOCKED, so concurrent
     annotators never wait on each other; the caller must check the rule again in a fresh
     statement (`assign`), because a claim committed between this statement's snapshot and the
     lock is invisible to it (the query row itself did not change, so PostgreSQL does not recheck
-    it). `passed` lists queries to leave out: those whose check failed. The lock is FOR NO KEY
+    it). `passed` lists queries to leave out: those whose check failed. `gold` claims from the
+    gold queries instead of the pool. The lock is FOR NO KEY
     UPDATE: it excludes other claimers but not the foreign-key checks of a submit to the query.
     """
     q, p = QUERY_COLUMNS, PROMPT_COLUMNS
@@ -114,7 +122,8 @@ def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Seque
     row = fetch_one(
         f"SELECT (SELECT COUNT(*) FROM annotate_queryresponse r WHERE r.query_id = q.id), {q.sql}, {p.sql} "
         "FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
-        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_IN_WALK)} {skip} ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
+        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_IN_WALK, gold=gold)} {skip} "
+        f"ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
         claim_params(study, annotator, now),
     )
     if row is None:
@@ -124,7 +133,7 @@ def claim_query(*, study: Study, annotator: AbstractBaseUser, now, passed: Seque
     return query, row[0]
 
 
-def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser, now) -> Assignment | None:
+def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser, now, gold: bool = False) -> Assignment | None:
     """Hand the locked query (of `size` responses) to the annotator if the rule still allows it; else None.
 
     One statement checks and inserts, so the check sees every claim committed before it.
@@ -137,7 +146,7 @@ def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser
         "INSERT INTO annotate_assignment "
         "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
         "SELECT q.id, %(user)s, 'active', %(order)s, %(now)s, %(expires)s, NULL, '' FROM annotate_query q "
-        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_IN_CHECK)} RETURNING {returned.sql}",
+        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_IN_CHECK, gold=gold)} RETURNING {returned.sql}",
         {
             **claim_params(study, annotator, now),
             "query": query.pk,
@@ -170,12 +179,14 @@ def held_assignments(*, study: Study, annotator: AbstractBaseUser) -> list[Assig
     return held
 
 
-def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment | None:
+def assignment_next(*, study: Study, annotator: AbstractBaseUser, rng: random.Random | None = None) -> Assignment | None:
     """The annotator's current assignment in the study, or a newly claimed one; None when nothing is left.
 
     The candidate query row is locked with SKIP LOCKED, so concurrent annotators never wait on
     each other and never both take the last free slot of a query. Each try is a transaction of
     two statements (claim, then check and assign), so a lock is held as briefly as possible.
+    Gold queries are mixed in as `gold_plan` says (`rng` draws; raises NotQualified for an
+    annotator who failed qualification).
     """
     held = held_assignments(study=study, annotator=annotator)
     now = timezone.now()
@@ -185,14 +196,24 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser) -> Assignment 
     current = next((a for a in held if a.expires_at > now), None)
     if current is not None:
         return current
+    plan = gold_plan(study=study, annotator=annotator, rng=rng)
+    if plan != "real":
+        assignment = claim_next(study=study, annotator=annotator, now=now, gold=True)
+        if assignment is not None or plan == "gold_only":
+            return assignment
+    return claim_next(study=study, annotator=annotator, now=now, gold=False)
+
+
+def claim_next(*, study: Study, annotator: AbstractBaseUser, now, gold: bool) -> Assignment | None:
+    """Claim and assign the first open query (a gold one with `gold`), retrying past those taken meanwhile."""
     passed: list[int] = []
     while True:
         with transaction.atomic():
-            claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed)
+            claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold)
             if claimed is None:
                 return None
             query, size = claimed
-            assignment = assign(query=query, size=size, study=study, annotator=annotator, now=now)
+            assignment = assign(query=query, size=size, study=study, annotator=annotator, now=now, gold=gold)
         if assignment is not None:
             return assignment
         # Taken by a claim our statement could not see. Our lock on it ended with that

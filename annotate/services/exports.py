@@ -333,13 +333,13 @@ def span_rows(study: Study) -> Iterator[dict]:
 
 def span_row_count(study: Study) -> int:
     sizes = dict(
-        QueryResponse.objects.filter(query__study=study)
+        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
         .values("query_id")
         .annotate(n=Count("id"))
         .order_by()
         .values_list("query_id", "n")
     )
-    current = Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+    current = Annotation.objects.filter(query__study=study, query__is_gold=False, superseded_by__isnull=True)
     return sum(
         sizes.get(query_id, 0)
         for query_id, kind, asks in current.values_list("query_id", "query__kind", "query__asks")
@@ -512,6 +512,6 @@ def export_build(
         return Export(format, rating_rows(study), {"rows": rated})
     if format == "fgrlhf":
         return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
-    everything = Annotation.objects.filter(query__study=study)
+    everything = Annotation.objects.filter(query__study=study, query__is_gold=False)
     superseded = everything.filter(superseded_by__isnull=False).count()
     return Export(format, raw_rows(study), {"rows": everything.count(), "superseded": superseded})

@@ -17,6 +17,7 @@ from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
+from annotate.services.gold import gold_answer_check
 from annotate.services.import_guess import PARQUET_MAGIC, nothing_imported
 from annotate.text import refuse_unstorable_in_record
 
@@ -35,6 +36,7 @@ class ImportRecord:
     messages: list[dict]
     responses: list[str]
     metadata: dict
+    gold: dict | None = None  # the known answer of the one query the record makes (services.gold)
 
 
 @dataclass
@@ -82,10 +84,10 @@ def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int =
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: must be a JSON object, not {type(obj).__name__}.")
     refuse_unstorable_in_record(obj, where)
-    unknown = set(obj) - {"id", "prompt", "responses", "metadata"}
+    unknown = set(obj) - {"id", "prompt", "responses", "metadata", "gold"}
     if unknown:
         raise InvalidInput(
-            f"{where}, field {sorted(unknown)[0]}: unknown field (known: id, prompt, responses, metadata).",
+            f"{where}, field {sorted(unknown)[0]}: unknown field (known: id, prompt, responses, metadata, gold).",
             field=sorted(unknown)[0],
         )
     if "prompt" not in obj:
@@ -121,7 +123,10 @@ def parse_record(obj, line: int, *, min_responses: int = 2, max_responses: int =
             raise InvalidInput(f"{where}, field id: longer than 200 characters.", field="id")
     else:
         raise InvalidInput(f"{where}, field id: must be a non-empty string or integer.", field="id")
-    return ImportRecord(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata)
+    gold = obj.get("gold")
+    if gold is not None and not isinstance(gold, dict):
+        raise InvalidInput(f'{where}, field gold: must be an object such as {{"choice": "a"}}.', field="gold")
+    return ImportRecord(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold)
 
 
 def parse_jsonl(
@@ -243,6 +248,29 @@ def records_store(*, study: Study, records: list[ImportRecord], result: ImportRe
     before = [p.pk for p in existing.values()]
     response_ids = responses_store(records=records, prompt_ids=prompt_ids, before=before, result=result)
     result.queries_created += queries_store(study=study, response_ids=response_ids, before=before)
+    golds_store(study=study, records=[r for r in records if r.gold is not None], prompt_ids=prompt_ids, response_ids=response_ids)
+
+
+def golds_store(
+    *, study: Study, records: list[ImportRecord], prompt_ids: dict[str, int], response_ids: dict[int, list[int]]
+) -> None:
+    """Mark the one query each record with a gold answer makes as gold; a record that makes several is refused."""
+    for record in records:
+        plans = plan_queries(study.feedback_kinds, response_ids[prompt_ids[record.external_id]])
+        where = f"Nothing was imported. line {record.line}, field gold"
+        if len(plans) != 1:
+            raise InvalidInput(
+                f"{where}: this record makes {len(plans)} queries; a gold answer belongs to a record that makes one "
+                "(two responses for pairwise).",
+                field="gold",
+            )
+        query = Query.objects.get(study=study, key=plans[0].key)
+        try:
+            query.gold_answer = gold_answer_check(query=query, answer=record.gold, size=len(plans[0].response_ids))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc.message}", field=exc.field) from exc
+        query.is_gold = True
+        query.save(update_fields=["is_gold", "gold_answer"])
 
 
 def responses_store(

@@ -183,7 +183,10 @@ def round_select(*, round_id: int) -> Round:
     round_ = Round.objects.select_related("study").get(pk=round_id)
     if round_.status != RoundStatus.SELECTING:
         return round_
-    pool = list(Query.objects.filter(study=round_.study, round=0, label_count=0).select_related("prompt").order_by("id"))
+    # Gold queries are not the loop's to choose: they are served beside every round (services.gold).
+    pool = list(
+        Query.objects.filter(study=round_.study, round=0, label_count=0, is_gold=False).select_related("prompt").order_by("id")
+    )
     if not pool:
         return round_finish_exhausted(round_)
     version = latest_reward_version(round_.study)

@@ -40,6 +40,9 @@ STUDY_FIELDS = {
     "feedback_kinds",
     "span_taxonomy",
     "rating_aspects",
+    "gold_rate",
+    "qualification_items",
+    "qualification_pass",
 }
 TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
@@ -47,6 +50,8 @@ TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_mode
 MAX_OVERLAP = 100
 # Queries selected per round: any number its column holds.
 MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
+# Gold queries an annotator must answer before real ones: a qualification, not a second study.
+MAX_QUALIFICATION_ITEMS = 1000
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -128,6 +133,13 @@ def check_training_config(config) -> dict:
     return config
 
 
+def check_share(value, name: str) -> float:
+    """A proportion from 0 to 1 (gold rate, pass mark)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInput(f"{name} must be a number from 0 to 1, not {value!r}.", field=name)
+    return float(value)
+
+
 def check_study_fields(fields: dict, study: Study | None = None) -> dict:
     """The fields checked and normalised; `study` is the one they change (None for a new study)."""
     unknown = set(fields) - STUDY_FIELDS
@@ -150,6 +162,11 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
         whole_number(fields["overlap"], "overlap", low=1, high=MAX_OVERLAP)
     if "round_size" in fields:
         whole_number(fields["round_size"], "round_size", low=1, high=MAX_ROUND_SIZE)
+    for name in ("gold_rate", "qualification_pass"):
+        if name in fields:
+            fields[name] = check_share(fields[name], name)
+    if "qualification_items" in fields:
+        whole_number(fields["qualification_items"], "qualification_items", low=0, high=MAX_QUALIFICATION_ITEMS)
     if "selection_strategy" in fields or "selection_params" in fields:
         # A new strategy is checked with the parameters it will run with: those given, or none.
         changed = (

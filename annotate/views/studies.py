@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,9 +17,11 @@ from annotate.models.studies import FeedbackKind, Role
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.agreement import study_agreement
 from annotate.selectors.flags import study_flags
+from annotate.selectors.gold import gold_accuracy
 from annotate.selectors.queues import annotator_progress
 from annotate.selectors.rounds import accuracy_plot, loop_state
 from annotate.selectors.training_readiness import study_readiness
+from annotate.services.gold import query_mark_gold
 from annotate.services.importers import FORMAT_LABELS, study_file_import
 from annotate.services.items import MAX_RANKING, MIN_RANKING
 from annotate.services.rounds import round_pause, round_resume, round_start
@@ -92,6 +96,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "asks": study_asks_words(study),
         "agreement": study_agreement(study),
         "flags": study_flags(study),
+        "gold": {"accuracy": gold_accuracy(study=study), "queries": study.queries.filter(is_gold=True).count()},
         "snapshots": study_selectors.study_dataset_exports(study, limit=RECENT_RUNS) if "export" in study.perms else [],
     }
     context["loop"] = loop_state(study)
@@ -140,6 +145,31 @@ def study_member_add(request: HttpRequest, study_id: int) -> HttpResponse:
             request, f"{membership.user.get_username()} is now {membership.get_role_display().lower()} in this study."
         )
     return redirect("study-dashboard", study_id=study.pk)
+
+
+@require_POST
+@page
+def study_gold_mark(request: HttpRequest, study_id: int) -> HttpResponse:
+    """Mark a query of the study as gold with the answer given as JSON; an empty answer unmarks it."""
+    study = access.get_study(request.user, study_id, "manage")
+    try:
+        query = study.queries.filter(pk=int(request.POST.get("query", ""))).first()
+    except ValueError:
+        query = None
+    text = request.POST.get("answer", "").strip()
+    try:
+        if query is None:
+            raise InvalidInput("Give the id of one of this study's queries.", field="query")
+        try:
+            answer = json.loads(text) if text else None
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"The gold answer is not valid JSON ({exc.msg}).", field="answer") from exc
+        query_mark_gold(query=query, answer=answer)
+    except PreflabError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Query {query.pk} is {'now gold' if query.is_gold else 'no longer gold'}.")
+    return redirect(reverse("study-dashboard", args=[study.pk]) + "#gold")
 
 
 def count_phrase(name: str, value: int) -> str:

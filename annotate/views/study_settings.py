@@ -45,6 +45,8 @@ EXTRAS = [
         (FeedbackKind.RATINGS, "Score every response shown on each aspect, 1 to 5."),
     )
 ]
+# The gold settings (services.gold): shares are read as numbers, the item count as a whole number.
+GOLD_FIELDS = ("gold_rate", "qualification_items", "qualification_pass")
 FIELDS = (
     "name",
     "guidelines",
@@ -54,6 +56,7 @@ FIELDS = (
     "rating_aspects",
     "selection_strategy",
     "round_size",
+    *GOLD_FIELDS,
 )
 
 
@@ -93,6 +96,9 @@ FIELD_TITLES = {
     "name": "Name",
     "overlap": "Overlap",
     "round_size": "Queries per round",
+    "gold_rate": "Gold rate",
+    "qualification_items": "Qualification items",
+    "qualification_pass": "Pass mark",
     "span_taxonomy": "Span categories",
     "rating_aspects": "Rating aspects",
 }
@@ -176,6 +182,7 @@ def form_from_study(study: Study) -> dict:
         "rating_aspects": aspects_text(study.rating_aspects),
         "selection_strategy": study.selection_strategy,
         "round_size": str(study.round_size),
+        **{name: str(getattr(study, name)) for name in GOLD_FIELDS},
     }
 
 
@@ -190,6 +197,7 @@ def form_from_post(post: QueryDict) -> dict:
         "rating_aspects": post.get("rating_aspects", ""),
         "selection_strategy": post.get("selection_strategy", ""),
         "round_size": post.get("round_size", ""),
+        **{name: post.get(name, "") for name in GOLD_FIELDS},
     }
 
 
@@ -208,6 +216,12 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
             errors["round_size"] = "Queries per round must be a whole number of at least 1."
     if "selection_strategy" in post:
         fields["selection_strategy"] = post["selection_strategy"]
+    for name in GOLD_FIELDS:
+        if name in post:  # a form from before these fields existed leaves them as they are
+            try:
+                fields[name] = int(post[name]) if name == "qualification_items" else float(post[name])
+            except ValueError:
+                errors[name] = f"{FIELD_TITLES[name]} must be a number (see the hint beside it), not {post[name]!r}."
     fields["feedback_kinds"] = kinds_from_post(post)
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("studies/new/", studies.study_new, name="study-new"),
     path("studies/<int:study_id>/", studies.study_dashboard, name="study-dashboard"),
     path("studies/<int:study_id>/members/", studies.study_member_add, name="study-member-add"),
+    path("studies/<int:study_id>/gold/", studies.study_gold_mark, name="study-gold-mark"),
     path("studies/<int:study_id>/import/", studies.study_import, name="study-import"),
     path("studies/<int:study_id>/train/", studies.study_train, name="study-train"),
     path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),

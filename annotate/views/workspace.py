@@ -25,6 +25,7 @@ from annotate.selectors.queues import REVISABLE_ANSWERS, annotator_progress, rec
 from annotate.selectors.rounds import loop_state
 from annotate.services.assignments import assignment_next, assignment_skip, in_round_loop
 from annotate.services.feedback import annotation_revise, annotation_submit, revision_limit
+from annotate.services.gold import NotQualified
 from annotate.views.answers import (
     DEFAULT_STRENGTH,
     Draft,
@@ -179,8 +180,11 @@ def panel_context(
 
     `then` follows a notice when there is a query to show: what the annotator is looking at now.
     """
-    assignment = assignment_next(study=study, annotator=user)
     context = base_context(study, user, error=error, notice=notice)
+    try:
+        assignment = assignment_next(study=study, annotator=user)
+    except NotQualified as exc:  # failed the study's gold qualification: told why, served nothing
+        assignment, context["not_qualified"] = None, exc.message
     context["assignment"] = assignment
     if assignment is None:
         # Between rounds the study is not done: the next round is being chosen.

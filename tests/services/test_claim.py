@@ -24,7 +24,9 @@ def test_the_claim_picks_the_first_open_query_the_queryset_lists(seed):
     now = timezone.now()
     queries = list(Query.objects.filter(study=study))
     for query in queries:
-        Query.objects.filter(pk=query.pk).update(label_count=rng.randint(0, study.overlap), priority=rng.randint(0, 2))
+        Query.objects.filter(pk=query.pk).update(
+            label_count=rng.randint(0, study.overlap), priority=rng.randint(0, 2), is_gold=rng.random() < 0.25
+        )
         for person in rng.sample(people, rng.randint(0, 3)):
             status = rng.choice(["active", "submitted", "skipped", "expired"])
             expires = now + timedelta(minutes=rng.choice([-5, 5]))
@@ -46,7 +48,8 @@ def test_the_check_before_assigning_agrees_with_the_queryset_for_every_query(see
     now = timezone.now()
     queries = list(Query.objects.filter(study=study))
     for query in queries:
-        Query.objects.filter(pk=query.pk).update(label_count=rng.randint(0, study.overlap))
+        # Gold queries (services.gold) are served by their own claim, never from the pool.
+        Query.objects.filter(pk=query.pk).update(label_count=rng.randint(0, study.overlap), is_gold=rng.random() < 0.25)
         for person in rng.sample(people, rng.randint(0, 2)):
             status = rng.choice(["active", "submitted", "skipped", "expired"])
             expires = now + timedelta(minutes=rng.choice([-5, 5]))

@@ -41,7 +41,8 @@ def loop_state(study: Study) -> LoopState:
     current = rounds[-1] if rounds else None
     paused = study.loop_status == LoopStatus.PAUSED
     if current is None:
-        return LoopState(line=f"Rounds have not started: the first will be chosen by {study.selection_strategy}.")
+        strategy = study.get_selection_strategy_display().lower()
+        return LoopState(line=f"Rounds have not started: the first will be chosen by the {strategy} strategy.")
     state = LoopState(line="", note=current.message, rounds=rounds, can_pause=study.loop_status == LoopStatus.RUNNING)
     state.can_resume = paused
     n = current.number

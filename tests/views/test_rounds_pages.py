@@ -38,7 +38,7 @@ def finished_round(study, number: int, labels: int, accuracy: float, low: float,
 def test_a_manager_starts_rounds_from_the_dashboard_and_sees_the_round_collecting(as_user, study, manager, no_jobs):
     client = as_user(manager)
     before = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
-    assert "Rounds have not started: the first will be chosen by random." in before and "Start rounds" in before
+    assert "Rounds have not started: the first will be chosen by the random strategy." in before and "Start rounds" in before
     reply = client.post(reverse("study-rounds-act", args=[study.pk, "start"]))
     assert reply.status_code == 302
     text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())

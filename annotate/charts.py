@@ -61,7 +61,7 @@ def hbar_chart(bars: list[Bar], *, title: str, lo: float = 0.0, hi: float | None
             "value_x": WIDTH - VALUE_W + 6,
         }
         if bar.low is not None and bar.high is not None:
-            row["whisker"] = {"x1": x(bar.low), "x2": x(bar.high)}
+            row["whisker"] = {"x1": x(bar.low), "x2": x(bar.high), "low": bar.low, "high": bar.high}
         rows.append(row)
     height = TOP * 2 + len(bars) * (BAR_H + BAR_GAP) + 12
     return {

@@ -20,7 +20,7 @@ def test_a_whisker_spans_the_interval_on_the_same_scale_as_the_bar():
     chart = hbar_chart([Bar("ann", 0.5, low=0.25, high=0.75)], title="Gold", hi=1.0)
     bar = chart["bars"][0]
     assert bar["w"] == INNER / 2
-    assert bar["whisker"] == {"x1": LABEL_W + INNER / 4, "x2": LABEL_W + INNER * 3 / 4}
+    assert (bar["whisker"]["x1"], bar["whisker"]["x2"]) == (LABEL_W + INNER / 4, LABEL_W + INNER * 3 / 4)
 
 
 def test_a_negative_value_points_left_of_zero():

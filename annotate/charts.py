@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Drawing boxes, in SVG user units (the CSS scales the SVG to its card).
-WIDTH = 480
-LABEL_W = 150  # the category labels left of horizontal bars
-VALUE_W = 56  # the value text right of them
-BAR_H, BAR_GAP, TOP = 16, 8, 8
-COLUMNS_H, COLUMNS_MARGIN = 160, 28
+WIDTH = 420
+LABEL_W = 175  # the category labels left of horizontal bars
+VALUE_W = 72  # the value text right of them
+BAR_H, BAR_GAP, TOP = 18, 8, 8
+COLUMNS_H, COLUMNS_MARGIN = 170, 30
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,15 @@ def hbar_chart(bars: list[Bar], *, title: str, lo: float = 0.0, hi: float | None
         if bar.low is not None and bar.high is not None:
             row["whisker"] = {"x1": x(bar.low), "x2": x(bar.high), "low": bar.low, "high": bar.high}
         rows.append(row)
-    height = TOP * 2 + len(bars) * (BAR_H + BAR_GAP) + 12
+    height = TOP * 2 + len(bars) * (BAR_H + BAR_GAP) + 16
     return {
         "title": title,
         "empty": False,
         "width": WIDTH,
         "height": height,
         "bars": rows,
-        "axis": {"x1": LABEL_W, "x2": WIDTH - VALUE_W, "y": height - 14, "origin": origin},
-        "ticks": [{"x": x(v), "text": f"{v:g}"} for v in (bottom, top)],
+        "axis": {"x1": LABEL_W, "x2": WIDTH - VALUE_W, "y": height - 18, "origin": origin},
+        "ticks": [{"x": x(v), "text": f"{v:.2g}"} for v in sorted({bottom, min(max(0.0, bottom), top), top})],
     }
 
 

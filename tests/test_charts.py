@@ -11,7 +11,7 @@ def test_bars_are_as_long_as_their_values_on_one_scale():
     chart = hbar_chart([Bar("ann", 2), Bar("ben", 4)], title="Labels")
     first, second = chart["bars"]
     assert first["x"] == second["x"] == LABEL_W
-    assert second["w"] == INNER and first["w"] == INNER / 2
+    assert second["w"] == INNER and first["w"] == round(INNER / 2, 1)
     assert second["y"] > first["y"]
     assert [t["text"] for t in chart["ticks"]] == ["0", "4"]
 
@@ -19,8 +19,8 @@ def test_bars_are_as_long_as_their_values_on_one_scale():
 def test_a_whisker_spans_the_interval_on_the_same_scale_as_the_bar():
     chart = hbar_chart([Bar("ann", 0.5, low=0.25, high=0.75)], title="Gold", hi=1.0)
     bar = chart["bars"][0]
-    assert bar["w"] == INNER / 2
-    assert (bar["whisker"]["x1"], bar["whisker"]["x2"]) == (LABEL_W + INNER / 4, LABEL_W + INNER * 3 / 4)
+    assert bar["w"] == round(INNER / 2, 1)
+    assert (bar["whisker"]["x1"], bar["whisker"]["x2"]) == (round(LABEL_W + INNER / 4, 1), round(LABEL_W + INNER * 3 / 4, 1))
 
 
 def test_a_negative_value_points_left_of_zero():
@@ -30,6 +30,7 @@ def test_a_negative_value_points_left_of_zero():
     assert chart["axis"]["origin"] == round(zero, 1)
     assert negative["x"] == LABEL_W and negative["x"] + negative["w"] == round(zero, 1)
     assert positive["x"] == round(zero, 1)
+    assert [t["text"] for t in chart["ticks"]] == ["-0.5", "0", "1"]
 
 
 def test_columns_rise_with_their_counts_from_the_bottom():

@@ -15,7 +15,7 @@ from annotate.selectors.studies import current_annotations
 
 DAYS = 30
 # The agreement figures drawn, in the order the agreement card lists them.
-FIGURES = (("raw_agreement", "raw"), ("fleiss_kappa", "Fleiss κ"), ("krippendorff_alpha", "α"))
+FIGURES = (("raw_agreement", "raw agreement"), ("fleiss_kappa", "Fleiss' κ"), ("krippendorff_alpha", "Krippendorff's α"))
 
 
 def labels_per_day(study: Study, *, days: int = DAYS) -> list[tuple[str, int]]:
@@ -37,8 +37,8 @@ def labels_per_day(study: Study, *, days: int = DAYS) -> list[tuple[str, int]]:
 def agreement_bars(agreement: dict) -> list[Bar]:
     """Each defined agreement figure of each kind, with the number of items behind it."""
     return [
-        Bar(f"{kind['label']} · {short}", figure["value"], f"{figure['value']:.2f} ({figure['items']})")
-        for kind in agreement["kinds"].values()
+        Bar(f"{name} · {short}", figure["value"], f"{figure['value']:.2f} ({figure['items']})")
+        for name, kind in agreement["kinds"].items()
         for key, short in FIGURES
         if (figure := kind[key])["value"] is not None
     ]

@@ -18,6 +18,7 @@ from annotate.selectors import studies as study_selectors
 from annotate.selectors.agreement import study_agreement
 from annotate.selectors.flags import study_flags
 from annotate.selectors.gold import gold_accuracy
+from annotate.selectors.plots import dashboard_plots
 from annotate.selectors.queues import annotator_progress
 from annotate.selectors.rounds import accuracy_plot, loop_state
 from annotate.selectors.training_readiness import study_readiness
@@ -101,6 +102,14 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
     }
     context["loop"] = loop_state(study)
     context["plot"] = accuracy_plot(context["loop"].rounds)
+    context["plots"] = dashboard_plots(
+        study=study,
+        annotators=context["annotators"],
+        agreement=context["agreement"],
+        gold=context["gold"]["accuracy"],
+        flags=context["flags"],
+        rounds=context["loop"].rounds,
+    )
     return render(request, "annotate/dashboard.html", context)
 
 

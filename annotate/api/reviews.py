@@ -13,7 +13,6 @@ from annotate.api.serializers import ReviewSerializer
 from annotate.api.views import json_object, latest_review, review_payload
 from annotate.errors import InvalidInput
 from annotate.selectors import reviews as review_selectors
-from annotate.selectors.labels import answer_of
 from annotate.services import reviews
 
 
@@ -23,7 +22,7 @@ from annotate.services import reviews
         {
             "id": serializers.IntegerField(),
             "annotator": serializers.CharField(),
-            "answer": serializers.DictField(),
+            "answer": serializers.DictField(help_text="As submitted, but a/b in the query's own order."),
             "created_at": serializers.DateTimeField(),
             "review": ReviewSerializer(allow_null=True),
         },
@@ -39,7 +38,7 @@ def query_answers(request, pk: int):
             {
                 "id": a.pk,
                 "annotator": a.annotator.get_username(),
-                "answer": answer_of(a),
+                "answer": review_selectors.reviewed_answer(a),
                 "created_at": a.created_at,
                 "review": latest_review(a),
             }

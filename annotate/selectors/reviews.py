@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from annotate.models import Annotation, Query, Review, Study
+from annotate.selectors.labels import answer_of
 
 CURRENT = Q(superseded_by__isnull=True, rejected_by__isnull=True)
 
@@ -14,7 +15,7 @@ def query_answers(query: Query):
     """The query's current answers, oldest first, with their parts and reviews loaded."""
     return (
         Annotation.objects.filter(CURRENT, query=query)
-        .select_related("annotator", "pairwise", "ranking", "assignment")
+        .select_related("query", "annotator", "pairwise", "ranking", "assignment")
         .prefetch_related("spans", "critiques", "ratings", "reviews")
     )
 
@@ -43,3 +44,13 @@ def reviews_for_annotator(*, study: Study, annotator: AbstractBaseUser):
         .select_related("annotation")
         .order_by("-id")
     )
+
+
+def reviewed_answer(annotation: Annotation) -> dict:
+    """An answer as a reviewer compares it with the others: a/b in the query's own order (a = its
+    first response), not as this annotator was shown them, so equal answers read the same."""
+    answer = answer_of(annotation)
+    vote = getattr(annotation, "pairwise", None)  # a missing reverse one-to-one raises an AttributeError subclass
+    if vote is not None:
+        answer["choice"] = vote.choice
+    return answer

@@ -80,3 +80,13 @@ def test_the_schema_lists_the_review_endpoints(setup):
     assert {"/api/v1/queries/{id}/answers/", "/api/v1/annotations/{id}/review/", "/api/v1/studies/{id}/reviews/mine/"} <= set(
         paths
     )
+
+
+def test_a_manager_makes_someone_a_reviewer_through_the_members_api(setup):
+    study, users, (first, _) = setup
+    manager = as_user(study.created_by)
+    newcomer = UserFactory(username="val")
+    reply = manager.post(f"/api/v1/studies/{study.pk}/members/", {"username": "val", "role": "reviewer"}, format="json")
+    assert reply.status_code in (200, 201)
+    assert as_user(newcomer).get(f"/api/v1/queries/{first.query_id}/answers/").status_code == 200
+    assert as_user(newcomer).get(f"/api/v1/studies/{study.pk}/queries/next/").status_code == 403

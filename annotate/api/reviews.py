@@ -21,7 +21,7 @@ from annotate.services import reviews
         "QueryAnswer",
         {
             "id": serializers.IntegerField(),
-            "annotator": serializers.CharField(),
+            "annotator": serializers.CharField(help_text="The username for managers, the export pseudonym for reviewers."),
             "answer": serializers.DictField(help_text="As submitted, but a/b in the query's own order."),
             "created_at": serializers.DateTimeField(),
             "review": ReviewSerializer(allow_null=True),
@@ -37,7 +37,7 @@ def query_answers(request, pk: int):
         [
             {
                 "id": a.pk,
-                "annotator": a.annotator.get_username(),
+                "annotator": review_selectors.answerer_name(a, query.study.my_role),
                 "answer": review_selectors.reviewed_answer(a),
                 "created_at": a.created_at,
                 "review": latest_review(a),

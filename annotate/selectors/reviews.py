@@ -6,7 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from annotate.models import Annotation, Query, Review, Study
-from annotate.selectors.labels import answer_of
+from annotate.models.studies import Role
+from annotate.selectors.labels import annotator_pseudonym, answer_of
 
 CURRENT = Q(superseded_by__isnull=True, rejected_by__isnull=True)
 
@@ -54,3 +55,11 @@ def reviewed_answer(annotation: Annotation) -> dict:
     if vote is not None:
         answer["choice"] = vote.choice
     return answer
+
+
+def answerer_name(annotation: Annotation, viewer_role: str) -> str:
+    """Who gave an answer, as a reviewer may know it: managers see the username, reviewers the
+    pseudonym that exports use (enough to spot one annotator's pattern, not to single them out)."""
+    if viewer_role == Role.MANAGER:
+        return annotation.annotator.get_username()
+    return annotator_pseudonym(annotation.annotator_id)

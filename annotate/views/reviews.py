@@ -56,7 +56,12 @@ def review_query(request: HttpRequest, study_id: int, query_id: int) -> HttpResp
     responses = [qr.response for qr in query.query_responses.select_related("response").order_by("position")]
     letters = {r.pk: chr(ord("A") + i) for i, r in enumerate(responses)}
     answers = [
-        {"annotation": a, "parts": readable(review_selectors.reviewed_answer(a), letters), "reviews": list(a.reviews.all())}
+        {
+            "annotation": a,
+            "who": review_selectors.answerer_name(a, study.my_role),
+            "parts": readable(review_selectors.reviewed_answer(a), letters),
+            "reviews": list(a.reviews.all()),
+        }
         for a in review_selectors.query_answers(query)
     ]
     context = {

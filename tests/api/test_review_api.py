@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from annotate.models import Query
+from annotate.selectors.labels import annotator_pseudonym
 from annotate.services.assignments import assignment_next
 from annotate.services.feedback import annotation_submit
 from annotate.services.studies import membership_add
@@ -33,13 +34,20 @@ def as_user(user) -> APIClient:
     return client
 
 
-def test_a_reviewer_sees_every_current_answer_of_a_query_side_by_side(setup):
-    _, users, (first, second) = setup
-    reply = as_user(users["rev"]).get(f"/api/v1/queries/{first.query_id}/answers/").json()
+def test_a_manager_sees_every_current_answer_of_a_query_side_by_side_by_username(setup):
+    study, _, (first, second) = setup
+    reply = as_user(study.created_by).get(f"/api/v1/queries/{first.query_id}/answers/").json()
     assert [(a["id"], a["annotator"], a["answer"]["choice"], a["review"]) for a in reply] == [
         (first.pk, "ana", "tie", None),
         (second.pk, "bo", "both_bad", None),
     ]
+
+
+def test_a_reviewer_sees_the_annotators_as_exports_name_them(setup):
+    _, users, (first, second) = setup
+    reply = as_user(users["rev"]).get(f"/api/v1/queries/{first.query_id}/answers/").json()
+    expected = [annotator_pseudonym(users["ana"].pk), annotator_pseudonym(users["bo"].pk)]
+    assert [a["annotator"] for a in reply] == expected and "ana" not in expected
 
 
 def test_a_rejection_over_the_api_reopens_the_query_and_the_annotator_reads_the_note(setup):

@@ -5,9 +5,11 @@ import json
 import pytest
 
 from annotate.models import Annotation, Query
+from annotate.selectors.labels import annotator_pseudonym
 from annotate.services.assignments import assignment_next
 from annotate.services.feedback import annotation_submit
 from annotate.services.items import items_import
+from annotate.services.studies import membership_add
 from tests.factories import UserFactory, make_study
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +63,12 @@ def test_a_query_of_another_study_is_not_found_under_this_one(client, setup):
     other = make_study(manager=manager, name="Other")
     client.force_login(manager)
     assert client.get(f"/studies/{other.pk}/review/{annotation.query_id}/").status_code == 404
+
+
+def test_a_reviewer_sees_the_pseudonym_not_the_username(client, setup):
+    study, _, ana, annotation = setup
+    reviewer = UserFactory(username="rev")
+    membership_add(study=study, username="rev", role="reviewer")
+    client.force_login(reviewer)
+    page = client.get(f"/studies/{study.pk}/review/{annotation.query_id}/").content.decode()
+    assert annotator_pseudonym(ana.pk) in page and ">ana " not in page

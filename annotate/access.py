@@ -22,9 +22,10 @@ from annotate.rows import fetch_one
 InStudy = TypeVar("InStudy", TrainingRun, ModelVersion, DatasetExport)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history"}),
+    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history", "review"}),
     Role.ANNOTATOR: frozenset({"view", "annotate"}),
     Role.RESEARCHER: frozenset({"view", "dashboard", "export", "history"}),
+    Role.REVIEWER: frozenset({"view", "dashboard", "review"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
 # How a refusal says each action: "does not allow you to ...".
@@ -36,6 +37,7 @@ ACTION_WORDS = {
     "export": "export its labels",
     "train": "train models",
     "history": "see its training runs and models",
+    "review": "review its answers",
 }
 # The largest primary key (a signed 64-bit integer in PostgreSQL and SQLite alike).
 MAX_ID = 2**63 - 1
@@ -168,6 +170,32 @@ def get_run(user: AbstractBaseUser, run_id: int, action: str = "history") -> Tra
 
 def get_model_version(user: AbstractBaseUser, version_id: int, action: str = "history") -> ModelVersion:
     return get_in_study(user, ModelVersion, version_id, action, "model version")
+
+
+def get_annotation_for_review(user: AbstractBaseUser, annotation_id: int) -> Annotation:
+    """Any answer in a study where the user may review, with its query and study; a non-member gets 404."""
+    key = as_id(annotation_id)
+    found = None
+    if user.is_authenticated and key is not None:
+        found = Annotation.objects.select_related("query__study").filter(pk=key).first()
+    role = role_in(user, found.query.study) if found is not None else None
+    if role is None:
+        raise NotFound(f"No annotation {annotation_id}.")
+    refuse_unless_allowed(role, "review")
+    found.query.study.my_role = role
+    return found
+
+
+def get_query_for_review(user: AbstractBaseUser, query_id: int) -> Query:
+    """Any query of a study where the user may review, with its study; a non-member gets 404."""
+    key = as_id(query_id)
+    query = Query.objects.select_related("study").filter(pk=key).first() if user.is_authenticated and key else None
+    role = role_in(user, query.study) if query is not None else None
+    if role is None:
+        raise NotFound(f"No query {query_id}.")
+    refuse_unless_allowed(role, "review")
+    query.study.my_role = role
+    return query
 
 
 def get_dataset_export(user: AbstractBaseUser, export_id: int) -> DatasetExport:

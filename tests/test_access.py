@@ -5,27 +5,32 @@ from rest_framework.test import APIClient
 
 from annotate import access
 from annotate.errors import Forbidden, NotFound
+from annotate.services.studies import membership_add
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
 
 EXPECTED = {
-    "manager": {"view", "annotate", "dashboard", "manage", "export", "train", "history"},
+    "manager": {"view", "annotate", "dashboard", "manage", "export", "train", "history", "review"},
     "annotator": {"view", "annotate"},
     "researcher": {"view", "dashboard", "export", "history"},
+    "reviewer": {"view", "dashboard", "review"},
     None: set(),
 }
+ROLES = ["manager", "annotator", "researcher", "reviewer", None]
 
 
 @pytest.fixture
 def people():
-    manager, annotator, researcher, outsider = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    manager, annotator, researcher, reviewer, outsider = (UserFactory() for _ in range(5))
     study = make_study(manager=manager, annotators=[annotator], researchers=[researcher])
+    membership_add(study=study, username=reviewer.username, role="reviewer")
     make_items(study, n_prompts=2)
-    return study, {"manager": manager, "annotator": annotator, "researcher": researcher, None: outsider}
+    users = {"manager": manager, "annotator": annotator, "researcher": researcher, "reviewer": reviewer, None: outsider}
+    return study, users
 
 
-@pytest.mark.parametrize("role", ["manager", "annotator", "researcher", None])
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("action", sorted(access.ACTIONS))
 def test_each_role_may_do_exactly_its_actions(people, role, action):
     study, users = people
@@ -56,10 +61,11 @@ ENDPOINTS = [
     ("get", "/api/v1/studies/{id}/gold/", "dashboard"),
     ("get", "/api/v1/studies/{id}/exports/", "export"),
     ("get", "/api/v1/studies/{id}/runs/", "history"),
+    ("get", "/api/v1/studies/{id}/reviews/mine/", "annotate"),
 ]
 
 
-@pytest.mark.parametrize("role", ["manager", "annotator", "researcher", None])
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "url", "action"), ENDPOINTS)
 def test_the_api_answers_404_to_outsiders_and_403_to_roles_without_the_action(people, role, method, url, action):
     study, users = people
@@ -71,6 +77,37 @@ def test_the_api_answers_404_to_outsiders_and_403_to_roles_without_the_action(pe
     if role is None:
         assert reply.status_code == 404
     elif action in EXPECTED[role]:
+        assert reply.status_code in (200, 201)
+    else:
+        assert reply.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("what", ["answers", "review", "page", "query page"])
+def test_only_managers_and_reviewers_may_review_and_outsiders_are_told_404(people, role, what):
+    from django.test import Client
+
+    from annotate.services.assignments import assignment_next
+    from annotate.services.feedback import annotation_submit
+
+    study, users = people
+    assignment = assignment_next(study=study, annotator=users["annotator"])
+    query = assignment.query
+    annotation, _ = annotation_submit(query=query, annotator=users["annotator"], client_key="k", answer={"choice": "tie"})
+    client = APIClient()
+    client.force_authenticate(users[role])
+    if what == "answers":
+        reply = client.get(f"/api/v1/queries/{query.pk}/answers/")
+    elif what == "review":
+        reply = client.post(f"/api/v1/annotations/{annotation.pk}/review/", {"verdict": "accepted"}, format="json")
+    else:
+        client = Client()
+        client.force_login(users[role])
+        suffix = f"{query.pk}/" if what == "query page" else ""
+        reply = client.get(f"/studies/{study.pk}/review/{suffix}")
+    if role is None:
+        assert reply.status_code == 404
+    elif "review" in EXPECTED[role]:
         assert reply.status_code in (200, 201)
     else:
         assert reply.status_code == 403

@@ -169,6 +169,16 @@ class AnnotationSubmitSerializer(AnswerSerializer):
     )
 
 
+class ReviewSerializer(serializers.Serializer):
+    """A reviewer's verdict on one answer, with the note its annotator sees."""
+
+    id = serializers.IntegerField()
+    annotation = serializers.IntegerField()
+    verdict = serializers.ChoiceField(choices=["accepted", "rejected"])
+    note = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
 class RecentAnswerSerializer(serializers.Serializer):
     """One of the caller's answers they may still change, as they gave it."""
 
@@ -180,6 +190,7 @@ class RecentAnswerSerializer(serializers.Serializer):
     responses = ResponseSerializer(many=True, help_text="In the order they were shown: the first is A.")
     answer = AnswerSerializer(help_text="a/b as shown; send it back changed to revise.")
     supersedes = serializers.IntegerField(allow_null=True, help_text="The earlier version this one changed, if any.")
+    review = ReviewSerializer(allow_null=True, help_text="A reviewer's latest verdict and note on it, or null.")
     answered_at = serializers.DateTimeField(help_text="When the query was first answered.")
     created_at = serializers.DateTimeField(help_text="When this version was given.")
 

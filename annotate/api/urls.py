@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotate.api import dataset_exports, registry, views
+from annotate.api import dataset_exports, registry, reviews, views
 from annotate.api.errors import not_found
 
 v1 = [
@@ -24,6 +24,9 @@ v1 = [
     (r"queries/(?P<pk>\d+)/skip", views.query_skip, "api-query-skip"),
     (r"studies/(?P<pk>\d+)/annotations/mine", views.my_recent_annotations, "api-my-recent-annotations"),
     (r"annotations/(?P<pk>\d+)/revise", views.annotation_revise, "api-annotation-revise"),
+    (r"queries/(?P<pk>\d+)/answers", reviews.query_answers, "api-query-answers"),
+    (r"annotations/(?P<pk>\d+)/review", reviews.annotation_review, "api-annotation-review"),
+    (r"studies/(?P<pk>\d+)/reviews/mine", reviews.my_reviews, "api-my-reviews"),
     (r"runs/(?P<pk>\d+)", views.run_detail, "api-run-detail"),
     (r"runs/(?P<pk>\d+)/cancel", views.run_cancel, "api-run-cancel"),
     (r"studies/(?P<pk>\d+)/models", registry.study_models, "api-study-models"),

@@ -264,6 +264,22 @@ def my_recent_annotations(request, pk: int):
     return Response([recent_answer_payload(a) for a in recent_answers(study=study, annotator=request.user)])
 
 
+def review_payload(review) -> dict:
+    return {
+        "id": review.pk,
+        "annotation": review.annotation_id,
+        "verdict": review.verdict,
+        "note": review.note,
+        "created_at": review.created_at,
+    }
+
+
+def latest_review(annotation) -> dict | None:
+    """The newest review of an annotation whose `reviews` were prefetched or not."""
+    found = sorted(annotation.reviews.all(), key=lambda r: r.pk)
+    return review_payload(found[-1]) if found else None
+
+
 def recent_answer_payload(annotation) -> dict:
     query, assignment = annotation.query, annotation.assignment
     assignment.query = query
@@ -276,6 +292,7 @@ def recent_answer_payload(annotation) -> dict:
         "responses": shown_responses(assignment),
         "answer": answer_of(annotation),
         "supersedes": annotation.supersedes_id,
+        "review": latest_review(annotation),
         "answered_at": assignment.finished_at,
         "created_at": annotation.created_at,
     }

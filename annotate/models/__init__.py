@@ -2,6 +2,7 @@ from annotate.models.assignments import Assignment
 from annotate.models.exports import DatasetExport
 from annotate.models.feedback import Annotation, CritiquePart, PairwiseChoice, RankingPart, RatingPart, SpanPart
 from annotate.models.items import Prompt, Query, QueryResponse, Response
+from annotate.models.reviews import Review, Verdict
 from annotate.models.rounds import Round
 from annotate.models.studies import Membership, Study
 from annotate.models.training import ModelVersion, TrainingRun
@@ -20,8 +21,10 @@ __all__ = [
     "RankingPart",
     "RatingPart",
     "Response",
+    "Review",
     "Round",
     "SpanPart",
     "Study",
     "TrainingRun",
+    "Verdict",
 ]

@@ -17,6 +17,10 @@ class Annotation(models.Model):
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Server-side time from assignment to submit.")
     active_ms = models.PositiveIntegerField(null=True, blank=True, help_text="The client's own count of active time on task.")
     supersedes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
+    # Set when a reviewer rejects the answer: like a correction, it stops counting as a label but is kept.
+    rejected_by = models.OneToOneField(
+        "annotate.Review", null=True, blank=True, on_delete=models.PROTECT, related_name="rejected_annotation"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

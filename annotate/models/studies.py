@@ -123,6 +123,7 @@ class Role(models.TextChoices):
     MANAGER = "manager", "Manager"
     ANNOTATOR = "annotator", "Annotator"
     RESEARCHER = "researcher", "Researcher"
+    REVIEWER = "reviewer", "Reviewer"
 
 
 class Membership(models.Model):

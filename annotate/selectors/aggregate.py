@@ -47,7 +47,10 @@ def pair_labels(study: Study, method: str) -> PairLabels:
         raise ValueError(f"unknown aggregate {method!r}; known: {AGGREGATES}")
     votes = list(
         PairwiseChoice.objects.filter(
-            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
         )
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator_id", "choice")

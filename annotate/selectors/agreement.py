@@ -36,7 +36,9 @@ RATING_VALUES = (1, 2, 3, 4, 5)
 def choice_records(study: Study) -> list[tuple]:
     """(query, annotator, canonical choice) for every current pairwise vote."""
     return list(
-        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        PairwiseChoice.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator__username", "choice")
     )
@@ -45,7 +47,9 @@ def choice_records(study: Study) -> list[tuple]:
 def rating_records(study: Study) -> list[tuple]:
     """((response, aspect), annotator, value) for every current aspect rating."""
     rows = (
-        RatingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        RatingPart.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .order_by("annotation_id", "id")
         .values_list("response_id", "aspect", "annotation__annotator__username", "value")
     )
@@ -55,7 +59,9 @@ def rating_records(study: Study) -> list[tuple]:
 def ranking_records(study: Study) -> list[tuple]:
     """((response, response), annotator, order) for every pair of responses in a current ranking."""
     rows = (
-        RankingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        RankingPart.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .exclude(groups=[])
         .order_by("annotation_id")
         .values_list("annotation__annotator__username", "groups")
@@ -126,14 +132,19 @@ def query_agreement(study: Study) -> dict[int, tuple[float, int]]:
     """
     answers: dict[int, list] = {}
     for query, choice in (
-        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        PairwiseChoice.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .order_by()
         .values_list("annotation__query_id", "choice")
     ):
         answers.setdefault(query, []).append(choice)
     for query, groups, reason in (
         RankingPart.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__pairwise__isnull=True
+            annotation__query__study=study,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
+            annotation__pairwise__isnull=True,
         )
         .order_by()
         .values_list("annotation__query_id", "groups", "cannot_rank_reason")

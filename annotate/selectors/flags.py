@@ -50,12 +50,14 @@ def study_flags(study: Study) -> dict:
     """
     responses = query_responses(study)
     answers = list(
-        Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+        Annotation.objects.filter(query__study=study, superseded_by__isnull=True, rejected_by__isnull=True)
         .order_by("id")
         .values_list("id", "annotator_id", "annotator__username", "query_id", "active_ms", "time_spent_ms")
     )
     votes = list(
-        PairwiseChoice.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        PairwiseChoice.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .order_by("annotation_id")
         .values_list(
             "annotation_id",
@@ -68,7 +70,9 @@ def study_flags(study: Study) -> dict:
     )
     ratings: dict[int, list[int]] = defaultdict(list)
     for annotation_id, value in (
-        RatingPart.objects.filter(annotation__query__study=study, annotation__superseded_by__isnull=True)
+        RatingPart.objects.filter(
+            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
+        )
         .order_by("annotation_id", "id")
         .values_list("annotation_id", "value")
     ):

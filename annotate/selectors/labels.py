@@ -50,7 +50,10 @@ def pairwise_votes(study: Study) -> QuerySet[PairwiseChoice]:
     """Every current pairwise vote in the study (superseded ones left out), oldest first."""
     return (
         PairwiseChoice.objects.filter(
-            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
         )
         .select_related("annotation__query__prompt", "annotation__assignment")
         .prefetch_related(query_responses("annotation__query__query_responses"))
@@ -72,7 +75,10 @@ def rankings(study: Study) -> QuerySet[RankingPart]:
     """Every current ranking, cannot-rank answers included, oldest first."""
     return (
         RankingPart.objects.filter(
-            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
         )
         .select_related("annotation__query__prompt")
         .prefetch_related(query_responses("annotation__query__query_responses"))
@@ -84,7 +90,10 @@ def critiques(study: Study) -> QuerySet[CritiquePart]:
     """Every current critique with the response it is about, in the order given."""
     return (
         CritiquePart.objects.filter(
-            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
         )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "id")
@@ -104,7 +113,10 @@ def ratings(study: Study) -> QuerySet[RatingPart]:
     """Every current aspect rating, grouped by annotation then response (the model's ordering)."""
     return (
         RatingPart.objects.filter(
-            annotation__query__study=study, annotation__query__is_gold=False, annotation__superseded_by__isnull=True
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__superseded_by__isnull=True,
+            annotation__rejected_by__isnull=True,
         )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "response_id", "aspect")
@@ -114,16 +126,16 @@ def ratings(study: Study) -> QuerySet[RatingPart]:
 def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySet[Annotation]:
     """Every current annotation with all its parts and its query's responses loaded, oldest first.
 
-    With `superseded`, the annotations that corrections replaced come too (for the raw export),
-    each with the correction that replaced it as `superseded_by`.
+    With `superseded`, the annotations that corrections replaced or reviewers rejected come too (for
+    the raw export), each with the correction that replaced it as `superseded_by` and its `rejected_by` review.
     Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
     Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
     """
     annotations = Annotation.objects.filter(query__study=study, query__is_gold=False)
     if superseded:
-        annotations = annotations.select_related("superseded_by")
+        annotations = annotations.select_related("superseded_by", "rejected_by")
     else:
-        annotations = annotations.filter(superseded_by__isnull=True)
+        annotations = annotations.filter(superseded_by__isnull=True, rejected_by__isnull=True)
     return (
         annotations.select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related(

@@ -34,7 +34,13 @@ def recent_answers(*, study: Study, annotator: AbstractBaseUser):
     the order they came. Imported labels (no assignment) were never answered here and are left out.
     """
     return (
-        Annotation.objects.filter(query__study=study, annotator=annotator, superseded_by__isnull=True, assignment__isnull=False)
+        Annotation.objects.filter(
+            query__study=study,
+            annotator=annotator,
+            superseded_by__isnull=True,
+            rejected_by__isnull=True,
+            assignment__isnull=False,
+        )
         .select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related("spans", "critiques", "ratings")
         .order_by("-assignment__finished_at", "-assignment_id")[:REVISABLE_ANSWERS]

@@ -32,7 +32,7 @@ def current_annotations(study):
 
     `study` may be OuterRef("pk"), for a count per study in a subquery.
     """
-    return Annotation.objects.filter(query__study=study, superseded_by__isnull=True)
+    return Annotation.objects.filter(query__study=study, superseded_by__isnull=True, rejected_by__isnull=True)
 
 
 def row_count(queryset) -> Coalesce:

@@ -44,11 +44,12 @@ trl with `aggregate` (majority, dawid_skene or bt_reliability; see annotate.sele
 raw: every annotation as given, with all its parts, superseded ones included: {annotation_id,
     query_id, round, strategy, kind, asks, prompt_id, prompt, responses, annotator, display_order, time_spent_ms,
     active_ms, created_at, supersedes (the annotation this one changed, or null), superseded_by (the
-    one that changed it, or null), current (false once superseded), pairwise: {choice, strength,
+    one that changed it, or null), rejected (a reviewer rejected it: {review, note}, or null), current
+    (false once superseded or rejected), pairwise: {choice, strength,
     shown_choice} or null, ranking: {groups, cannot_rank_reason} or null, spans: [{response, start,
     end, category, note, metadata}], critiques: [{response, critique, revision}], ratings: [{response,
     aspect, value}], flags: the answer's bias flags (annotate.selectors.flags; [] for a superseded
-    one)}. The X-Preflab-Superseded header counts the superseded rows.
+    one)}. The X-Preflab-Superseded header counts the superseded rows, rejected ones included.
 Every format whose rows name an annotation (all but fgrlhf and aggregated trl) takes `exclude_flagged`:
     "1" leaves out the rows of answers with any bias flag, or a comma list (too_fast,cycle) those with
     one of the flags named; X-Preflab-Flagged-Excluded counts the rows left out, and Rows what is left.
@@ -339,7 +340,9 @@ def span_row_count(study: Study) -> int:
         .order_by()
         .values_list("query_id", "n")
     )
-    current = Annotation.objects.filter(query__study=study, query__is_gold=False, superseded_by__isnull=True)
+    current = Annotation.objects.filter(
+        query__study=study, query__is_gold=False, superseded_by__isnull=True, rejected_by__isnull=True
+    )
     return sum(
         sizes.get(query_id, 0)
         for query_id, kind, asks in current.values_list("query_id", "query__kind", "query__asks")
@@ -379,7 +382,7 @@ def part_or_none(annotation: Annotation, name: str) -> object | None:
 
 def raw_row(study: Study, annotation: Annotation, flags: dict[int, list[str]]) -> dict:
     vote, ranking = part_or_none(annotation, "pairwise"), part_or_none(annotation, "ranking")
-    successor = part_or_none(annotation, "superseded_by")
+    successor, rejection = part_or_none(annotation, "superseded_by"), annotation.rejected_by
     return {
         "annotation_id": annotation.pk,
         "query_id": annotation.query_id,
@@ -396,7 +399,8 @@ def raw_row(study: Study, annotation: Annotation, flags: dict[int, list[str]]) -
         "created_at": annotation.created_at.isoformat(),
         "supersedes": annotation.supersedes_id,
         "superseded_by": successor.pk if successor else None,
-        "current": successor is None,
+        "rejected": {"review": rejection.pk, "note": rejection.note} if rejection else None,
+        "current": successor is None and rejection is None,
         "pairwise": {"choice": vote.choice, "strength": vote.strength, "shown_choice": vote.shown_choice} if vote else None,
         "ranking": {"groups": ranking.groups, "cannot_rank_reason": ranking.cannot_rank_reason} if ranking else None,
         "spans": [
@@ -513,5 +517,5 @@ def export_build(
     if format == "fgrlhf":
         return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
     everything = Annotation.objects.filter(query__study=study, query__is_gold=False)
-    superseded = everything.filter(superseded_by__isnull=False).count()
+    superseded = everything.exclude(superseded_by__isnull=True, rejected_by__isnull=True).count()
     return Export(format, raw_rows(study), {"rows": everything.count(), "superseded": superseded})

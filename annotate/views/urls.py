@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotate.views import runs, studies, study_settings, workspace
+from annotate.views import reviews, runs, studies, study_settings, workspace
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -28,6 +28,9 @@ urlpatterns = [
         workspace.workspace_revise,
         name="workspace-revise",
     ),
+    path("studies/<int:study_id>/review/", reviews.review_list, name="review-list"),
+    path("studies/<int:study_id>/review/<int:query_id>/", reviews.review_query, name="review-query"),
+    path("studies/<int:study_id>/review/answers/<int:annotation_id>/", reviews.review_submit, name="review-submit"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run-cancel"),

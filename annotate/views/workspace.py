@@ -22,6 +22,7 @@ from annotate.models import Annotation, Assignment, Query, Study
 from annotate.models.studies import MISSING_INFORMATION, FeedbackKind
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import REVISABLE_ANSWERS, annotator_progress, recent_answers
+from annotate.selectors.reviews import reviews_for_annotator
 from annotate.selectors.rounds import loop_state
 from annotate.services.assignments import assignment_next, assignment_skip, in_round_loop
 from annotate.services.feedback import annotation_revise, annotation_submit, revision_limit
@@ -229,6 +230,10 @@ def show_panel(request: HttpRequest, context: dict) -> HttpResponse:
     return render(request, "annotate/workspace.html", context)
 
 
+# The newest review notes the workspace shows its annotator; the API lists them all.
+REVIEW_NOTES_SHOWN = 5
+
+
 @require_GET
 @page
 def workspace(request: HttpRequest, study_id: int) -> HttpResponse:
@@ -236,6 +241,7 @@ def workspace(request: HttpRequest, study_id: int) -> HttpResponse:
     context = panel_context(study, request.user)
     # Open the guidelines for someone who has not answered anything yet.
     context["guidelines_open"] = context["progress"]["done"] == 0
+    context["review_notes"] = reviews_for_annotator(study=study, annotator=request.user)[:REVIEW_NOTES_SHOWN]
     return show_panel(request, context)
 
 

@@ -7,6 +7,15 @@ from annotate.models.items import Query, Response
 from annotate.rows import Columns
 
 
+def current_annotation(prefix: str = "") -> models.Q:
+    """An annotation that is still its annotator's answer: not superseded by a change, not rejected in review.
+
+    `prefix` is the path from the model queried to the annotation, e.g. "annotation__" from a part.
+    Every read of current labels (selectors, exports, training data) filters with this one rule.
+    """
+    return models.Q(**{f"{prefix}superseded_by__isnull": True, f"{prefix}rejected_by__isnull": True})
+
+
 class Annotation(models.Model):
     """One submitted answer to a query. Never edited in place: a correction supersedes it."""
 

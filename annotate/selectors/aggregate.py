@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from annotate.models import PairwiseChoice, QueryResponse, Study
+from annotate.models.feedback import current_annotation
 from learning import aggregate
 
 AGGREGATES = ("majority", "dawid_skene", "bt_reliability")
@@ -47,10 +48,7 @@ def pair_labels(study: Study, method: str) -> PairLabels:
         raise ValueError(f"unknown aggregate {method!r}; known: {AGGREGATES}")
     votes = list(
         PairwiseChoice.objects.filter(
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
         )
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator_id", "choice")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from annotate.models import PairwiseChoice, RankingPart, RatingPart, Study
-from annotate.models.feedback import PairwiseChoiceValue
+from annotate.models.feedback import PairwiseChoiceValue, current_annotation
 from learning import agreement as stats
 from learning.agreement import AHEAD, BEHIND, TIED
 
@@ -36,9 +36,7 @@ RATING_VALUES = (1, 2, 3, 4, 5)
 def choice_records(study: Study) -> list[tuple]:
     """(query, annotator, canonical choice) for every current pairwise vote."""
     return list(
-        PairwiseChoice.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator__username", "choice")
     )
@@ -47,9 +45,7 @@ def choice_records(study: Study) -> list[tuple]:
 def rating_records(study: Study) -> list[tuple]:
     """((response, aspect), annotator, value) for every current aspect rating."""
     rows = (
-        RatingPart.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        RatingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .order_by("annotation_id", "id")
         .values_list("response_id", "aspect", "annotation__annotator__username", "value")
     )
@@ -59,9 +55,7 @@ def rating_records(study: Study) -> list[tuple]:
 def ranking_records(study: Study) -> list[tuple]:
     """((response, response), annotator, order) for every pair of responses in a current ranking."""
     rows = (
-        RankingPart.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        RankingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .exclude(groups=[])
         .order_by("annotation_id")
         .values_list("annotation__annotator__username", "groups")
@@ -132,19 +126,14 @@ def query_agreement(study: Study) -> dict[int, tuple[float, int]]:
     """
     answers: dict[int, list] = {}
     for query, choice in (
-        PairwiseChoice.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .order_by()
         .values_list("annotation__query_id", "choice")
     ):
         answers.setdefault(query, []).append(choice)
     for query, groups, reason in (
         RankingPart.objects.filter(
-            annotation__query__study=study,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
-            annotation__pairwise__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__pairwise__isnull=True
         )
         .order_by()
         .values_list("annotation__query_id", "groups", "cannot_rank_reason")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from annotate.models import Annotation, PairwiseChoice, QueryResponse, RatingPart, Study
+from annotate.models.feedback import current_annotation
 from annotate.selectors.labels import annotator_pseudonym
 from learning import flags as stats
 
@@ -50,14 +51,12 @@ def study_flags(study: Study) -> dict:
     """
     responses = query_responses(study)
     answers = list(
-        Annotation.objects.filter(query__study=study, superseded_by__isnull=True, rejected_by__isnull=True)
+        Annotation.objects.filter(current_annotation(), query__study=study)
         .order_by("id")
         .values_list("id", "annotator_id", "annotator__username", "query_id", "active_ms", "time_spent_ms")
     )
     votes = list(
-        PairwiseChoice.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .order_by("annotation_id")
         .values_list(
             "annotation_id",
@@ -70,9 +69,7 @@ def study_flags(study: Study) -> dict:
     )
     ratings: dict[int, list[int]] = defaultdict(list)
     for annotation_id, value in (
-        RatingPart.objects.filter(
-            annotation__query__study=study, annotation__superseded_by__isnull=True, annotation__rejected_by__isnull=True
-        )
+        RatingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
         .order_by("annotation_id", "id")
         .values_list("annotation_id", "value")
     ):

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotate.models import Annotation, Study
+from annotate.models.feedback import current_annotation
 
 GOLD_RATING_TOLERANCE = 1
 
@@ -51,9 +52,7 @@ def is_correct(gold: dict, given: dict) -> bool:
 
 def gold_results(*, study: Study, annotator: AbstractBaseUser | None = None, limit: int | None = None) -> list[tuple[int, bool]]:
     """(annotator id, correct) for each current answer to a gold query, oldest first; the first `limit` only if given."""
-    annotations = Annotation.objects.filter(
-        query__study=study, query__is_gold=True, superseded_by__isnull=True, rejected_by__isnull=True
-    )
+    annotations = Annotation.objects.filter(current_annotation(), query__study=study, query__is_gold=True)
     if annotator is not None:
         annotations = annotations.filter(annotator=annotator)
     annotations = (

@@ -25,6 +25,7 @@ from annotate.models import (
     SpanPart,
     Study,
 )
+from annotate.models.feedback import current_annotation
 
 
 def annotator_pseudonym(user_id: int) -> str:
@@ -50,10 +51,7 @@ def pairwise_votes(study: Study) -> QuerySet[PairwiseChoice]:
     """Every current pairwise vote in the study (superseded ones left out), oldest first."""
     return (
         PairwiseChoice.objects.filter(
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
         )
         .select_related("annotation__query__prompt", "annotation__assignment")
         .prefetch_related(query_responses("annotation__query__query_responses"))
@@ -75,10 +73,7 @@ def rankings(study: Study) -> QuerySet[RankingPart]:
     """Every current ranking, cannot-rank answers included, oldest first."""
     return (
         RankingPart.objects.filter(
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
         )
         .select_related("annotation__query__prompt")
         .prefetch_related(query_responses("annotation__query__query_responses"))
@@ -90,10 +85,7 @@ def critiques(study: Study) -> QuerySet[CritiquePart]:
     """Every current critique with the response it is about, in the order given."""
     return (
         CritiquePart.objects.filter(
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
         )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "id")
@@ -113,10 +105,7 @@ def ratings(study: Study) -> QuerySet[RatingPart]:
     """Every current aspect rating, grouped by annotation then response (the model's ordering)."""
     return (
         RatingPart.objects.filter(
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
-            annotation__superseded_by__isnull=True,
-            annotation__rejected_by__isnull=True,
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
         )
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "response_id", "aspect")
@@ -135,7 +124,7 @@ def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySe
     if superseded:
         annotations = annotations.select_related("superseded_by", "rejected_by")
     else:
-        annotations = annotations.filter(superseded_by__isnull=True, rejected_by__isnull=True)
+        annotations = annotations.filter(current_annotation())
     return (
         annotations.select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related(

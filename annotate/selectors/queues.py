@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from annotate.models import Annotation, Assignment, Study
 from annotate.models.assignments import AssignmentStatus
+from annotate.models.feedback import current_annotation
 from annotate.services.assignments import open_queries_for
 
 # How many of an annotator's latest answers in a study they may still change (studies have no
@@ -34,13 +35,7 @@ def recent_answers(*, study: Study, annotator: AbstractBaseUser):
     the order they came. Imported labels (no assignment) were never answered here and are left out.
     """
     return (
-        Annotation.objects.filter(
-            query__study=study,
-            annotator=annotator,
-            superseded_by__isnull=True,
-            rejected_by__isnull=True,
-            assignment__isnull=False,
-        )
+        Annotation.objects.filter(current_annotation(), query__study=study, annotator=annotator, assignment__isnull=False)
         .select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related("spans", "critiques", "ratings")
         .order_by("-assignment__finished_at", "-assignment_id")[:REVISABLE_ANSWERS]

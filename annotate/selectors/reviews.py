@@ -6,10 +6,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from annotate.models import Annotation, Query, Review, Study
+from annotate.models.feedback import current_annotation
 from annotate.models.studies import Role
 from annotate.selectors.labels import annotator_pseudonym, answer_of
 
-CURRENT = Q(superseded_by__isnull=True, rejected_by__isnull=True)
+CURRENT = current_annotation()
 
 
 def query_answers(query: Query):
@@ -24,7 +25,7 @@ def query_answers(query: Query):
 def queries_to_review(study: Study, limit: int = 200):
     """The study's answered queries, those with the most distinct current answers first (a split is
     what a reviewer should look at), then the most answered."""
-    current = Q(annotations__superseded_by__isnull=True, annotations__rejected_by__isnull=True)
+    current = current_annotation("annotations__")
     return (
         Query.objects.filter(study=study, is_gold=False)
         .annotate(

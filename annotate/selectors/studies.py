@@ -16,6 +16,7 @@ from annotate.models import (
     Study,
     TrainingRun,
 )
+from annotate.models.feedback import current_annotation
 from annotate.models.items import QueryKind
 from annotate.models.studies import FeedbackKind
 
@@ -32,7 +33,7 @@ def current_annotations(study):
 
     `study` may be OuterRef("pk"), for a count per study in a subquery.
     """
-    return Annotation.objects.filter(query__study=study, superseded_by__isnull=True, rejected_by__isnull=True)
+    return Annotation.objects.filter(current_annotation(), query__study=study)
 
 
 def row_count(queryset) -> Coalesce:

@@ -67,6 +67,7 @@ from django.db.models import Count, F
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Query, QueryResponse, Study
+from annotate.models.feedback import current_annotation
 from annotate.models.studies import FeedbackKind
 from annotate.selectors import labels
 from annotate.selectors.aggregate import AGGREGATES, PairLabels, pair_labels
@@ -340,9 +341,7 @@ def span_row_count(study: Study) -> int:
         .order_by()
         .values_list("query_id", "n")
     )
-    current = Annotation.objects.filter(
-        query__study=study, query__is_gold=False, superseded_by__isnull=True, rejected_by__isnull=True
-    )
+    current = Annotation.objects.filter(current_annotation(), query__study=study, query__is_gold=False)
     return sum(
         sizes.get(query_id, 0)
         for query_id, kind, asks in current.values_list("query_id", "query__kind", "query__asks")
@@ -517,5 +516,5 @@ def export_build(
     if format == "fgrlhf":
         return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
     everything = Annotation.objects.filter(query__study=study, query__is_gold=False)
-    superseded = everything.exclude(superseded_by__isnull=True, rejected_by__isnull=True).count()
+    superseded = everything.exclude(current_annotation()).count()
     return Export(format, raw_rows(study), {"rows": everything.count(), "superseded": superseded})

@@ -434,14 +434,16 @@ def parse_sources(sources: str | Iterable[str] | None) -> tuple[str, ...]:
     """`pairwise,ranking` (or a list) to a tuple in canonical order; none given means all."""
     if sources is None or sources == "":
         return PREFERENCE_SOURCES
-    names = [s.strip() for s in (sources.split(",") if isinstance(sources, str) else sources) if s.strip()]
-    unknown = [name for name in names if name not in PREFERENCE_SOURCES]
+    return names_from(sources, PREFERENCE_SOURCES, what="preference source", field="sources")
+
+
+def names_from(value: str | Iterable[str], known: tuple[str, ...], *, what: str, field: str, also: str = "") -> tuple[str, ...]:
+    """A comma-separated string (or a list) of names from `known`, in `known`'s order; an unknown one is refused."""
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise InvalidInput(
-            f"Unknown preference source {(unknown or [sources])[0]!r}; use any of {', '.join(PREFERENCE_SOURCES)}.",
-            field="sources",
-        )
-    return tuple(s for s in PREFERENCE_SOURCES if s in names)
+        raise InvalidInput(f"Unknown {what} {(unknown or [value])[0]!r}; use {also}any of {', '.join(known)}.", field=field)
+    return tuple(name for name in known if name in names)
 
 
 def parse_flags(exclude_flagged: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -450,14 +452,7 @@ def parse_flags(exclude_flagged: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if exclude_flagged == "1" or exclude_flagged is True:
         return FLAGS
-    names = [n.strip() for n in (exclude_flagged.split(",") if isinstance(exclude_flagged, str) else exclude_flagged)]
-    unknown = [name for name in names if name not in FLAGS]
-    if unknown or not names:
-        raise InvalidInput(
-            f"Unknown bias flag {(unknown or [exclude_flagged])[0]!r}; use 1 (any flag) or any of {', '.join(FLAGS)}.",
-            field="exclude_flagged",
-        )
-    return tuple(f for f in FLAGS if f in names)
+    return names_from(exclude_flagged, FLAGS, what="bias flag", field="exclude_flagged", also="1 (any flag) or ")
 
 
 def export_build(

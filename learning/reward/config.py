@@ -75,30 +75,8 @@ class RewardTrainConfig:
 
 
 @dataclass(frozen=True)
-class SpanTrainConfig:
-    """Span-model (FG-RLHF segment classifier) training settings."""
-
-    base_model: str = "minilm"
-    epochs: int = whole_number(3, 1, 1000)
-    batch_size: int = whole_number(8, 1, 4096)
-    learning_rate: float = 2e-5
-    head_learning_rate: float = 1e-3
-    max_length: int = whole_number(512, 8, 131_072)
-    eval_fraction: float = 0.2
-    seed: int = whole_number(0, 0, 2**32 - 1)
-    min_examples: int = whole_number(8, 0, MOST_EXAMPLES)
-    segmentation: str = "sentence"
-    min_subsentence_words: int = whole_number(5, 1, 1000)
-    bf16: bool | None = None
-
-    def __post_init__(self) -> None:
-        check_common(self)
-        check_choice("segmentation", self.segmentation, SEGMENTATIONS)
-
-
-@dataclass(frozen=True)
-class RatingTrainConfig:
-    """Rating-model (regression on aspect ratings) training settings."""
+class ExampleTrainConfig:
+    """What the per-response trainers (spans, ratings) share: one labelled example per response."""
 
     base_model: str = "minilm"
     epochs: int = whole_number(3, 1, 1000)
@@ -113,3 +91,21 @@ class RatingTrainConfig:
 
     def __post_init__(self) -> None:
         check_common(self)
+
+
+@dataclass(frozen=True)
+class SpanTrainConfig(ExampleTrainConfig):
+    """Span-model (FG-RLHF segment classifier) training settings."""
+
+    max_length: int = whole_number(512, 8, 131_072)
+    segmentation: str = "sentence"
+    min_subsentence_words: int = whole_number(5, 1, 1000)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("segmentation", self.segmentation, SEGMENTATIONS)
+
+
+@dataclass(frozen=True)
+class RatingTrainConfig(ExampleTrainConfig):
+    """Rating-model (regression on aspect ratings) training settings."""

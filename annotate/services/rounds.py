@@ -93,9 +93,10 @@ def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     if current is not None and current.status == RoundStatus.COLLECTING:
         ended = Round.objects.filter(pk=current.pk, status=RoundStatus.COLLECTING).update(status=RoundStatus.TRAINING)
         if ended:
-            # Its queries nobody labelled go back to the pool, for a later round to choose again.
+            # Its queries nobody labelled go back to the pool, for a later round to choose again
+            # (one a rejection moved here too: with no label left, no round has chosen it yet).
             Query.objects.filter(study=study, round=current.number, label_count=0).update(
-                round=0, strategy=Query._meta.get_field("strategy").default, score=None, priority=0
+                round=0, chosen_round=None, strategy=Query._meta.get_field("strategy").default, score=None, priority=0
             )
             return round_train(round_id=current.pk, by=by, why=f"Ended by a manager after {study_labels(study.pk)} labels")
     return round_open(study=study)

@@ -98,3 +98,12 @@ def test_a_rejection_in_the_current_round_or_outside_the_loop_moves_nothing(seco
     [(query_id, annotation)] = answer_all(plain, people["ana"], django_capture_on_commit_callbacks).items()
     annotation_review(annotation=annotation, reviewer=people["rev"], verdict="rejected")
     assert Query.objects.filter(pk=query_id).values_list("round", "chosen_round").get() == (0, None)
+
+
+def test_a_moved_query_left_unlabelled_when_its_round_is_forced_to_end_returns_to_the_pool(second_round):
+    study, first, people = second_round
+    query_id, rejected = next(iter(first.items()))
+    annotation_review(annotation=rejected, reviewer=people["rev"], verdict="rejected")
+    round_start(study=study, by=study.created_by)  # round 2 ends with the moved query unlabelled
+    back = Query.objects.get(pk=query_id)
+    assert (back.round, back.chosen_round, back.strategy) == (0, None, "import")

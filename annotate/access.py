@@ -22,9 +22,9 @@ from annotate.rows import fetch_one
 InStudy = TypeVar("InStudy", TrainingRun, ModelVersion, DatasetExport)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history", "review"}),
+    Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history", "review", "queue"}),
     Role.ANNOTATOR: frozenset({"view", "annotate"}),
-    Role.RESEARCHER: frozenset({"view", "dashboard", "export", "history"}),
+    Role.RESEARCHER: frozenset({"view", "dashboard", "export", "history", "queue"}),
     Role.REVIEWER: frozenset({"view", "dashboard", "review"}),
 }
 ACTIONS = frozenset().union(*PERMISSIONS.values())
@@ -38,6 +38,7 @@ ACTION_WORDS = {
     "train": "train models",
     "history": "see its training runs and models",
     "review": "review its answers",
+    "queue": "see its queue",
 }
 # The largest primary key (a signed 64-bit integer in PostgreSQL and SQLite alike).
 MAX_ID = 2**63 - 1

@@ -11,9 +11,9 @@ from tests.factories import UserFactory, make_items, make_study
 pytestmark = pytest.mark.django_db
 
 EXPECTED = {
-    "manager": {"view", "annotate", "dashboard", "manage", "export", "train", "history", "review"},
+    "manager": {"view", "annotate", "dashboard", "manage", "export", "train", "history", "review", "queue"},
     "annotator": {"view", "annotate"},
-    "researcher": {"view", "dashboard", "export", "history"},
+    "researcher": {"view", "dashboard", "export", "history", "queue"},
     "reviewer": {"view", "dashboard", "review"},
     None: set(),
 }

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from annotate.models.studies import Study
 from annotate.rows import Columns, fetch_all
@@ -62,8 +63,14 @@ class Query(models.Model):
     kind = models.CharField(max_length=16, choices=QueryKind.choices, default=QueryKind.PAIRWISE)
     key = models.CharField(max_length=200, help_text="Kind plus response ids; makes creation idempotent.")
     asks = models.JSONField(default=list, help_text="The feedback kinds an answer must give, e.g. [pairwise, critique].")
+    # The round whose claim serves it (services.assignments): the round that chose it, unless a
+    # review rejection after that round moved it into a later one to be answered again; then
+    # `chosen_round` keeps the round that chose it, which exports report (`CHOSEN_ROUND`).
     round = models.PositiveIntegerField(default=0)
-    strategy = models.CharField(max_length=32, default="import")
+    chosen_round = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The round that chose it, once a rejection moved it on; null: `round`."
+    )
+    strategy = models.CharField(max_length=32, default="import")  # the strategy that chose it; a move keeps it
     score = models.FloatField(null=True, blank=True)
     priority = models.IntegerField(default=0)
     label_count = models.PositiveIntegerField(
@@ -88,6 +95,11 @@ class Query(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} query {self.pk}"
+
+    @property
+    def round_chosen_in(self) -> int:
+        """The round that chose the query, wherever it is served now (exports report this one)."""
+        return self.round if self.chosen_round is None else self.chosen_round
 
     def ordered_responses(self) -> list[Response]:
         """The responses in canonical position order; fetched once per instance."""
@@ -115,6 +127,9 @@ class QueryResponse(models.Model):
     def __str__(self) -> str:
         return f"response {self.response_id} at {self.position} in query {self.query_id}"
 
+
+# `Query.round_chosen_in` in a queryset: filter and group exports by the round that chose a query.
+CHOSEN_ROUND = Coalesce("chosen_round", "round")
 
 # Each model's columns for the annotation loop's written-out statements, under the alias they use.
 PROMPT_COLUMNS = Columns(Prompt, "p")

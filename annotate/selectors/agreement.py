@@ -1,6 +1,7 @@
 """How far a study's annotators agree: per kind of feedback, for the study and for each annotator.
 
-Reads current labels only (a superseded answer is replaced by its correction) and hands them to
+Reads current labels only (a superseded answer is replaced by its correction; answers to gold
+queries are quality control, not data, and are left out) and hands them to
 `learning.agreement` as `(item, annotator, value)` records:
 
 - pairwise choices: one nominal unit per query, the choice in canonical order (a, b, tie, both_bad);
@@ -36,7 +37,9 @@ RATING_VALUES = (1, 2, 3, 4, 5)
 def choice_records(study: Study) -> list[tuple]:
     """(query, annotator, canonical choice) for every current pairwise vote."""
     return list(
-        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        PairwiseChoice.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator__username", "choice")
     )
@@ -45,7 +48,9 @@ def choice_records(study: Study) -> list[tuple]:
 def rating_records(study: Study) -> list[tuple]:
     """((response, aspect), annotator, value) for every current aspect rating."""
     rows = (
-        RatingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        RatingPart.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .order_by("annotation_id", "id")
         .values_list("response_id", "aspect", "annotation__annotator__username", "value")
     )
@@ -55,7 +60,9 @@ def rating_records(study: Study) -> list[tuple]:
 def ranking_records(study: Study) -> list[tuple]:
     """((response, response), annotator, order) for every pair of responses in a current ranking."""
     rows = (
-        RankingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        RankingPart.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .exclude(groups=[])
         .order_by("annotation_id")
         .values_list("annotation__annotator__username", "groups")
@@ -126,14 +133,19 @@ def query_agreement(study: Study) -> dict[int, tuple[float, int]]:
     """
     answers: dict[int, list] = {}
     for query, choice in (
-        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        PairwiseChoice.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .order_by()
         .values_list("annotation__query_id", "choice")
     ):
         answers.setdefault(query, []).append(choice)
     for query, groups, reason in (
         RankingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__pairwise__isnull=True
+            current_annotation("annotation__"),
+            annotation__query__study=study,
+            annotation__query__is_gold=False,
+            annotation__pairwise__isnull=True,
         )
         .order_by()
         .values_list("annotation__query_id", "groups", "cannot_rank_reason")

@@ -1,6 +1,7 @@
 """Bias flags per annotator and per annotation: evidence of shortcuts for a manager, shown with their numbers.
 
-Current answers only (a superseded answer gives way to its correction). The statistics live in
+Current answers only (a superseded answer gives way to its correction), and no answers to gold
+queries: those measure annotators against a known answer (selectors.gold). The statistics live in
 `learning.flags`; this module reads the labels and names what each flag rests on:
 
 - too_fast (per answer): answered (active time, else server time) under the reading floor of its
@@ -35,7 +36,7 @@ def query_responses(study: Study) -> dict[int, list[tuple[int, str]]]:
     """Each query's (response id, text) in canonical position order."""
     responses: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for query_id, response_id, text in (
-        QueryResponse.objects.filter(query__study=study)
+        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
         .order_by("query_id", "position")
         .values_list("query_id", "response_id", "response__text")
     ):
@@ -51,12 +52,14 @@ def study_flags(study: Study) -> dict:
     """
     responses = query_responses(study)
     answers = list(
-        Annotation.objects.filter(current_annotation(), query__study=study)
+        Annotation.objects.filter(current_annotation(), query__study=study, query__is_gold=False)
         .order_by("id")
         .values_list("id", "annotator_id", "annotator__username", "query_id", "active_ms", "time_spent_ms")
     )
     votes = list(
-        PairwiseChoice.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        PairwiseChoice.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .order_by("annotation_id")
         .values_list(
             "annotation_id",
@@ -69,7 +72,9 @@ def study_flags(study: Study) -> dict:
     )
     ratings: dict[int, list[int]] = defaultdict(list)
     for annotation_id, value in (
-        RatingPart.objects.filter(current_annotation("annotation__"), annotation__query__study=study)
+        RatingPart.objects.filter(
+            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
+        )
         .order_by("annotation_id", "id")
         .values_list("annotation_id", "value")
     ):

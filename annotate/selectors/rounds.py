@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 
 from annotate.models import Query, Round, Study, TrainingRun
 from annotate.models.rounds import RoundStatus
@@ -30,9 +30,11 @@ class LoopState:
 
 
 def round_labels(round_: Round, overlap: int) -> tuple[int, int]:
-    """(labels given, labels wanted) in the round's own queries."""
-    given = Query.objects.filter(study_id=round_.study_id, round=round_.number).aggregate(n=Sum("label_count"))["n"] or 0
-    return given, round_.selected * overlap
+    """(labels given, labels wanted) in the round's own queries, with those a rejection moved into it."""
+    counts = Query.objects.filter(study_id=round_.study_id, round=round_.number).aggregate(
+        given=Sum("label_count"), moved=Count("id", filter=Q(chosen_round__isnull=False))
+    )
+    return counts["given"] or 0, (round_.selected + counts["moved"]) * overlap
 
 
 def loop_state(study: Study) -> LoopState:

@@ -12,7 +12,7 @@ Filters (all optional, all combined):
         and including `to` is kept.
     annotators: pseudonyms as the exports name annotators (`ann-...`); usernames are never asked
         for, as researchers see only pseudonyms.
-    rounds: the rounds (`Query.round`) whose queries are kept.
+    rounds: the rounds that chose the queries kept (`Query.round_chosen_in`).
     min_agreement: 0 < x <= 1; keeps queries answered by two annotators or more whose most given
         answer has at least this share of their current answers (annotate.selectors.agreement.
         query_agreement); a query answered once has no agreement and is left out.
@@ -51,6 +51,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, DatasetExport, Query, Study
 from annotate.models.exports import FileFormat
+from annotate.models.items import CHOSEN_ROUND
 from annotate.numbers import is_int
 from annotate.selectors.agreement import query_agreement, study_agreement
 from annotate.selectors.flags import FLAGS, flagged_annotations
@@ -122,7 +123,8 @@ def filters_check(study: Study, filters) -> dict:
         rounds = filters["rounds"]
         if not isinstance(rounds, list) or not rounds or not all(is_int(r) and 0 <= r <= 2**31 - 1 for r in rounds):
             raise refuse("rounds", f"give a non-empty list of round numbers (whole numbers from 0), not {rounds!r}.")
-        present = set(Query.objects.filter(study=study, round__in=rounds).values_list("round", flat=True).distinct())
+        chosen = Query.objects.filter(study=study).annotate(chosen_in=CHOSEN_ROUND).filter(chosen_in__in=rounds)
+        present = set(chosen.values_list("chosen_in", flat=True).distinct())
         absent = sorted(set(rounds) - present)
         if absent:
             raise refuse("rounds", f"this study has no query in round {absent[0]}.")
@@ -172,7 +174,7 @@ def selection(study: Study, filters: dict) -> Selection:
     given while the file is being written are not in it."""
     queries = Query.objects.filter(study=study)
     if "rounds" in filters:
-        queries = queries.filter(round__in=filters["rounds"])
+        queries = queries.alias(chosen=CHOSEN_ROUND).filter(chosen__in=filters["rounds"])
     if "min_agreement" in filters:
         agreeing = [q for q, (share, _) in query_agreement(study).items() if share >= filters["min_agreement"]]
         queries = queries.filter(pk__in=agreeing)
@@ -383,8 +385,9 @@ def dataset_card(study: Study, rows: list[dict], *, format: str, filters: dict, 
     }
     chosen_by = (
         Query.objects.filter(pk__in=query_ids)
-        .order_by("round", "strategy")
-        .values_list("round", "strategy")
+        .annotate(chosen_in=CHOSEN_ROUND)
+        .order_by("chosen_in", "strategy")
+        .values_list("chosen_in", "strategy")
         .annotate(n=Count("id"))
     )
     lines = [

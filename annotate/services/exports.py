@@ -104,8 +104,9 @@ def provenance(study: Study, annotation: Annotation) -> dict:
 
 
 def chosen_by(annotation: Annotation) -> dict:
-    """The round and strategy that chose the label's query (0 and "import" for one asked outside the round loop)."""
-    return {"round": annotation.query.round, "strategy": annotation.query.strategy}
+    """The round and strategy that chose the label's query (0 and "import" for one asked outside the round loop),
+    also when a rejection later moved the query into another round to be answered again."""
+    return {"round": annotation.query.round_chosen_in, "strategy": annotation.query.strategy}
 
 
 def ranking_pairs(groups: list[list[int]]) -> Iterator[tuple[int, int, int]]:

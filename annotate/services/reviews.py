@@ -1,5 +1,6 @@
 """Reviewers' verdicts on answers. A rejected answer is kept (raw exports show it, marked) but stops
-counting as a label, so its query returns to the pool for someone else to answer."""
+counting as a label, so its query returns to the pool for someone else to answer (in the round
+loop: into the current round, services.rounds.query_reopen_in_loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db import transaction
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Annotation, Review, Verdict
 from annotate.rows import execute
+from annotate.services.rounds import query_reopen_in_loop
 from annotate.text import refuse_unstorable
 
 
@@ -40,5 +42,6 @@ def annotation_review(*, annotation: Annotation, reviewer: AbstractBaseUser, ver
         execute(
             "UPDATE annotate_query SET label_count = label_count - 1 WHERE id = %s AND label_count > 0", [annotation.query_id]
         )
+        query_reopen_in_loop(query_id=annotation.query_id, study_id=annotation.query.study_id)
         annotation.rejected_by = review
     return review, True

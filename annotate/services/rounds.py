@@ -13,6 +13,7 @@ import logging
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
@@ -92,12 +93,35 @@ def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     if current is not None and current.status == RoundStatus.COLLECTING:
         ended = Round.objects.filter(pk=current.pk, status=RoundStatus.COLLECTING).update(status=RoundStatus.TRAINING)
         if ended:
-            # Its queries nobody labelled go back to the pool, for a later round to choose again.
+            # Its queries nobody labelled go back to the pool, for a later round to choose again
+            # (one a rejection moved here too: with no label left, no round has chosen it yet).
             Query.objects.filter(study=study, round=current.number, label_count=0).update(
-                round=0, strategy=Query._meta.get_field("strategy").default, score=None, priority=0
+                round=0, chosen_round=None, strategy=Query._meta.get_field("strategy").default, score=None, priority=0
             )
             return round_train(round_id=current.pk, by=by, why=f"Ended by a manager after {study_labels(study.pk)} labels")
     return round_open(study=study)
+
+
+def query_reopen_in_loop(*, query_id: int, study_id: int) -> bool:
+    """After a rejection took a label off the query: while the loop is on, serve it in the current round.
+
+    The claim serves only the current round, and selection chooses only unlabelled queries never
+    chosen, so a query of an earlier round (or of none) that lost a label would never be asked
+    again. It moves into the current round; `chosen_round` keeps the round that chose it (set on
+    its first move only) and `strategy` is kept, so exports still name what chose it. Gold queries
+    are served outside rounds and stay. Precondition: inside a transaction; the study row is
+    locked here, so a round opening at the same time waits and the query lands in the round the
+    claim will serve. Returns whether it moved.
+    """
+    study = Study.objects.select_for_update(no_key=True).get(pk=study_id)
+    if study.loop_status == LoopStatus.OFF:
+        return False
+    moved = (
+        Query.objects.filter(pk=query_id, is_gold=False, label_count__lt=study.overlap)
+        .exclude(round=study.current_round)
+        .update(chosen_round=Coalesce("chosen_round", "round"), round=study.current_round)
+    )
+    return bool(moved)
 
 
 @transaction.atomic

@@ -25,6 +25,7 @@ from annotate.models import Query, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.services.studies import MAX_OVERLAP, study_update
+from annotate.text import refuse_unstorable
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
 
@@ -289,3 +290,24 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
         "strategies": SelectionStrategy.choices,
     }
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)
+
+
+@require_http_methods(["POST"])
+@page
+def study_guidelines_preview(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The guidelines as annotators will see them, for the settings page's live preview (htmx).
+
+    A POST (CSRF-checked) of the form's `guidelines`: the text is what the manager is typing, too
+    long for a URL. Rendered by the same sanitising `markdown` filter as the workspace, so the
+    preview is exactly what will be shown. Text the study could not store (past
+    PREFLAB_MAX_TEXT_CHARS, or holding NUL) gets the service's message instead, as a 400.
+    """
+    access.get_study(request.user, study_id, "manage")
+    guidelines = request.POST.get("guidelines", "")
+    status, error = 200, ""
+    try:
+        refuse_unstorable(guidelines, "guidelines")
+    except InvalidInput as exc:
+        status, error, guidelines = 400, exc.message, ""
+    context = {"guidelines": guidelines, "preview_error": error}
+    return render(request, "annotate/study_settings.html#guidelines-preview", context, status=status)

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotate.views import reviews, runs, studies, study_settings, workspace
+from annotate.views import queue, reviews, runs, studies, study_settings, workspace
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -19,6 +19,12 @@ urlpatterns = [
     path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),
     path("studies/<int:study_id>/rounds/<str:action>/", studies.study_rounds_act, name="study-rounds-act"),
     path("studies/<int:study_id>/settings/", study_settings.study_settings, name="study-settings"),
+    path(
+        "studies/<int:study_id>/settings/guidelines-preview/",
+        study_settings.study_guidelines_preview,
+        name="study-guidelines-preview",
+    ),
+    path("studies/<int:study_id>/queue/", queue.study_queue, name="study-queue"),
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
     path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),

@@ -6,8 +6,8 @@ import krippendorff
 import numpy as np
 import pytest
 
-from annotate.models import Annotation
-from annotate.selectors.agreement import study_agreement
+from annotate.models import Annotation, Query
+from annotate.selectors.agreement import query_agreement, study_agreement
 from tests.factories import UserFactory, make_answer, make_items, make_study
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +122,32 @@ def test_a_study_with_one_annotator_gets_reasons_instead_of_figures(people):
         assert figures[name] == {"value": None, "items": 0, "ratings": 0, "reason": "no item was labelled by two annotators"}
     assert figures["per_annotator"][0]["agreement"]["reason"] == "no other annotator labelled the same items"
     assert set(result["kinds"]) == {"choices"}
+
+
+def test_answers_to_gold_queries_are_left_out_of_every_agreement_figure(people):
+    study, queries = pairwise_study(people, n_prompts=5)
+    for query, row in zip(queries[:4], CHOICES, strict=True):
+        for user, choice in zip(people.values(), row, strict=True):
+            make_answer(query, user, choice=choice)
+    # A gold query everyone answered differently: counted, it would add a fifth item and lower every figure.
+    gold = queries[4]
+    Query.objects.filter(pk=gold.pk).update(is_gold=True, gold_answer={"choice": "a"})
+    for user, choice in zip(people.values(), ("a", "b", "tie"), strict=True):
+        make_answer(gold, user, choice=choice)
+    figures = study_agreement(study, min_shared=4)["kinds"]["choices"]
+    assert figures["raw_agreement"] == {"value": pytest.approx(2 / 3), "items": 4, "ratings": 12, "reason": ""}
+    assert figures["fleiss_kappa"]["value"] == pytest.approx(50 / 98)
+    assert [row["labels"] for row in figures["per_annotator"]] == [4, 4, 4]
+    assert gold.pk not in query_agreement(study)
+    assert set(query_agreement(study)) == {q.pk for q in queries[:4]}
+
+
+def test_gold_ratings_and_rankings_are_left_out_too(people):
+    study = make_study(annotators=people.values(), feedback_kinds=["ranking", "ratings"])
+    make_items(study, n_prompts=1, n_responses=3)
+    [query] = study.queries.all()
+    Query.objects.filter(pk=query.pk).update(is_gold=True, gold_answer={"ranking": [[0], [1], [2]]})
+    r1, r2, r3 = query.ordered_responses()
+    make_answer(query, people["ann"], ranking=[[r1.pk], [r2.pk], [r3.pk]], ratings=[(r1, "clarity", 5)])
+    make_answer(query, people["ben"], ranking=[[r3.pk], [r2.pk], [r1.pk]], ratings=[(r1, "clarity", 1)])
+    assert study_agreement(study)["kinds"] == {}

@@ -3,7 +3,7 @@ and a careful annotator raises none."""
 
 import pytest
 
-from annotate.models import Annotation, PairwiseChoice
+from annotate.models import Annotation, PairwiseChoice, Query
 from annotate.selectors.flags import study_flags
 from annotate.services.items import items_import
 from tests.factories import UserFactory, jsonl, make_answer, make_items, make_study
@@ -135,3 +135,20 @@ def test_a_superseded_answer_is_not_flagged(annotated):
     Annotation.objects.filter(pk=correction.pk).update(active_ms=60_000)
     flagged = study_flags(study)["annotations"]
     assert fast[0].pk not in flagged and correction.pk not in flagged
+
+
+def test_answers_to_gold_queries_raise_no_flag_and_are_not_counted(annotated):
+    study, fast = annotated
+    before = by_name(study_flags(study), "careful")["flags"]
+    items_import(study=study, lines=jsonl([{"id": "gold", "prompt": "Gold?", "responses": [LONG, SHORT]}]))
+    gold = study.queries.get(prompt__external_id="gold")
+    Query.objects.filter(pk=gold.pk).update(is_gold=True, gold_answer={"choice": "a"})
+    # Too fast, first shown and longer: each would count towards a flag if gold answers were read.
+    rushed = answer(gold, UserFactory(username="careful"), "a", shown="a", active_ms=100)
+    flags = study_flags(study)
+    careful = by_name(flags, "careful")
+    assert rushed.pk not in flags["annotations"]
+    assert careful["answers"] == 12
+    assert careful["flags"]["too_fast"]["k"] == 0
+    assert careful["flags"]["position"] == before["position"]
+    assert careful["flags"]["length"]["n"] == before["length"]["n"]

@@ -82,6 +82,39 @@ def fit_logistic(z: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: i
     return theta
 
 
+def fit_gold(z: np.ndarray, y: np.ndarray, *, l2: float = 1.0, margin_std: float = 3.0) -> tuple[np.ndarray, float]:
+    """The gold reward of ALGORITHMS.md §4, fixed before any strategy runs: θ and the temperature τ.
+
+    θ is a logistic head fitted on every labelled row (NaN labels are skipped) with the head's
+    default L2 of 1; τ makes the gold's margins Δ/τ have standard deviation `margin_std` over `z`,
+    so labels drawn as Bernoulli(σ(Δ/τ)) are informative but noisy whatever the features' scale.
+    Neither depends on the strategies' heads or on the split they are measured on.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    known = ~np.isnan(y)
+    if not known.any() or margin_std <= 0:
+        raise ValueError("the gold needs at least one label and a margin_std above 0")
+    theta = fit_logistic(z[known], y[known], l2=l2)
+    spread = float(np.std(z @ theta))
+    if spread == 0:
+        raise ValueError("the gold reward is flat: every margin is the same")
+    return theta, spread / margin_std
+
+
+def choose_l2(run, grid: Sequence[float]) -> tuple[float, dict[float, float]]:
+    """The L2 weight of `grid` whose `run(l2)` (a validation accuracy) is highest; the first on ties.
+
+    The bench calls it with the random baseline on a validation split carved from the pool, so the
+    head every strategy shares is the baseline's best and the test split is never read.
+    """
+    scores = {float(l2): float(run(float(l2))) for l2 in grid}
+    if not scores:
+        raise ValueError("the L2 grid is empty")
+    best = max(scores, key=lambda l2: (scores[l2], -list(scores).index(l2)))
+    return best, scores
+
+
 def log_sigmoid(x: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -x)
 
@@ -225,6 +258,45 @@ def labels_to_reach(rows: Sequence[SummaryRow], strategy: str, target: float) ->
         if row.strategy == strategy and row.accuracy >= target:
             return row.labels
     return None
+
+
+def labels_share(curves: Sequence[Curve], strategy: str, *, reference: str = "random") -> float:
+    """Labels `strategy` needs to reach `reference`'s final mean accuracy, as a share of the reference's labels.
+
+    inf when it never reaches it within its curve.
+    """
+    rows = summarise([c for c in curves if c.strategy in (strategy, reference)])
+    final = [r for r in rows if r.strategy == reference][-1]
+    needed = labels_to_reach(rows, strategy, final.accuracy)
+    return math.inf if needed is None else needed / final.labels
+
+
+def labels_share_interval(
+    curves: Sequence[Curve], strategy: str, *, reference: str = "random", resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """`labels_share` and its 95% bootstrap interval over seeds.
+
+    Seeds are paired (seed s of every strategy sees the same oracle draws), so one resample of
+    seed numbers is applied to both strategies. A resample that never reaches the target counts
+    as inf, so the interval's top may be inf.
+    """
+    seeds = sorted({c.seed for c in curves if c.strategy == strategy} & {c.seed for c in curves if c.strategy == reference})
+    if not seeds:
+        raise ValueError(f"no seed has curves of both {strategy!r} and {reference!r}")
+    by_seed = {(c.strategy, c.seed): c for c in curves}
+    rng = np.random.default_rng(seed)
+    shares = []
+    for _ in range(resamples):
+        drawn = rng.choice(seeds, size=len(seeds))
+        sample = [
+            Curve(name, i, by_seed[name, s].labels, by_seed[name, s].accuracy, by_seed[name, s].log_likelihood)
+            for i, s in enumerate(drawn)
+            for name in (strategy, reference)
+        ]
+        shares.append(labels_share(sample, strategy, reference=reference))
+    low, high = np.quantile(np.asarray(shares), [0.025, 0.975], method="inverted_cdf")
+    share = labels_share([by_seed[n, s] for s in seeds for n in (strategy, reference)], strategy, reference=reference)
+    return share, float(low), float(high)
 
 
 CSV_COLUMNS = [

@@ -8,7 +8,11 @@ from learning.simulate import (
     Curve,
     GoldLabels,
     RevealedLabels,
+    choose_l2,
+    fit_gold,
     fit_logistic,
+    labels_share,
+    labels_share_interval,
     labels_to_reach,
     simulate,
     summarise,
@@ -111,3 +115,65 @@ def test_summaries_give_means_with_intervals_and_the_labels_needed():
     assert labels_to_reach(rows, "random", 0.9) is None
     mean, low, high = t_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3))
+
+
+def test_the_gold_is_fitted_on_every_label_and_its_temperature_fixes_the_margins_spread():
+    z, theta, _ = gold_problem(n=2000)
+    labels = np.sign(z @ theta)
+    labels[::4] = np.nan  # ties: skipped, not read as labels
+    gold, tau = fit_gold(z, labels, margin_std=3.0)
+    assert gold @ theta / np.linalg.norm(gold) / np.linalg.norm(theta) > 0.95
+    assert np.std(z @ gold / tau) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="at least one label"):
+        fit_gold(z, np.full(len(z), np.nan))
+
+
+def test_choose_l2_takes_the_best_validation_score_and_the_first_on_ties():
+    seen = []
+
+    def run(l2):
+        seen.append(l2)
+        return {0.1: 0.6, 1.0: 0.7, 10.0: 0.7}[l2]
+
+    assert choose_l2(run, [0.1, 1.0, 10.0]) == (1.0, {0.1: 0.6, 1.0: 0.7, 10.0: 0.7})
+    assert seen == [0.1, 1.0, 10.0]
+
+
+def test_choose_l2_on_a_validation_split_prefers_a_weak_prior_when_labels_are_plentiful_and_clean():
+    z, theta, test = gold_problem(n=600)
+    y = np.sign(test @ theta)
+
+    def run(l2):
+        curve = simulate(
+            RandomParams(), pool_z=z, oracle=GoldLabels(z @ theta * 5), test_z=test, test_y=y, rounds=[300], seed=0, l2=l2
+        )
+        return curve.accuracy[-1]
+
+    best, scores = choose_l2(run, [0.01, 1000.0])
+    assert best == 0.01 and scores[0.01] > scores[1000.0]
+
+
+def share_curves(random_acc, better_acc):
+    labels = [10, 20, 30, 40]
+    curves = []
+    for seed, (r, b) in enumerate(zip(random_acc, better_acc, strict=True)):
+        curves.append(Curve("random", seed, labels, r, [0.0] * 4))
+        curves.append(Curve("d_optimal", seed, labels, b, [0.0] * 4))
+    return curves
+
+
+def test_labels_share_is_the_labels_needed_over_the_reference_s_and_inf_when_never_reached():
+    curves = share_curves([[0.5, 0.6, 0.7, 0.8]] * 3, [[0.6, 0.8, 0.8, 0.9]] * 3)
+    assert labels_share(curves, "d_optimal") == pytest.approx(20 / 40)
+    assert labels_share(curves, "random") == 1.0
+    worse = share_curves([[0.5, 0.6, 0.7, 0.8]] * 3, [[0.5, 0.5, 0.5, 0.5]] * 3)
+    assert labels_share(worse, "d_optimal") == np.inf
+
+
+def test_labels_share_interval_resamples_paired_seeds():
+    same = share_curves([[0.5, 0.6, 0.7, 0.8]] * 4, [[0.6, 0.8, 0.8, 0.9]] * 4)
+    assert labels_share_interval(same, "d_optimal", resamples=200) == (0.5, 0.5, 0.5)  # identical seeds: no spread
+    # One seed where d_optimal lags: some resamples need more labels, none fewer than with every seed good.
+    mixed = share_curves([[0.5, 0.6, 0.7, 0.8]] * 4, [[0.6, 0.8, 0.8, 0.9]] * 3 + [[0.5, 0.5, 0.5, 0.7]])
+    share, low, high = labels_share_interval(mixed, "d_optimal", resamples=500)
+    assert low == 0.5 and high > share >= 0.5

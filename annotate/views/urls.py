@@ -19,6 +19,7 @@ urlpatterns = [
     path("studies/<int:study_id>/runs/", studies.study_runs, name="study-runs"),
     path("studies/<int:study_id>/rounds/<str:action>/", studies.study_rounds_act, name="study-rounds-act"),
     path("studies/<int:study_id>/settings/", study_settings.study_settings, name="study-settings"),
+    path("studies/<int:study_id>/status/<str:action>/", study_settings.study_status_act, name="study-status-act"),
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
     path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),

@@ -15,7 +15,7 @@ from annotate.models.training import RunKind
 from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.feedback import MAX_ACTIVE_MS
-from annotate.services.studies import MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
+from annotate.services.studies import MAX_ANNOTATOR_QUOTA, MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -83,10 +83,13 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "gold_rate",
             "qualification_items",
             "qualification_pass",
+            "annotator_quota",
+            "status",
             "created_at",
             "my_role",
         ]
-        read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round"]
+        # The status changes by its own actions (POST .../pause/, resume/, archive/, unarchive/).
+        read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round", "status"]
         # The services' ranges, so the schema says them too (the model's validators depend on the database).
         extra_kwargs = {
             "overlap": {"max_value": MAX_OVERLAP},
@@ -94,6 +97,7 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
             "gold_rate": {"min_value": 0, "max_value": 1},
             "qualification_items": {"min_value": 0, "max_value": MAX_QUALIFICATION_ITEMS},
             "qualification_pass": {"min_value": 0, "max_value": 1},
+            "annotator_quota": {"min_value": 0, "max_value": MAX_ANNOTATOR_QUOTA},
         }
 
 
@@ -319,3 +323,9 @@ class LoopSerializer(serializers.Serializer):
 
     loop_status = serializers.CharField()
     current_round = serializers.IntegerField()
+
+
+class StudyStatusSerializer(serializers.Serializer):
+    """Whether the study serves queries: active, paused or archived (read-only)."""
+
+    status = serializers.CharField()

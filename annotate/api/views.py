@@ -16,24 +16,32 @@ from rest_framework.response import Response
 
 from annotate import access
 from annotate.api import serializers as s
-from annotate.errors import InvalidInput
-from annotate.models.studies import MISSING_INFORMATION
+from annotate.errors import Conflict, InvalidInput
+from annotate.models.studies import MISSING_INFORMATION, StudyStatus
 from annotate.selectors import agreement, flags
 from annotate.selectors import gold as gold_selectors
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import recent_answers
-from annotate.services import assignments, exports, feedback, gold, importers, rounds, studies, training
+from annotate.services import assignments, exports, feedback, gold, importers, rounds, studies, study_status, training
 from annotate.services.gold import NotQualified
 
 
-@extend_schema(methods=["GET"], responses=s.StudySerializer(many=True))
+@extend_schema(
+    methods=["GET"],
+    parameters=[OpenApiParameter("archived", str, enum=["1", "true"], description="Also list archived studies.")],
+    responses=s.StudySerializer(many=True),
+)
 @extend_schema(methods=["POST"], request=s.StudySerializer, responses={201: s.StudySerializer})
 @api_view(["GET", "POST"])
 @parser_classes([JSONParser])  # a form would send overlap as the text "2", which is refused
 def study_list(request):
+    """The caller's studies (archived ones only with ?archived=1); a POST creates one."""
     if request.method == "GET":
-        return Response(s.StudySerializer(access.studies_for(request.user), many=True).data)
+        found = access.studies_for(request.user)
+        if request.query_params.get("archived") not in {"1", "true"}:
+            found = found.exclude(status=StudyStatus.ARCHIVED)
+        return Response(s.StudySerializer(found, many=True).data)
     access.check_may_create_studies(request.user)
     body = s.StudySerializer(data=request.data)
     body.is_valid(raise_exception=True)
@@ -190,10 +198,14 @@ def query_vocabulary(query) -> dict:
 @extend_schema(responses={200: s.NextQuerySerializer, 204: None})
 @api_view(["GET"])
 def next_query(request, pk: int):
-    """The caller's next query; 204 when nothing is left for them."""
+    """The caller's next query; 204 when nothing is left for them; 409 saying why when the study is
+    paused or archived, or the caller reached its quota."""
     study = access.get_study(request.user, pk, "annotate")
     assignment = assignments.assignment_next(study=study, annotator=request.user)
     if assignment is None:
+        reason = assignments.nothing_served_because(study=study, annotator=request.user)
+        if reason:
+            raise Conflict(reason)
         return Response(status=status.HTTP_204_NO_CONTENT)
     return Response(next_query_payload(assignment))
 
@@ -516,3 +528,36 @@ def study_rounds_resume(request, pk: int):
     """Let the loop move on again (selecting the next round now if it stopped between rounds)."""
     study = rounds.round_resume(study=access.get_study(request.user, pk, "manage"))
     return Response(s.LoopSerializer(study).data)
+
+
+def change_status(request, pk: int, action: str) -> Response:
+    study = study_status.study_status_change(study=access.get_study(request.user, pk, "manage"), action=action)
+    return Response(s.StudyStatusSerializer(study).data)
+
+
+@extend_schema(request=None, responses=s.StudyStatusSerializer)
+@api_view(["POST"])
+def study_pause(request, pk: int):
+    """Stop serving the study's queries to annotators (answers to queries already held are still taken)."""
+    return change_status(request, pk, "pause")
+
+
+@extend_schema(request=None, responses=s.StudyStatusSerializer)
+@api_view(["POST"])
+def study_resume(request, pk: int):
+    """Serve a paused study's queries again."""
+    return change_status(request, pk, "resume")
+
+
+@extend_schema(request=None, responses=s.StudyStatusSerializer)
+@api_view(["POST"])
+def study_archive(request, pk: int):
+    """Make the study read-only and hide it from the study list; its dashboard and exports still work."""
+    return change_status(request, pk, "archive")
+
+
+@extend_schema(request=None, responses=s.StudyStatusSerializer)
+@api_view(["POST"])
+def study_unarchive(request, pk: int):
+    """Make an archived study active again (a round loop that archiving paused stays paused)."""
+    return change_status(request, pk, "unarchive")

@@ -78,6 +78,18 @@ class LoopStatus(models.TextChoices):
     EXHAUSTED = "exhausted", "Pool exhausted"
 
 
+class StudyStatus(models.TextChoices):
+    """Whether a study is open to annotators; separate from its round loop (`LoopStatus`).
+
+    Paused: no queries are served. Archived: read-only (no claims, answers, changes, imports or
+    training), hidden from the study list unless asked for; its dashboard and exports still work.
+    """
+
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
 class Study(models.Model):
     """One feedback-collection project: its guidelines, what it asks and how it picks queries."""
 
@@ -103,6 +115,10 @@ class Study(models.Model):
         default=0, help_text="Gold answers needed before any real query; 0: no qualification."
     )
     qualification_pass = models.FloatField(default=0.8, help_text="Gold accuracy needed to pass qualification, 0 to 1.")
+    status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.ACTIVE)
+    annotator_quota = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Queries one annotator may answer in the study (gold ones not counted); empty: no limit."
+    )
     loop_status = models.CharField(max_length=16, choices=LoopStatus.choices, default=LoopStatus.OFF)
     current_round = models.PositiveIntegerField(
         default=0, help_text="The round the claim serves while the loop is on; 0 before the first."

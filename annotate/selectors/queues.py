@@ -8,10 +8,10 @@ from django.utils import timezone
 from annotate.models import Annotation, Assignment, Study
 from annotate.models.assignments import AssignmentStatus
 from annotate.models.feedback import current_annotation
-from annotate.services.assignments import open_queries_for
+from annotate.services.assignments import open_queries_for, quota_used
 
-# How many of an annotator's latest answers in a study they may still change (studies have no
-# closed state yet; one that gains it should refuse changes too).
+# How many of an annotator's latest answers in a study they may still change (none once the
+# study is archived: annotation_revise refuses, see services.study_status).
 REVISABLE_ANSWERS = 10
 
 
@@ -22,6 +22,8 @@ def annotator_progress(*, study: Study, annotator: AbstractBaseUser) -> dict:
         query__study=study, annotator=annotator, status=AssignmentStatus.ACTIVE, expires_at__gt=timezone.now()
     ).count()
     remaining = open_queries_for(study, annotator).count() + held
+    if study.annotator_quota:  # no more than the quota lets them answer
+        remaining = min(remaining, max(study.annotator_quota - quota_used(study=study, annotator=annotator), 0) + held)
     # Skipped queries are neither done nor left; counted apart, so a skip does not just shrink the total.
     skipped = Assignment.objects.filter(query__study=study, annotator=annotator, status=AssignmentStatus.SKIPPED).count()
     return {"done": done, "remaining": remaining, "total": done + remaining, "skipped": skipped}

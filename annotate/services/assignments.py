@@ -17,9 +17,10 @@ from annotate.errors import Conflict, Gone, InvalidInput, NotFound, PreflabError
 from annotate.models import Assignment, Query, Study
 from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED, AssignmentStatus
 from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
-from annotate.models.studies import LoopStatus
+from annotate.models.studies import LoopStatus, StudyStatus
 from annotate.rows import fetch_all, fetch_one
 from annotate.services.gold import gold_plan
+from annotate.services.study_status import NOT_SERVED, refuse_if_archived
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
@@ -58,18 +59,32 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
 # The claim loop runs for every label, so its statements are written out rather than compiled by
 # the ORM on each call (see annotate/rows.py); `open_queries_for` is the same rule as a queryset,
 # and a test holds the two to the same answers. OPEN_TO is the rule over the query row q.
-# Placeholders: study, user, now, overlap, round; {label_counts} is filled from integers only,
-# {not_handed} with one of the two equivalent forms below, and {in_round} with IN_ROUND or nothing.
+# Placeholders: study, user, now, overlap, round, quota; {label_counts} is filled from integers only,
+# {not_handed} with one of the two equivalent forms below, {in_round} with IN_ROUND or nothing,
+# and {served} with SERVED (and, in the claim's walk of a study with a quota, UNDER_QUOTA).
 OPEN_TO = """q.study_id = %(study)s
   AND q.label_count IN ({label_counts}){in_round} AND NOT q.is_gold
   AND {not_handed}
   AND (SELECT COUNT(*) FROM annotate_assignment l WHERE l.query_id = q.id AND l.status = 'active' AND l.expires_at > %(now)s)
-      < %(overlap)s - q.label_count"""
+      < %(overlap)s - q.label_count{served}"""
 # In a round loop only the current round's queries are served: the next round is not chosen yet,
 # and an earlier one that a manager ended is closed.
 IN_ROUND = "\n  AND q.round = %(round)s"
 # A gold query (services.gold) is open to everyone who has not had it, in any round, whatever its labels.
-GOLD_OPEN_TO = "q.study_id = %(study)s AND q.is_gold AND {not_handed}"
+GOLD_OPEN_TO = "q.study_id = %(study)s AND q.is_gold AND {not_handed}{served}"
+# What the claim adds to the pool's rule: the study is active (services.study_status), read from its
+# row in the same statement, so a pause takes effect at the next claim even for a study object
+# loaded before it. Outside `open_queries_for`, which also counts what is left for progress bars.
+SERVED = "\n  AND EXISTS (SELECT 1 FROM annotate_study s WHERE s.id = %(study)s AND s.status = 'active')"
+# An annotator's queries towards the study's quota: those answered, and any they hold. Skipped
+# queries and gold queries do not count.
+QUOTA_USED = """SELECT COUNT(*) FROM annotate_assignment d JOIN annotate_query dq ON dq.id = d.query_id
+  WHERE d.annotator_id = %(user)s AND dq.study_id = %(study)s AND NOT dq.is_gold
+  AND (d.status = 'submitted' OR (d.status = 'active' AND d.expires_at > %(now)s))"""
+# Uncorrelated with q: PostgreSQL counts once per statement, not per candidate query. Only the walk
+# counts (a fraction of a millisecond per 300 answers); the check before assigning does not repeat
+# it, as neither could see a claim of the same annotator's that is not committed yet.
+UNDER_QUOTA = f"\n  AND ({QUOTA_USED}) < %(quota)s"
 # Walking the pool: the user's queries are read once into a hash, as in open_queries_for. The
 # planner cannot turn this into a join, so stale statistics (a new study, a new annotator) cannot
 # make it rescan the user's assignments for every candidate, as NOT EXISTS did: 330 ms a claim.
@@ -90,17 +105,38 @@ def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
         "now": connection.ops.adapt_datetimefield_value(now),
         "overlap": study.overlap,
         "round": study.current_round,
+        "quota": study.annotator_quota or 0,
     }
 
 
 def open_to_sql(study: Study, *, not_handed: str, gold: bool = False) -> str:
+    served = SERVED + (UNDER_QUOTA if study.annotator_quota and not_handed == NOT_HANDED_IN_WALK else "")
     if gold:
-        return GOLD_OPEN_TO.format(not_handed=not_handed)
+        return GOLD_OPEN_TO.format(not_handed=not_handed, served=served)
     return OPEN_TO.format(
         label_counts=", ".join(str(int(n)) for n in range(study.overlap)),
         in_round=IN_ROUND if in_round_loop(study) else "",
         not_handed=not_handed,
+        served=served,
     )
+
+
+def quota_used(*, study: Study, annotator: AbstractBaseUser) -> int:
+    """How many of the study's quota the annotator has used: real queries answered or held now (QUOTA_USED)."""
+    return fetch_one(QUOTA_USED, claim_params(study, annotator, timezone.now()))[0]
+
+
+def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str | None:
+    """Why the claim serves this annotator nothing other than an empty pool: the study's status or their quota.
+
+    For the workspace and the API to say so once the claim returned nothing; None when neither applies.
+    """
+    if study.status in NOT_SERVED:
+        return NOT_SERVED[study.status]
+    quota = study.annotator_quota
+    if quota and quota_used(study=study, annotator=annotator) >= quota:
+        return f"You reached this study's quota of {quota} answered quer{'y' if quota == 1 else 'ies'}; thank you."
+    return None
 
 
 def claim_query(
@@ -186,8 +222,12 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser, rng: random.Ra
     each other and never both take the last free slot of a query. Each try is a transaction of
     two statements (claim, then check and assign), so a lock is held as briefly as possible.
     Gold queries are mixed in as `gold_plan` says (`rng` draws; raises NotQualified for an
-    annotator who failed qualification).
+    annotator who failed qualification). A study that is not active serves nothing, not even the
+    assignments its annotators hold (which they may still submit while it is paused); an annotator
+    who reached the study's quota is served nothing new.
     """
+    if study.status != StudyStatus.ACTIVE:  # the claim's statements check the row again (SERVED)
+        return None
     held = held_assignments(study=study, annotator=annotator)
     now = timezone.now()
     timed_out = [a.pk for a in held if a.expires_at <= now]
@@ -270,6 +310,7 @@ def assignment_skip(*, query: Query, annotator: AbstractBaseUser, reason: str) -
     if len(reason) > MAX_SKIP_REASON:
         raise InvalidInput(f"reason is longer than {MAX_SKIP_REASON} characters ({len(reason)}).", field="reason")
     refuse_unstorable(reason, "reason")
+    refuse_if_archived(query.study, "skipping a query")
     return finish_assignment(
         query=query, annotator=annotator, status=AssignmentStatus.SKIPPED, now=timezone.now(), skip_reason=reason
     )

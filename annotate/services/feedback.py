@@ -19,6 +19,7 @@ from annotate.rows import execute, fetch_one
 from annotate.selectors.queues import REVISABLE_ANSWERS, recent_answers
 from annotate.services.assignments import finish_assignment
 from annotate.services.rounds import round_check_complete
+from annotate.services.study_status import refuse_if_archived
 from annotate.text import refuse_unstorable
 
 MAX_TEXT = 20_000
@@ -269,6 +270,8 @@ def annotation_submit(
     """
     client_key = checked_client_key(client_key)
     check_active_ms(active_ms)
+    # While paused, an assignment already held may still be answered; an archived study takes nothing.
+    refuse_if_archived(query.study, "answering a query")
     now = timezone.now()
     try:
         # Closed first: it locks the assignment, so a concurrent duplicate waits here, then finds it closed.
@@ -326,6 +329,7 @@ def annotation_revise(
     check_active_ms(active_ms)
     if annotation.annotator_id != annotator.pk:
         raise NotFound(f"No annotation {annotation.pk}.")
+    refuse_if_archived(annotation.query.study, "changing an answer")
     # Lock the answer being changed: of two concurrent changes to it, the second waits, then finds it superseded.
     Annotation.objects.select_for_update(of=("self",)).filter(pk=annotation.pk).values_list("pk").first()
     found = Annotation.objects.filter(annotator=annotator, client_key=client_key).first()

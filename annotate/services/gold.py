@@ -21,6 +21,7 @@ from annotate.models.feedback import PairwiseChoiceValue
 from annotate.models.studies import FeedbackKind
 from annotate.numbers import is_int
 from annotate.selectors.gold import gold_results
+from annotate.services.study_status import refuse_if_archived
 
 GOLD_KINDS = {"choice": FeedbackKind.PAIRWISE, "ranking": FeedbackKind.RANKING, "ratings": FeedbackKind.RATINGS}
 
@@ -73,6 +74,7 @@ def check_gold_ratings(value, *, size: int, aspects: list[str]) -> None:
 @transaction.atomic
 def query_mark_gold(*, query: Query, answer: dict | None) -> Query:
     """Make the query gold with this answer (checked), or, with None, an ordinary query again."""
+    refuse_if_archived(query.study, "marking gold questions")
     if answer is None:
         query.is_gold, query.gold_answer = False, None
     else:

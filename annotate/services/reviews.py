@@ -11,6 +11,7 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.models import Annotation, Review, Verdict
 from annotate.rows import execute
 from annotate.services.rounds import query_reopen_in_loop
+from annotate.services.study_status import refuse_if_archived
 from annotate.text import refuse_unstorable
 
 
@@ -27,6 +28,7 @@ def annotation_review(*, annotation: Annotation, reviewer: AbstractBaseUser, ver
     if not isinstance(note, str):
         raise InvalidInput("note must be text.", field="note")
     refuse_unstorable(note, "note")
+    refuse_if_archived(annotation.query.study, "reviewing answers")
     locked = Annotation.objects.select_for_update(of=("self",)).filter(pk=annotation.pk)
     rejected_by_id = locked.values_list("rejected_by_id", flat=True).get()
     if rejected_by_id is not None:

@@ -22,6 +22,7 @@ from annotate.models.rounds import IN_PROGRESS, RoundStatus
 from annotate.models.studies import LoopStatus
 from annotate.models.training import RunKind, RunStatus
 from annotate.rows import fetch_one
+from annotate.services.study_status import refuse_if_archived
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE = Round._meta.get_field("message").max_length
@@ -77,6 +78,7 @@ def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     from annotate.tasks import select_round
 
     study = Study.objects.select_for_update().get(pk=study.pk)
+    refuse_if_archived(study, "starting a round")
     current = last_round(study)
     if current is not None and current.status == RoundStatus.SELECTING:
         # Its job may have been lost with a worker or a broker: queue it again (a duplicate writes nothing).
@@ -138,6 +140,7 @@ def round_pause(*, study: Study) -> Study:
 def round_resume(*, study: Study) -> Study:
     """Let the loop move on again; if it stopped between rounds, select the next one now."""
     study = Study.objects.select_for_update().get(pk=study.pk)
+    refuse_if_archived(study, "resuming the round loop")
     if study.loop_status != LoopStatus.PAUSED:
         raise Conflict(f"The round loop is {study.get_loop_status_display().lower()}; only a paused loop can be resumed.")
     study.loop_status = LoopStatus.RUNNING
@@ -307,7 +310,7 @@ def round_train(*, round_id: int, by: AbstractBaseUser | None, why: str) -> Roun
             run = training_run_start(
                 study=study, requested_by=by or study.created_by, kind=RunKind.REWARD, config=study.training_config
             )
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:  # Conflict: archived (by then its loop is paused)
         Round.objects.filter(pk=round_id).update(
             status=RoundStatus.DONE,
             labels=labels,

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotate.errors import InvalidInput
-from annotate.models import Membership, Study
+from annotate.models import Membership, Query, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import (
     MISSING_INFORMATION,
@@ -23,6 +23,7 @@ from annotate.models.studies import (
 )
 from annotate.models.training import RunKind
 from annotate.numbers import column_range, whole_number
+from annotate.services.study_status import refuse_if_archived
 from annotate.services.training import check_base_model, check_config
 from annotate.text import refuse_unstorable
 
@@ -43,6 +44,7 @@ STUDY_FIELDS = {
     "gold_rate",
     "qualification_items",
     "qualification_pass",
+    "annotator_quota",
 }
 TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
@@ -52,6 +54,8 @@ MAX_OVERLAP = 100
 MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
 # Gold queries an annotator must answer before real ones: a qualification, not a second study.
 MAX_QUALIFICATION_ITEMS = 1000
+# Queries one annotator may answer: any number its column holds (0 or None: no limit).
+MAX_ANNOTATOR_QUOTA = column_range(Study, "annotator_quota")[1]
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -178,6 +182,14 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
             fields.get("selection_strategy", study.selection_strategy if study else SelectionStrategy.RANDOM),
             fields["selection_params"],
         )
+    if "annotator_quota" in fields:
+        if fields["annotator_quota"] is not None:
+            whole_number(fields["annotator_quota"], "annotator_quota", low=0, high=MAX_ANNOTATOR_QUOTA)
+        fields["annotator_quota"] = fields["annotator_quota"] or None  # 0 and None alike: no limit
+    if study is not None and ("annotator_quota" in fields or "overlap" in fields):
+        check_quota_covers_overlap(
+            study, quota=fields.get("annotator_quota", study.annotator_quota), overlap=fields.get("overlap", study.overlap)
+        )
     if "training_config" in fields:
         fields["training_config"] = check_training_config(fields["training_config"])
     if "reward_model" in fields:  # refused now, not when a run starts from it
@@ -189,6 +201,30 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
     if "rating_aspects" in fields:
         fields["rating_aspects"] = check_keyed_list(fields["rating_aspects"], "rating_aspects", with_anchors=True)
     return fields
+
+
+def check_quota_covers_overlap(study: Study, *, quota: int | None, overlap: int) -> None:
+    """A quota too small for the study's annotators to give every query its overlap is refused, naming annotator_quota.
+
+    Counted when the quota or the overlap is set: the members with the annotator role, and the
+    study's queries (gold ones left out: they are not labelled to an overlap). Annotators or
+    queries added later are not checked again.
+    """
+    if not quota:
+        return
+    annotators = Membership.objects.filter(study=study, role=Role.ANNOTATOR).count()
+    queries = Query.objects.filter(study=study, is_gold=False).count()
+    if annotators * quota >= queries * overlap:
+        return
+    wanted, given = queries * overlap, annotators * quota
+    fix = f"raise it to at least {-(-wanted // annotators)}" if annotators else "add annotators to the study first"
+    raise InvalidInput(
+        f"annotator_quota {quota} is below what overlap needs: {annotators} annotator{'s' if annotators != 1 else ''} "
+        f"× {quota} = {given} answer{'s' if given != 1 else ''}, "
+        f"but {queries} quer{'ies' if queries != 1 else 'y'} × overlap {overlap} "
+        f"= {wanted} label{'s are' if wanted != 1 else ' is'} wanted; {fix}, or leave it empty for no limit.",
+        field="annotator_quota",
+    )
 
 
 @transaction.atomic
@@ -207,6 +243,7 @@ def study_create(*, creator: AbstractBaseUser, name: str, **fields) -> Study:
 def study_update(*, study: Study, **fields) -> Study:
     """Change a study's configuration. Queries already created keep what they ask for; a new selection
     strategy applies from the next round, and queries already chosen keep their round and strategy."""
+    refuse_if_archived(study, "changing its settings")
     fields = check_study_fields(fields, study)
     for name, value in fields.items():
         setattr(study, name, value)

@@ -31,6 +31,7 @@ from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import eval_groups, preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.selectors.training_readiness import run_readiness
 from annotate.services.splits import study_split_assign
+from annotate.services.study_status import refuse_if_archived
 from annotate.text import refuse_unstorable
 from learning.jobs import JOB_KINDS, MODEL_KINDS
 from learning.launch import PROGRESS_PREFIX
@@ -81,6 +82,7 @@ def training_run_start(
     """
     from annotate.tasks import train_model
 
+    refuse_if_archived(study, "training")
     if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
     config = check_config(kind, config or {})

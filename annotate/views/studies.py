@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotate import access
 from annotate.errors import InvalidInput, NotFound, PreflabError
 from annotate.metric_words import metric_words
-from annotate.models.studies import FeedbackKind, Role
+from annotate.models.studies import FeedbackKind, Role, StudyStatus
 from annotate.selectors import studies as study_selectors
 from annotate.selectors.agreement import study_agreement
 from annotate.selectors.flags import study_flags
@@ -38,7 +38,11 @@ RECENT_RUNS = 5
 @require_GET
 @page
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = [with_perms(study) for study in access.studies_for(request.user).order_by("name", "id")]
+    """The user's studies; archived ones only with ?archived=1 (counted, in the same statement, for the link)."""
+    everything = list(access.studies_for(request.user).order_by("name", "id"))
+    show_archived = request.GET.get("archived") in {"1", "true"}
+    archived = sum(study.status == StudyStatus.ARCHIVED for study in everything)
+    studies = [with_perms(study) for study in everything if show_archived or study.status != StudyStatus.ARCHIVED]
     # Whoever watches a study (manager, researcher) sees its labels; an annotator their own queue.
     counts = study_selectors.studies_counts([study for study in studies if "export" in study.perms])
     for study in studies:
@@ -46,7 +50,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
             study.counts = counts[study.pk]
         elif "annotate" in study.perms:
             study.progress = annotator_progress(study=study, annotator=request.user)
-    context = {"studies": studies, "may_create": access.may_create_studies(request.user)}
+    context = {
+        "studies": studies,
+        "may_create": access.may_create_studies(request.user),
+        "archived": archived,
+        "show_archived": show_archived,
+    }
     return render(request, "annotate/study_list.html", context)
 
 

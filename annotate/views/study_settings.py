@@ -1,4 +1,5 @@
-"""The manager's study settings: what each query asks, the span taxonomy, the rating aspects, the guidelines.
+"""The manager's study settings: what each query asks, the span taxonomy, the rating aspects, the guidelines,
+the quota per annotator; and the buttons that pause, resume, archive or unarchive the study.
 
 The taxonomy and aspects are edited as text, one entry a line, fields separated by `|`:
 
@@ -17,14 +18,15 @@ from collections import Counter
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate import access
-from annotate.errors import InvalidInput, PreflabError
+from annotate.errors import InvalidInput, NotFound, PreflabError
 from annotate.models import Query, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.services.studies import MAX_OVERLAP, study_update
+from annotate.services.study_status import TRANSITIONS, study_status_change
 from annotate.text import refuse_unstorable
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
@@ -58,6 +60,7 @@ FIELDS = (
     "selection_strategy",
     "round_size",
     *GOLD_FIELDS,
+    "annotator_quota",
 )
 
 
@@ -100,6 +103,7 @@ FIELD_TITLES = {
     "gold_rate": "Gold rate",
     "qualification_items": "Qualification items",
     "qualification_pass": "Pass mark",
+    "annotator_quota": "Quota per annotator",
     "span_taxonomy": "Span categories",
     "rating_aspects": "Rating aspects",
 }
@@ -184,6 +188,7 @@ def form_from_study(study: Study) -> dict:
         "selection_strategy": study.selection_strategy,
         "round_size": str(study.round_size),
         **{name: str(getattr(study, name)) for name in GOLD_FIELDS},
+        "annotator_quota": str(study.annotator_quota or ""),
     }
 
 
@@ -199,6 +204,7 @@ def form_from_post(post: QueryDict) -> dict:
         "selection_strategy": post.get("selection_strategy", ""),
         "round_size": post.get("round_size", ""),
         **{name: post.get(name, "") for name in GOLD_FIELDS},
+        "annotator_quota": post.get("annotator_quota", ""),
     }
 
 
@@ -223,6 +229,12 @@ def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
                 fields[name] = int(post[name]) if name == "qualification_items" else float(post[name])
             except ValueError:
                 errors[name] = f"{FIELD_TITLES[name]} must be a number (see the hint beside it), not {post[name]!r}."
+    if "annotator_quota" in post:  # empty: no limit
+        text = post["annotator_quota"].strip()
+        try:
+            fields["annotator_quota"] = int(text) if text else None
+        except ValueError:
+            errors["annotator_quota"] = f"Quota per annotator must be a whole number, or empty for no limit; not {text!r}."
     fields["feedback_kinds"] = kinds_from_post(post)
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:
@@ -288,6 +300,7 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
         "extras": EXTRAS,
         "existing": queries_by_asks(study),
         "strategies": SelectionStrategy.choices,
+        "status_actions": [action for action, (sources, _) in TRANSITIONS.items() if study.status in sources],
     }
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)
 
@@ -311,3 +324,28 @@ def study_guidelines_preview(request: HttpRequest, study_id: int) -> HttpRespons
         status, error, guidelines = 400, exc.message, ""
     context = {"guidelines": guidelines, "preview_error": error}
     return render(request, "annotate/study_settings.html#guidelines-preview", context, status=status)
+
+
+# What the status buttons say once done (services.study_status).
+STATUS_DONE = {
+    "pause": "Paused: annotators are served no queries until you resume the study.",
+    "resume": "Resumed: annotators are served queries again.",
+    "archive": "Archived: the study is read-only and hidden from the study list; its dashboard and exports still work.",
+    "unarchive": "Unarchived: the study is active again.",
+}
+
+
+@require_POST
+@page
+def study_status_act(request: HttpRequest, study_id: int, action: str) -> HttpResponse:
+    """Pause, resume, archive or unarchive the study, from the buttons on the settings page."""
+    study = access.get_study(request.user, study_id, "manage")
+    if action not in TRANSITIONS:
+        raise NotFound(f"No study action {action!r}.")
+    try:
+        study_status_change(study=study, action=action)
+    except PreflabError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, STATUS_DONE[action])
+    return redirect("study-settings", study_id=study.pk)

@@ -25,6 +25,7 @@ urlpatterns = [
         name="study-guidelines-preview",
     ),
     path("studies/<int:study_id>/queue/", queue.study_queue, name="study-queue"),
+    path("studies/<int:study_id>/status/<str:action>/", study_settings.study_status_act, name="study-status-act"),
     path("studies/<int:study_id>/annotate/", workspace.workspace, name="workspace"),
     path("studies/<int:study_id>/annotate/<int:query_id>/submit/", workspace.workspace_submit, name="workspace-submit"),
     path("studies/<int:study_id>/annotate/<int:query_id>/skip/", workspace.workspace_skip, name="workspace-skip"),

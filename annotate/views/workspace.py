@@ -24,7 +24,7 @@ from annotate.selectors.labels import answer_of
 from annotate.selectors.queues import REVISABLE_ANSWERS, annotator_progress, recent_answers
 from annotate.selectors.reviews import reviews_for_annotator
 from annotate.selectors.rounds import loop_state
-from annotate.services.assignments import assignment_next, assignment_skip, in_round_loop
+from annotate.services.assignments import assignment_next, assignment_skip, in_round_loop, nothing_served_because
 from annotate.services.feedback import annotation_revise, annotation_submit, revision_limit
 from annotate.services.gold import NotQualified
 from annotate.views.answers import (
@@ -188,6 +188,8 @@ def panel_context(
         assignment, context["not_qualified"] = None, exc.message
     context["assignment"] = assignment
     if assignment is None:
+        # Paused, archived or a quota reached: said as such, not as "all done".
+        context["stopped"] = None if "not_qualified" in context else nothing_served_because(study=study, annotator=user)
         # Between rounds the study is not done: the next round is being chosen.
         context["loop"] = loop_state(study) if in_round_loop(study) else None
         return context

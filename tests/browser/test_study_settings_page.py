@@ -26,3 +26,17 @@ def test_a_manager_adds_critiques_and_fixes_a_bad_taxonomy_line(page, login, sho
     saved = Study.objects.get(pk=study.pk)
     assert saved.feedback_kinds == ["pairwise", "critique"]
     assert saved.span_taxonomy[-1] == {"key": "bad-key", "label": "Oops", "description": ""}
+
+
+def test_a_manager_pauses_and_resumes_a_study_with_its_buttons(page, login, shot):
+    manager = UserFactory(username="mina")
+    study = make_study(manager=manager, name="Helpfulness")
+    login(page, manager)
+    page.goto(f"/studies/{study.pk}/settings/")
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_selector("text=Paused: annotators are served no queries until you resume the study.")
+    assert Study.objects.get(pk=study.pk).status == "paused"
+    shot(page, "settings-paused")
+    page.get_by_role("button", name="Resume").click()
+    page.wait_for_selector("text=Resumed: annotators are served queries again.")
+    assert Study.objects.get(pk=study.pk).status == "active"

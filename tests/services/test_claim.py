@@ -113,3 +113,90 @@ def test_while_the_next_round_is_selected_nothing_is_handed_out_not_even_the_unc
     membership_add(study=study, username=fresh.username, role="annotator")
     assert assignment_next(study=study, annotator=fresh) is None
     assert not open_queries_for(study, fresh).exists()
+
+
+def set_quota(study, quota):
+    study.annotator_quota = quota
+    study.save(update_fields=["annotator_quota"])
+
+
+def answer_next(study, annotator):
+    from annotate.services.feedback import annotation_submit
+
+    assignment = assignment_next(study=study, annotator=annotator)
+    annotation_submit(
+        query=assignment.query, annotator=annotator, client_key=f"k-{assignment.pk}", answer={"choice": "a", "strength": 2}
+    )
+    return assignment
+
+
+def test_an_annotator_who_answered_the_quota_is_served_no_more_while_others_still_are():
+    from annotate.selectors.queues import annotator_progress
+    from annotate.services.assignments import nothing_served_because
+
+    first, second = UserFactory(), UserFactory()
+    study = make_study(annotators=[first, second], overlap=2)
+    make_items(study, n_prompts=5)
+    set_quota(study, 2)
+    assert annotator_progress(study=study, annotator=first)["total"] == 2  # the quota, not the 5 open
+    for _ in range(2):
+        answer_next(study, first)
+    assert assignment_next(study=study, annotator=first) is None
+    assert (
+        nothing_served_because(study=study, annotator=first) == "You reached this study's quota of 2 answered queries; thank you."
+    )
+    assert annotator_progress(study=study, annotator=first) == {"done": 2, "remaining": 0, "total": 2, "skipped": 0}
+    assert assignment_next(study=study, annotator=second) is not None
+    assert nothing_served_because(study=study, annotator=second) is None
+    set_quota(study, None)  # no limit: served again
+    assert assignment_next(study=study, annotator=first) is not None
+
+
+def test_skipped_and_gold_queries_do_not_count_towards_the_quota():
+    from annotate.services.assignments import quota_used
+
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=6)
+    set_quota(study, 2)
+    skipped = assignment_next(study=study, annotator=annotator)
+    skipped.status = "skipped"
+    skipped.save(update_fields=["status"])
+    gold = Query.objects.filter(study=study).exclude(pk=skipped.query_id).order_by("id").first()
+    Query.objects.filter(pk=gold.pk).update(is_gold=True, gold_answer={"choice": "a"})
+    study.gold_rate = 1.0  # every claim tries a gold query first
+    study.save(update_fields=["gold_rate"])
+    assert answer_next(study, annotator).query_id == gold.pk
+    assert quota_used(study=study, annotator=annotator) == 0
+    answered = [answer_next(study, annotator).query_id for _ in range(2)]
+    assert gold.pk not in answered and skipped.query_id not in answered
+    assert quota_used(study=study, annotator=annotator) == 2
+    assert assignment_next(study=study, annotator=annotator) is None
+
+
+def test_a_query_held_counts_towards_the_quota_so_a_second_claim_cannot_pass_it():
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=4)
+    set_quota(study, 1)
+    held = assignment_next(study=study, annotator=annotator)
+    now = timezone.now()
+    with transaction.atomic():  # a second claim racing the first, past the held-assignment shortcut
+        assert claim_query(study=study, annotator=annotator, now=now) is None
+    assert assignment_next(study=study, annotator=annotator).pk == held.pk  # the one held is still served
+
+
+def test_a_quota_adds_no_statement_to_the_claim():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(quota) -> int:
+        annotator = UserFactory()
+        study = make_study(annotators=[annotator])
+        make_items(study, n_prompts=3)
+        set_quota(study, quota)
+        with CaptureQueriesContext(connection) as captured:
+            assert assignment_next(study=study, annotator=annotator) is not None
+        return len(captured)
+
+    assert statements(5) == statements(None)

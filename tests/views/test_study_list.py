@@ -94,3 +94,41 @@ def test_the_labels_of_every_watched_study_are_counted_in_one_statement(as_user,
         three, html = statements_and_page(user)
         assert three == one[user]
         assert "Study: 1 / 3 labels" in html and html.count("Study: 0 / 2 labels") == 2
+
+
+@pytest.mark.parametrize("who", ["manager", "annotator", "researcher"])
+def test_archived_studies_are_hidden_from_the_list_until_asked_for(request, as_user, study, who):
+    from annotate.services.study_status import study_status_change
+
+    user = request.getfixturevalue(who)
+    make_study(
+        manager=study.created_by,
+        annotators=[request.getfixturevalue("annotator")],
+        researchers=[request.getfixturevalue("researcher")],
+        name="Ongoing",
+    )
+    study_status_change(study=study, action="archive")
+    client = as_user(user)
+    html = client.get(reverse("study-list")).content.decode()
+    assert "Ongoing" in html and "Helpfulness" not in html
+    assert "1 archived study is hidden." in html and f'href="{reverse("study-list")}?archived=1"' in html
+    html = client.get(reverse("study-list") + "?archived=1").content.decode()
+    assert "Helpfulness" in html and "Ongoing" in html and "Showing 1 archived study." in html
+    assert '<span class="badge" data-status>Archived</span>' in html
+
+
+def test_a_user_whose_only_study_is_archived_is_not_told_they_have_none(as_user, study, annotator):
+    from annotate.services.study_status import study_status_change
+
+    study_status_change(study=study, action="archive")
+    html = as_user(annotator).get(reverse("study-list")).content.decode()
+    assert "not a member of any study" not in html and "Show archived" in html
+
+
+def test_a_paused_study_is_listed_and_marked_paused(as_user, study, annotator):
+    from annotate.services.study_status import study_status_change
+
+    study_status_change(study=study, action="pause")
+    html = as_user(annotator).get(reverse("study-list")).content.decode()
+    assert "Helpfulness" in html and '<span class="badge" data-status>Paused</span>' in html
+    assert "archived" not in html

@@ -181,3 +181,108 @@ def test_a_name_longer_than_its_column_is_named_not_a_server_error(as_user, mana
     assert reply.status_code == 400
     assert 'id="name-error">Name is longer than 200 characters (201).' in reply.content.decode()
     assert Study.objects.get(pk=study.pk).name == "Helpfulness"
+
+
+def status_url(study, action: str) -> str:
+    return reverse("study-status-act", args=[study.pk, action])
+
+
+def test_the_settings_page_shows_the_study_s_status_and_the_buttons_it_allows(as_user, manager, study):
+    client = as_user(manager)
+    html = client.get(url(study)).content.decode()
+    assert 'data-study-status="active"' in html and "Status: Active" in text_of(html)
+    assert f'action="{status_url(study, "pause")}"' in html and f'action="{status_url(study, "archive")}"' in html
+    assert status_url(study, "resume") not in html and status_url(study, "unarchive") not in html
+    reply = client.post(status_url(study, "pause"))
+    assert reply.status_code == 302 and reply["Location"] == url(study)
+    html = client.get(url(study)).content.decode()
+    assert "Paused: annotators are served no queries until you resume the study." in html
+    assert "Status: Paused" in text_of(html) and f'action="{status_url(study, "resume")}"' in html
+    client.post(status_url(study, "archive"))
+    html = client.get(url(study)).content.decode()
+    assert "Archived: the study is read-only and hidden from the study list" in html
+    assert f'action="{status_url(study, "unarchive")}"' in html and status_url(study, "pause") not in html
+    assert Study.objects.get(pk=study.pk).status == "archived"
+
+
+def test_a_status_button_that_no_longer_applies_says_where_the_study_stands(as_user, manager, study):
+    client = as_user(manager)
+    client.post(status_url(study, "resume"))  # a page left open while another manager resumed it
+    assert "The study is active; only a paused study can be resumed." in client.get(url(study)).content.decode()
+    assert Study.objects.get(pk=study.pk).status == "active"
+
+
+@pytest.mark.parametrize("who", ["annotator", "researcher", "reviewer", "outsider"])
+def test_only_a_manager_may_press_the_status_buttons(request, as_user, study, who):
+    if who == "reviewer":
+        from annotate.services.studies import membership_add
+        from tests.factories import UserFactory
+
+        user = UserFactory(username="rev")
+        membership_add(study=study, username="rev", role="reviewer")
+    else:
+        user = request.getfixturevalue(who)
+    client = as_user(user)
+    for action in ("pause", "archive"):
+        assert client.post(status_url(study, action)).status_code == (404 if who == "outsider" else 403)
+    assert Study.objects.get(pk=study.pk).status == "active"
+
+
+def test_a_status_action_is_a_post_to_a_known_action(as_user, manager, study):
+    client = as_user(manager)
+    assert client.get(status_url(study, "pause")).status_code == 405
+    assert client.post(status_url(study, "delete")).status_code == 404
+    assert Study.objects.get(pk=study.pk).status == "active"
+
+
+def test_an_archived_study_s_settings_are_refused_saying_so(as_user, manager, study):
+    client = as_user(manager)
+    client.post(status_url(study, "archive"))
+    reply = client.post(url(study), valid(study, name="Renamed"))
+    assert reply.status_code == 400
+    assert "This study is archived: it is read-only, so changing its settings is refused" in reply.content.decode()
+    assert Study.objects.get(pk=study.pk).name == "Helpfulness"
+
+
+def test_a_manager_sets_and_clears_the_quota_per_annotator(as_user, manager, study):
+    client = as_user(manager)
+    assert 'name="annotator_quota" value=""' in client.get(url(study)).content.decode()
+    assert client.post(url(study), valid(study, annotator_quota="3")).status_code == 302
+    assert Study.objects.get(pk=study.pk).annotator_quota == 3
+    assert 'name="annotator_quota" value="3"' in client.get(url(study)).content.decode()
+    assert client.post(url(study), valid(study, annotator_quota=" ")).status_code == 302
+    assert Study.objects.get(pk=study.pk).annotator_quota is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "complaint"),
+    [
+        ("-2", "Quota per annotator must be a whole number from 0 to 2147483647, not -2."),
+        ("many", "Quota per annotator must be a whole number, or empty for no limit; not &#x27;many&#x27;."),
+        (
+            "2",
+            "Quota per annotator 2 is below what overlap needs: 1 annotator × 2 = 2 answers, but 3 queries × overlap 1 "
+            "= 3 labels are wanted; raise it to at least 3, or leave it empty for no limit.",
+        ),
+    ],
+)
+def test_a_bad_quota_is_shown_beside_its_field_and_nothing_is_saved(as_user, manager, study, typed, complaint):
+    reply = as_user(manager).post(url(study), valid(study, name="Renamed", annotator_quota=typed))
+    assert reply.status_code == 400
+    error = re.search(r'id="annotator_quota-error">(.*?)</span>', reply.content.decode(), re.S)
+    assert error and error.group(1) == complaint
+    saved = Study.objects.get(pk=study.pk)
+    assert (saved.name, saved.annotator_quota) == ("Helpfulness", None)
+
+
+@pytest.mark.parametrize(("action", "said"), [("pause", "Annotators are served no queries"), ("archive", "Read-only")])
+@pytest.mark.parametrize("who", ["manager", "researcher"])
+def test_the_dashboard_says_when_a_study_is_paused_or_archived_and_still_works(request, as_user, study, action, said, who):
+    from annotate.services.study_status import study_status_change
+
+    study_status_change(study=study, action=action)
+    reply = as_user(request.getfixturevalue(who)).get(reverse("study-dashboard", args=[study.pk]))
+    assert reply.status_code == 200
+    html = reply.content.decode()
+    assert f'data-study-status="{study.status}"' in html and said in html
+    assert ("Status and settings" in html) == (who == "manager")

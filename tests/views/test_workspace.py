@@ -255,3 +255,42 @@ def test_without_debug_a_researcher_is_told_their_role_does_not_allow_annotating
     reply = as_user(researcher).get(reverse("workspace", args=[study.pk]))
     assert reply.status_code == 403
     assert "Your role in this study (researcher) does not allow you to annotate." in reply.content.decode()
+
+
+def test_a_paused_study_tells_its_annotators_so_and_still_takes_the_answer_they_were_giving(as_user, study, annotator):
+    from annotate.services.study_status import study_status_change
+
+    client = as_user(annotator)
+    assignment = held(study, annotator)
+    study_status_change(study=study, action="pause")
+    html = client.get(reverse("workspace", args=[study.pk])).content.decode()
+    assert 'data-stopped="paused"' in html
+    assert "This study is paused by its manager: no queries are served until it is resumed." in text_of(html)
+    assert "All done" not in html and submit_url(study, assignment) not in html
+    reply = client.post(submit_url(study, assignment), {"client_key": f"web-{assignment.pk}", "choice": "a"}, **HTMX)
+    assert Annotation.objects.filter(annotator=annotator).count() == 1
+    assert "Saved." in text_of(reply.content.decode()) and "This study is paused" in text_of(reply.content.decode())
+
+
+def test_an_archived_study_tells_its_annotators_so_and_refuses_an_answer(as_user, study, annotator):
+    from annotate.services.study_status import study_status_change
+
+    client = as_user(annotator)
+    assignment = held(study, annotator)
+    study_status_change(study=study, action="archive")
+    text = text_of(client.get(reverse("workspace", args=[study.pk])).content.decode())
+    assert "This study is archived This study is archived: it is read-only, and no queries are served." in text
+    reply = client.post(submit_url(study, assignment), {"client_key": f"web-{assignment.pk}", "choice": "a"}, **HTMX)
+    assert "archived: it is read-only, so answering a query is refused" in text_of(reply.content.decode())
+    assert not Annotation.objects.exists()
+
+
+def test_an_annotator_who_reached_the_quota_is_told_so_not_all_done(as_user, study, annotator, answer):
+    study.annotator_quota = 2
+    study.save(update_fields=["annotator_quota"])
+    for _ in range(2):
+        answer(study, annotator)
+    text = text_of(as_user(annotator).get(reverse("workspace", args=[study.pk])).content.decode())
+    assert "You reached your quota You reached this study&#x27;s quota of 2 answered queries; thank you." in text
+    assert "2 / 2 done" in text and "All done" not in text
+    assert "Change last answer" in text  # their answers may still be changed

@@ -1,0 +1,65 @@
+"""A study's status: active, paused (no queries served) or archived (read-only); the managers' actions on it.
+
+The round loop has a status of its own (`LoopStatus`): pausing the loop stops it choosing the next
+round, while pausing the study stops annotators being served queries. Archiving a study also
+pauses a running loop, so no round is chosen or trained while it is archived.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Case, Value, When
+
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import Study
+from annotate.models.studies import LoopStatus, StudyStatus
+
+# Per action: the statuses it may be taken from, and the status it leads to.
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "pause": (frozenset({StudyStatus.ACTIVE}), StudyStatus.PAUSED),
+    "resume": (frozenset({StudyStatus.PAUSED}), StudyStatus.ACTIVE),
+    "archive": (frozenset({StudyStatus.ACTIVE, StudyStatus.PAUSED}), StudyStatus.ARCHIVED),
+    "unarchive": (frozenset({StudyStatus.ARCHIVED}), StudyStatus.ACTIVE),
+}
+# What an annotator is told when the study's status, not an empty pool, is why nothing is served.
+NOT_SERVED = {
+    StudyStatus.PAUSED: "This study is paused by its manager: no queries are served until it is resumed.",
+    StudyStatus.ARCHIVED: "This study is archived: it is read-only, and no queries are served.",
+}
+
+
+def status_words(statuses) -> str:
+    """{"active", "paused"} -> "an active or paused"."""
+    names = [str(s) for s in StudyStatus.values if s in statuses]
+    words = " or ".join(names)
+    return ("an " if words[0] in "aeiou" else "a ") + words
+
+
+@transaction.atomic
+def study_status_change(*, study: Study, action: str) -> Study:
+    """Pause, resume, archive or unarchive the study; 409 naming its status when it cannot be done from there.
+
+    One conditional UPDATE, so of two managers acting at once the second is told where it stands now.
+    Unarchiving makes a study active again; a round loop that archiving paused stays paused.
+    """
+    if action not in TRANSITIONS:
+        raise InvalidInput(f"Unknown study action {action!r}; use one of {', '.join(TRANSITIONS)}.", field="action")
+    sources, target = TRANSITIONS[action]
+    changes: dict = {"status": target}
+    if target == StudyStatus.ARCHIVED:
+        running = When(loop_status=LoopStatus.RUNNING, then=Value(LoopStatus.PAUSED))
+        changes["loop_status"] = Case(running, default="loop_status")
+    if not Study.objects.filter(pk=study.pk, status__in=sources).update(**changes):
+        study.refresh_from_db()
+        raise Conflict(f"The study is {study.status}; only {status_words(sources)} study can be {action}d.")
+    study.refresh_from_db()
+    return study
+
+
+def refuse_if_archived(study: Study, doing: str) -> None:
+    """409 for a change to an archived study (read-only); `doing` says the change, as "answering queries".
+
+    Reads the study row the caller loaded (no statement): a change racing the archiving itself may pass.
+    """
+    if study.status == StudyStatus.ARCHIVED:
+        raise Conflict(f"This study is archived: it is read-only, so {doing} is refused; a manager can unarchive it.")

@@ -140,7 +140,13 @@ def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str 
 
 
 def claim_query(
-    *, study: Study, annotator: AbstractBaseUser, now, passed: Sequence[int] = (), gold: bool = False
+    *,
+    study: Study,
+    annotator: AbstractBaseUser,
+    now,
+    passed: Sequence[int] = (),
+    gold: bool = False,
+    skip_locked: bool = True,
 ) -> tuple[Query, int] | None:
     """Lock the first open query for this annotator; return it (with its prompt) and its number of responses.
 
@@ -151,9 +157,12 @@ def claim_query(
     it). `passed` lists queries to leave out: those whose check failed. `gold` claims from the
     gold queries instead of the pool. The lock is FOR NO KEY
     UPDATE: it excludes other claimers but not the foreign-key checks of a submit to the query.
+    Without `skip_locked` it waits for a locked row instead of passing it by.
     """
     q, p = QUERY_COLUMNS, PROMPT_COLUMNS
-    lock = "FOR NO KEY UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    lock = ""
+    if connection.features.has_select_for_update_skip_locked:
+        lock = "FOR NO KEY UPDATE OF q SKIP LOCKED" if skip_locked else "FOR NO KEY UPDATE OF q"
     skip = f"AND q.id NOT IN ({', '.join(str(int(i)) for i in passed)})" if passed else ""
     row = fetch_one(
         f"SELECT (SELECT COUNT(*) FROM annotate_queryresponse r WHERE r.query_id = q.id), {q.sql}, {p.sql} "
@@ -245,11 +254,19 @@ def assignment_next(*, study: Study, annotator: AbstractBaseUser, rng: random.Ra
 
 
 def claim_next(*, study: Study, annotator: AbstractBaseUser, now, gold: bool) -> Assignment | None:
-    """Claim and assign the first open query (a gold one with `gold`), retrying past those taken meanwhile."""
+    """Claim and assign the first open query (a gold one with `gold`), retrying past those taken meanwhile.
+
+    A claim that finds nothing unlocked tries once more waiting on locked rows: a query is also
+    locked while another annotator's submit to it commits, and near the end of the pool that
+    query may be the only one left that this annotator may answer. Passing it by would tell them
+    they are done while it still wants their label.
+    """
     passed: list[int] = []
     while True:
         with transaction.atomic():
             claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold)
+            if claimed is None:
+                claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold, skip_locked=False)
             if claimed is None:
                 return None
             query, size = claimed

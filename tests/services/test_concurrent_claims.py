@@ -9,7 +9,8 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.db.models import F
 
 from annotate.models import Annotation, Assignment, Query
 from annotate.services.assignments import assignment_next
@@ -72,6 +73,31 @@ def test_annotators_racing_through_a_pool_never_exceed_the_overlap(overlap):
     assert all(q.label_count == overlap for q in queries)
     assert Annotation.objects.filter(query__study=study).count() == overlap * queries.count()
     assert not Assignment.objects.filter(query__study=study, status="active").exists()
+
+
+def test_a_query_locked_by_a_submit_in_flight_is_waited_for_not_passed_by():
+    """The last query an annotator may answer is locked while someone else's label for it commits;
+    the claim waits for that commit rather than telling the annotator nothing is left."""
+    first, second = UserFactory(), UserFactory()
+    study = make_study(annotators=[first, second], overlap=2)
+    make_items(study, n_prompts=1, n_responses=2)
+    query = Query.objects.get(study=study)
+    locked, release = threading.Event(), threading.Event()
+
+    def submit_in_flight():
+        with transaction.atomic():  # what annotation_submit's label_count update holds until it commits
+            Query.objects.filter(pk=query.pk).update(label_count=F("label_count"))
+            locked.set()
+            release.wait(timeout=10)
+        connections.close_all()
+
+    holder = threading.Thread(target=submit_in_flight)
+    holder.start()
+    assert locked.wait(timeout=10)
+    threading.Timer(0.3, release.set).start()
+    assignment = assignment_next(study=study, annotator=second)
+    holder.join(timeout=10)
+    assert assignment is not None and assignment.query_id == query.pk
 
 
 def test_the_last_free_slot_goes_to_exactly_one_of_many_claimers():

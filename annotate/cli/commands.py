@@ -50,7 +50,7 @@ def find_study(api: Api, ref: str) -> dict:
     """The study with this id, or else with exactly this name among the caller's studies."""
     if ref.isdigit():
         return api.call("GET", f"studies/{ref}")
-    matches = [study for study in api.call("GET", "studies") if study["name"] == ref]
+    matches = [study for study in api.call("GET", "studies", params={"archived": "1"}) if study["name"] == ref]
     if len(matches) > 1:
         ids = ", ".join(str(s["id"]) for s in matches)
         raise ClientError(f"Several of your studies are named {ref!r}; give its id instead ({ids}).")
@@ -264,6 +264,14 @@ def cmd_rounds(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(api: Api, args: argparse.Namespace) -> int:
+    study = find_study(api, args.study)
+    if args.action != "show":
+        study = {**study, **api.call("POST", f"studies/{study['id']}/{args.action}")}
+    print(f"{study['name']}: {study['status']}.")
+    return 0
+
+
 def connection_options(suppress: bool) -> argparse.ArgumentParser:
     """The options every command takes, before or after its name; after it (suppress=True) they are unset unless given."""
     options = argparse.ArgumentParser(add_help=False)
@@ -320,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("rounds", cmd_rounds, "a study's round loop: its history (status), or start, pause, resume")
     sub.add_argument("study", help="study id or exact name")
     sub.add_argument("action", nargs="?", default="status", choices=("status", "start", "pause", "resume"))
+    sub = command("status", cmd_status, "whether a study serves queries (show), or pause, resume, archive, unarchive it")
+    sub.add_argument("study", help="study id or exact name")
+    sub.add_argument("action", nargs="?", default="show", choices=("show", "pause", "resume", "archive", "unarchive"))
     return parser
 
 

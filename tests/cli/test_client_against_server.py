@@ -269,3 +269,26 @@ def test_ctrl_c_on_a_terminal_asks_whether_to_cancel_the_run(live_server, manage
     assert TrainingRun.objects.get(pk=run.pk).status == status
     if status == "queued":
         assert f"Run {run.pk} goes on; follow it again with: preflab run {run.pk} --wait" in err
+
+
+def test_status_pauses_archives_and_unarchives_a_study_named_by_name(preflab, manager, capsys):
+    study = make_study(manager=manager, name="Summaries")
+    assert preflab("status", "Summaries") == 0
+    assert capsys.readouterr().out == "Summaries: active.\n"
+    assert preflab("status", "Summaries", "pause") == 0
+    assert capsys.readouterr().out == "Summaries: paused.\n"
+    study.refresh_from_db()
+    assert study.status == "paused"
+    assert preflab("status", "Summaries", "archive") == 0
+    capsys.readouterr()
+    # An archived study is left out of the plain study list, but still found by its name.
+    assert preflab("status", "Summaries", "unarchive") == 0
+    assert capsys.readouterr().out == "Summaries: active.\n"
+    study.refresh_from_db()
+    assert study.status == "active"
+
+
+def test_status_refused_by_the_api_says_why(preflab, manager, capsys):
+    make_study(manager=manager, name="Summaries")
+    assert preflab("status", "Summaries", "resume") == 1
+    assert "only a paused study can be resumed" in capsys.readouterr().err

@@ -89,3 +89,16 @@ def make_answer(query, annotator, *, choice=None, ranking=None, cannot_rank="", 
     for response, aspect, value in ratings:
         RatingPart.objects.create(annotation=annotation, response=response, aspect=aspect, value=value)
     return annotation
+
+
+def split_given(study, eval_queries) -> None:
+    """Give the study's prompts their sides of the fixed split now: the prompts of `eval_queries` eval, all others train.
+
+    `study_split_assign` keeps a side once given, so the study's runs use this split, whatever the
+    study's id hashes to: for tests of a few labels, which could otherwise all land on one side.
+    """
+    from annotate.models import Prompt
+
+    eval_prompts = [query.prompt_id for query in eval_queries]
+    Prompt.objects.filter(study=study).update(split="train")
+    Prompt.objects.filter(study=study, pk__in=eval_prompts).update(split="eval")

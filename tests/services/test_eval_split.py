@@ -19,10 +19,10 @@ def splits(study) -> dict[str, str]:
 
 def test_every_prompt_gets_the_side_its_hash_gives_and_keeps_it_when_more_prompts_arrive():
     study = make_study()
-    make_items(study, n_prompts=30)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     assert set(splits(study).values()) == {""}  # nothing is decided before it is needed
 
-    assert study_split_assign(study=study) == 30
+    assert study_split_assign(study=study) == BOTH_SIDES_PROMPTS
     first = splits(study)
     assert first == {key: fixed_split(key, seed=study.pk, eval_fraction=EVAL_FRACTION) for key in first}
     assert set(first.values()) == {"train", "eval"}

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 
 import factory
 from django.contrib.auth import get_user_model
 
 from annotate.services.items import items_import
+from annotate.services.splits import EVAL_FRACTION
 from annotate.services.studies import membership_add, study_create
+
+# A study's fixed split puts each prompt in eval with probability EVAL_FRACTION, by a hash of the
+# study's id (which depends on how many studies the run made before) and the prompt's id. Tests that
+# need prompts on both sides make this many: the eval side is empty with probability
+# (1 - EVAL_FRACTION)**n < 1e-6 (62 prompts: 9.8e-7), and the train side far less often.
+BOTH_SIDES_PROMPTS = math.ceil(math.log(1e-6) / math.log(1 - EVAL_FRACTION))
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -81,3 +89,16 @@ def make_answer(query, annotator, *, choice=None, ranking=None, cannot_rank="", 
     for response, aspect, value in ratings:
         RatingPart.objects.create(annotation=annotation, response=response, aspect=aspect, value=value)
     return annotation
+
+
+def split_given(study, eval_queries) -> None:
+    """Give the study's prompts their sides of the fixed split now: the prompts of `eval_queries` eval, all others train.
+
+    `study_split_assign` keeps a side once given, so the study's runs use this split, whatever the
+    study's id hashes to: for tests of a few labels, which could otherwise all land on one side.
+    """
+    from annotate.models import Prompt
+
+    eval_prompts = [query.prompt_id for query in eval_queries]
+    Prompt.objects.filter(study=study).update(split="train")
+    Prompt.objects.filter(study=study, pk__in=eval_prompts).update(split="eval")

@@ -34,10 +34,15 @@ def feature_source(study: Study, version: ModelVersion | None) -> tuple[str, str
     return f"v{version.pk}", version.artifact_path, version.checksum
 
 
+def features_dir(study: Study) -> Path:
+    """The study's feature caches, one folder per model key."""
+    return Path(settings.ARTIFACTS_DIR) / "features" / str(study.pk)
+
+
 def feature_cache(study: Study, model_key: str) -> FeatureCache:
     from learning.features import FeatureCache
 
-    folder = Path(settings.ARTIFACTS_DIR) / "features" / str(study.pk) / FeatureCache.folder_name(model_key)
+    folder = features_dir(study) / FeatureCache.folder_name(model_key)
     return FeatureCache(folder, model=model_key)
 
 

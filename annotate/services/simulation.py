@@ -12,7 +12,6 @@ eval-split prompts, never candidates), which gives the curves `learning.simulate
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +25,7 @@ from annotate.models.studies import LoopStatus
 from annotate.services.items import pair_key
 from annotate.services.rounds import round_pause, round_start
 from annotate.services.splits import EVAL_FRACTION
-from annotate.services.studies import membership_add, study_create
-from annotate.services.training import run_dir
+from annotate.services.studies import membership_add, study_create, study_delete
 
 SIMULATED_ANNOTATOR = "simulated-annotator-{study}"
 
@@ -222,18 +220,12 @@ def curve_of(copy: Copy, *, strategy: str, seed: int, test_y, test_p):
     return curve
 
 
+@transaction.atomic
 def simulation_copy_delete(copy: Copy) -> None:
-    """Remove a copy: its study (queries, labels, runs, versions), its run folders and its annotator."""
-    from annotate.models import TrainingRun
-
-    folders = [run_dir(run) for run in TrainingRun.objects.filter(study=copy.study)]
-    with transaction.atomic():
-        Round.objects.filter(study=copy.study).delete()
-        ModelVersion.objects.filter(study=copy.study).delete()
-        copy.study.delete()
-        copy.annotator.delete()
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    """Remove a copy: its study (queries, labels, runs, versions, and its files once this commits) and
+    then its annotator, whose annotations PROTECT them until the study's are gone."""
+    study_delete(study=copy.study)
+    copy.annotator.delete()
 
 
 @dataclass(frozen=True)

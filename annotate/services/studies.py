@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 
 from annotate.errors import InvalidInput
-from annotate.models import Membership, Query, Study
+from annotate.models import (
+    Annotation,
+    Assignment,
+    CritiquePart,
+    DatasetExport,
+    Membership,
+    ModelVersion,
+    PairwiseChoice,
+    Prompt,
+    Query,
+    QueryResponse,
+    RankingPart,
+    RatingPart,
+    Response,
+    Review,
+    Round,
+    SpanPart,
+    Study,
+    TrainingRun,
+)
 from annotate.models.items import QueryKind
 from annotate.models.studies import (
     MISSING_INFORMATION,
@@ -24,7 +45,7 @@ from annotate.models.studies import (
 from annotate.models.training import RunKind
 from annotate.numbers import column_range, whole_number
 from annotate.services.study_status import refuse_if_archived
-from annotate.services.training import check_base_model, check_config
+from annotate.services.training import check_base_model, check_config, run_dir
 from annotate.text import refuse_unstorable
 
 STUDY_FIELDS = {
@@ -272,3 +293,99 @@ def membership_add(*, study: Study, username: str, role: str) -> Membership:
             )
     membership, _ = Membership.objects.update_or_create(user=user, study=study, defaults={"role": role})
     return membership
+
+
+# --- deleting ---------------------------------------------------------------------------------
+
+
+def study_folders(study: Study) -> list[Path]:
+    """The study's own folders under ARTIFACTS_DIR: export snapshots, feature caches, and each run's
+    folder (its log and, once registered, its model version's artifact)."""
+    from annotate.services.dataset_exports import exports_dir
+    from annotate.services.features import features_dir
+
+    runs = TrainingRun.objects.filter(study=study).only("pk")
+    return [exports_dir(study), features_dir(study), *(run_dir(run) for run in runs)]
+
+
+def study_delete_statements() -> list[tuple[str, int]]:
+    """The statements that delete one study's rows, children before parents, each with how many
+    times it takes the study's id. Set-based, so a study of any size costs a fixed number of
+    statements and none of them lists ids (Django's collector sends `IN (...)` lists that pass
+    PostgreSQL's 65,535 parameters for a study of tens of thousands of rows).
+    """
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in STUDY_MODELS}
+    queries = f"SELECT id FROM {table[Query]} WHERE study_id = %s"
+    annotations = f"SELECT id FROM {table[Annotation]} WHERE query_id IN ({queries})"
+    prompts = f"SELECT id FROM {table[Prompt]} WHERE study_id = %s"
+    versions = f"SELECT id FROM {table[ModelVersion]} WHERE study_id = %s"
+    return [
+        *((f"DELETE FROM {table[part]} WHERE annotation_id IN ({annotations})", 1) for part in ANNOTATION_PARTS),
+        # A rejected annotation points at its review, and the review at the annotation: break the cycle.
+        (f"UPDATE {table[Annotation]} SET rejected_by_id = NULL WHERE rejected_by_id IS NOT NULL AND query_id IN ({queries})", 1),
+        (f"DELETE FROM {table[Review]} WHERE annotation_id IN ({annotations})", 1),
+        # Corrections point at what they supersede, within the one statement's rows.
+        (f"DELETE FROM {table[Annotation]} WHERE query_id IN ({queries})", 1),
+        (f"DELETE FROM {table[Assignment]} WHERE query_id IN ({queries})", 1),
+        (f"DELETE FROM {table[QueryResponse]} WHERE query_id IN ({queries})", 1),
+        (f"DELETE FROM {table[Query]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[Response]} WHERE prompt_id IN ({prompts})", 1),
+        (f"DELETE FROM {table[Prompt]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[Round]} WHERE study_id = %s", 1),
+        # Versions of other studies never descend from this one's; should one, it loses its parent (SET_NULL).
+        (f"UPDATE {table[ModelVersion]} SET parent_id = NULL WHERE parent_id IN ({versions}) AND study_id <> %s", 2),
+        (f"DELETE FROM {table[ModelVersion]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[TrainingRun]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[DatasetExport]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[Membership]} WHERE study_id = %s", 1),
+        (f"DELETE FROM {table[Study]} WHERE id = %s", 1),
+    ]
+
+
+ANNOTATION_PARTS = (PairwiseChoice, RankingPart, SpanPart, CritiquePart, RatingPart)
+# Every model whose rows belong to a study, children first, with the lookup from it to its study.
+# Tests check that no relation to these models comes from a model left out.
+STUDY_PATHS = {
+    **{part: "annotation__query__study" for part in ANNOTATION_PARTS},
+    Review: "annotation__query__study",
+    Annotation: "query__study",
+    Assignment: "query__study",
+    QueryResponse: "query__study",
+    Query: "study",
+    Response: "prompt__study",
+    Prompt: "study",
+    Round: "study",
+    ModelVersion: "study",
+    TrainingRun: "study",
+    DatasetExport: "study",
+    Membership: "study",
+    Study: "pk",
+}
+STUDY_MODELS = tuple(STUDY_PATHS)
+
+
+def study_row_counts(study_id: int) -> dict[type, int]:
+    """How many rows of each model belong to the study: what deleting it removes."""
+    return {model: model.objects.filter(**{STUDY_PATHS[model]: study_id}).count() for model in STUDY_MODELS}
+
+
+@transaction.atomic
+def study_delete(*, study: Study) -> None:
+    """Delete a study, everything under it, and, once that commits, its files on disk.
+
+    Users stay (annotations PROTECT their annotators; this deletes the annotations, never a user).
+    Files go only after the commit, so a rolled-back delete leaves every file in place; only the
+    study's own folders are removed, never another study's.
+    """
+    study_id = study.pk
+    list(Study.objects.select_for_update().filter(pk=study_id).values_list("pk"))  # locked before its runs are listed
+    folders = study_folders(study)
+    with connection.cursor() as cursor:
+        for sql, uses in study_delete_statements():
+            cursor.execute(sql, [study_id] * uses)
+    transaction.on_commit(lambda: remove_folders(folders))
+
+
+def remove_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -43,7 +43,9 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval contains p; at p = 0 or 1, centre and half are equal only up to rounding
+    # (0/2 gave a lower bound of 2.8e-17 above an accuracy of 0), so the bounds are held to p.
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def mean_log_likelihood(differences: Sequence[float]) -> float | None:

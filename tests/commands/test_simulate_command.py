@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from annotate.models import PairwiseChoice, Study
 from annotate.services import simulation
 from learning.simulate import RevealedLabels
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import BOTH_SIDES_PROMPTS, UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the loop moves on when labels commit
@@ -18,10 +18,10 @@ FAST = ["--set", "epochs=1", "--set", "max_length=32", "--set", "batch_size=4"]
 
 @pytest.fixture
 def labelled(tiny_encoder_dir):
-    """A study of 24 two-answer prompts, each pair labelled (the correct sum, listed first, preferred)."""
+    """A study of BOTH_SIDES_PROMPTS two-answer prompts, each pair labelled (the correct sum, listed first, preferred)."""
     annotator = UserFactory()
     study = make_study(annotators=[annotator], reward_model=str(tiny_encoder_dir), round_size=4)
-    make_items(study, n_prompts=24)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     label_preferring_first_response(study, annotator)
     return study
 
@@ -155,12 +155,12 @@ def trl_rows(n: int) -> str:
 
 def test_held_out_labels_from_a_trl_file_drive_a_study_that_has_none(tiny_encoder_dir, tmp_path):
     study = make_study(reward_model=str(tiny_encoder_dir), round_size=4)
-    make_items(study, n_prompts=24)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     studies = Study.objects.count()
     with pytest.raises(CommandError, match="needs labelled pairs on both sides of the fixed split: 0 candidates"):
         call_command("simulate", str(study.pk), "--strategies", "random", "--out", str(tmp_path / "none"))
     path = tmp_path / "labels.jsonl"
-    path.write_text(trl_rows(24))
+    path.write_text(trl_rows(BOTH_SIDES_PROMPTS))
     out = tmp_path / "out"
     options = ["--labels", str(path), "--format", "trl", "--strategies", "random", "--seeds", "1", "--rounds", "2"]
     call_command("simulate", str(study.pk), *options, "--out", str(out), *FAST)
@@ -193,7 +193,7 @@ def test_held_out_labels_from_a_fine_grained_rlhf_file(tiny_encoder_dir, tmp_pat
     from annotate.services.importers import study_file_import
     from tests.qa_feedback import qa_file, qa_record
 
-    data = qa_file(*(qa_record(question=f"When did café {i} open?") for i in range(30)))
+    data = qa_file(*(qa_record(question=f"When did café {i} open?") for i in range(BOTH_SIDES_PROMPTS)))
     study = make_study(reward_model=str(tiny_encoder_dir), round_size=4)
     study_file_import(study=study, format="fgrlhf", file=data)
     path = tmp_path / "qa.json"

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from annotate.models import ModelVersion, TrainingRun
 from annotate.tasks import train_model
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import BOTH_SIDES_PROMPTS, UserFactory, make_items, make_study
 from tests.labelling import label_preferring_first_response
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def start_run(study, config: dict) -> int:
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_worker):
     _, log = start_worker()
-    study = labelled_study()
+    study = labelled_study(BOTH_SIDES_PROMPTS)  # held-out accuracy needs an eval side
     run_id = start_run(study, {"epochs": 2, "batch_size": 4, "max_length": 64})
     train_model.delay(run_id)  # a duplicate delivery of the same job
 
@@ -140,7 +140,7 @@ def test_a_real_worker_trains_a_reward_model_and_registers_its_version(start_wor
     version = ModelVersion.objects.get(run=finished)  # one version: the duplicate trained nothing
     assert version.version == 1 and version.base_model == "minilm"
     assert 0.0 <= version.metrics["heldout_accuracy"] <= 1.0
-    assert version.metrics["n_train"] + version.metrics["n_eval"] == 14
+    assert version.metrics["n_train"] + version.metrics["n_eval"] == BOTH_SIDES_PROMPTS
 
     from learning.artifacts import load_artifact
 

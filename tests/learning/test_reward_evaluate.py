@@ -74,6 +74,15 @@ def test_wilson_interval_matches_the_textbook_figures_and_stays_inside_zero_one(
     assert wilson_interval(0, 0) is None
 
 
+def test_wilson_interval_holds_its_proportion_even_at_zero_and_one_despite_rounding():
+    # At 0 of 2 the bounds' formula gave a lower bound of 2.8e-17 above the accuracy of 0.
+    for n in range(1, 200):
+        for successes in (0, 0.5, n / 2, n - 0.5, n):
+            low, high = wilson_interval(successes, n)
+            assert 0.0 <= low <= successes / n <= high <= 1.0, (successes, n)
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
 def test_evaluate_pairs_reports_accuracy_with_its_95_percent_interval():
     result = evaluate_pairs([1.0] * 8 + [-1.0] * 2)
     assert result["accuracy"] == 0.8

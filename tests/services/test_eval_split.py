@@ -7,7 +7,7 @@ from annotate.selectors.training_data import eval_groups
 from annotate.services.splits import EVAL_FRACTION, study_split_assign
 from annotate.services.training import training_data, training_run_execute, training_run_start
 from learning.data import fixed_split
-from tests.factories import UserFactory, make_items, make_run, make_study
+from tests.factories import BOTH_SIDES_PROMPTS, UserFactory, make_items, make_run, make_study
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +19,10 @@ def splits(study) -> dict[str, str]:
 
 def test_every_prompt_gets_the_side_its_hash_gives_and_keeps_it_when_more_prompts_arrive():
     study = make_study()
-    make_items(study, n_prompts=30)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     assert set(splits(study).values()) == {""}  # nothing is decided before it is needed
 
-    assert study_split_assign(study=study) == 30
+    assert study_split_assign(study=study) == BOTH_SIDES_PROMPTS
     first = splits(study)
     assert first == {key: fixed_split(key, seed=study.pk, eval_fraction=EVAL_FRACTION) for key in first}
     assert set(first.values()) == {"train", "eval"}
@@ -49,7 +49,7 @@ def test_every_kind_of_run_is_given_the_same_eval_prompts(settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path
     annotator = UserFactory()
     study = make_study(annotators=[annotator])
-    make_items(study, n_prompts=20)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     runs = [make_run(study, kind) for kind in ("reward", "rating_reward", "span_reward")]  # no labels needed
     given = [training_data(run)["eval_groups"] for run in runs]
     expected = sorted(str(pk) for pk in Prompt.objects.filter(study=study, split="eval").values_list("pk", flat=True))
@@ -61,7 +61,7 @@ def test_bt_and_davidson_versions_are_scored_on_the_studys_eval_prompts(tiny_enc
     settings.ARTIFACTS_DIR = tmp_path
     annotator = UserFactory()
     study = make_study(annotators=[annotator])
-    make_items(study, n_prompts=20)
+    make_items(study, n_prompts=BOTH_SIDES_PROMPTS)
     label_preferring_first_response(study, annotator)
     versions = {}
     for loss in ("bt", "davidson"):

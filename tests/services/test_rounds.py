@@ -7,7 +7,7 @@ from annotate.models import Annotation, Query, Round, TrainingRun
 from annotate.services.rounds import round_pause, round_resume, round_select, round_start, rounds_after_run
 from annotate.services.studies import study_update
 from annotate.services.training import training_run_execute
-from tests.factories import UserFactory, make_items, make_study
+from tests.factories import UserFactory, make_items, make_study, split_given
 from tests.labelling import label_preferring_first_response
 
 pytestmark = pytest.mark.django_db
@@ -40,10 +40,15 @@ def started(study, queued) -> Round:
 
 @pytest.fixture
 def round_one(queued, tiny_encoder_dir):
-    """(study, annotator): round 1 of 6 queries is collecting; each round trains a tiny model."""
+    """(study, annotator): round 1 of 6 queries is collecting; each round trains a tiny model.
+
+    One of the round's prompts is held out, the other five train: left to the hash of the study's
+    id, all six would land in eval (and training fail) with probability 0.2**6 = 6.4e-5.
+    """
     annotator = UserFactory()
     study = loop_study(annotators=[annotator], round_size=6, reward_model=str(tiny_encoder_dir), training_config=TRAINING)
     started(study, queued)
+    split_given(study, Query.objects.filter(study=study, round=1).order_by("id")[:1])
     return study, annotator
 
 
@@ -159,6 +164,7 @@ def test_after_its_run_a_round_records_the_model_and_the_next_round_is_selected(
     training_run_execute(run_id=run_id)
     done = rounds_after_run(run_id=run_id)
     assert done.status == "done" and done.trained_version.run_id == run_id
+    assert done.heldout_accuracy is not None
     assert done.heldout_accuracy == done.trained_version.metrics["heldout_accuracy"]
     assert done.finished_at is not None
     second = Round.objects.get(study=study, number=2)

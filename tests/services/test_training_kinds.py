@@ -77,13 +77,13 @@ def test_a_rating_run_regresses_on_the_stored_ratings(tiny_encoder_dir, settings
     annotator = UserFactory()
     aspects = [{"key": "clarity", "label": "Clarity"}]
     study = make_study(annotators=[annotator], feedback_kinds=["ratings"], rating_aspects=aspects)
-    make_items(study, n_prompts=5, n_responses=2, prefix="g")
+    make_items(study, n_prompts=10, n_responses=2, prefix="g")  # all on the eval side: 0.2**10 = 1e-7
 
     def rate(assignment):
         response = assignment.query.ordered_responses()[0]
         return {"ratings": [{"response": response.pk, "aspect": "clarity", "value": 5 if "Answer 0" in response.text else 2}]}
 
-    assert answer_everything(study, annotator, rate) == 10
+    assert answer_everything(study, annotator, rate) == 20
     version = run_inline(study, "rating_reward", base_model=str(tiny_encoder_dir), epochs=1, max_length=48)
     scores = model_version_score(version=version, items=[("What is 1 + 1?", "Answer 0 to question 1: 2")])
     assert set(scores.details[0]) == {"clarity"} and 1.0 <= scores.values[0] <= 5.0

@@ -11,6 +11,7 @@ from annotate.errors import PreflabError
 from annotate.management.commands._study import find_study
 from annotate.models import ModelVersion, Prompt, Study
 from annotate.services import simulation
+from annotate.services.studies import study_delete
 
 DEFAULT_TRAINING = {"epochs": 1, "max_length": 128, "batch_size": 8, "min_pairs": 4}
 LABEL_FORMATS = ("fgrlhf", "trl")
@@ -83,7 +84,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         finally:
             if hidden is not None:
-                hidden.delete()
+                study_delete(study=hidden)  # a labels file may hold more rows than Django's delete can list
         self.write(curves, options["out"], study, "gold model" if options["gold"] else "held-out labels")
 
     @staticmethod
@@ -103,7 +104,7 @@ class Command(BaseCommand):
         theirs = Prompt.objects.filter(study=hidden).values_list("external_id", flat=True)
         foreign = sorted(set(theirs) - ours)
         if foreign:
-            hidden.delete()
+            study_delete(study=hidden)
             raise CommandError(
                 f"{len(foreign)} prompt(s) of {path.name} are not prompts of study {study.name!r} (by id), e.g. {foreign[0]!r}."
             )

@@ -287,6 +287,10 @@ class RunSerializer(serializers.ModelSerializer):
 class RoundSerializer(serializers.ModelSerializer):
     """One round of the study's loop; held-out accuracy is that of the model trained after it."""
 
+    runs = serializers.SerializerMethodField(
+        help_text="The round's jobs (training runs of any kind: features, selection, reward) in the order they started."
+    )
+
     class Meta:
         model = Round
         fields = [
@@ -302,7 +306,7 @@ class RoundSerializer(serializers.ModelSerializer):
             "progress",
             "model_version",
             "trained_version",
-            "run",
+            "runs",
             "labels",
             "heldout_accuracy",
             "heldout_accuracy_low",
@@ -312,6 +316,10 @@ class RoundSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_runs(self, round_: Round) -> list[int]:
+        return [run.pk for run in round_.runs.order_by("id")]
 
 
 class LoopSerializer(serializers.Serializer):

@@ -28,6 +28,7 @@ class JobKind:
     registers_model: its result is a model version for the registry (a TrainResult); otherwise
     the runner returns the run's metrics (a dict).
     queue: the Celery queue its jobs are sent to (annotate/celery.py declares them).
+    round_only: it runs only as a step of a round (its data is the round's), never by hand.
     """
 
     name: str
@@ -37,6 +38,7 @@ class JobKind:
     data_keys: tuple[str, ...]
     registers_model: bool = True
     queue: str = "gpu"
+    round_only: bool = False
 
 
 JOB_KINDS: dict[str, JobKind] = {
@@ -75,11 +77,14 @@ JOB_KINDS: dict[str, JobKind] = {
             ("candidates", "groups", "labelled_groups", "margins", "labelled_margins"),
             registers_model=False,
             queue="default",
+            round_only=True,
         ),
     )
 }
 # The kinds that train a model from labels: what a manager trains by hand and the dashboard offers.
 MODEL_KINDS = tuple(name for name, kind in JOB_KINDS.items() if kind.registers_model)
+# The kinds a person may start (the API's and the train command's choices).
+HAND_KINDS = tuple(name for name, kind in JOB_KINDS.items() if not kind.round_only)
 
 
 def job_kind(name: str) -> JobKind:

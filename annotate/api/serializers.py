@@ -16,6 +16,7 @@ from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.feedback import MAX_ACTIVE_MS
 from annotate.services.studies import MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
+from learning.jobs import HAND_KINDS
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -221,7 +222,7 @@ class ImportResultSerializer(serializers.Serializer):
 
 
 class RunCreateSerializer(NoUnknownFields, serializers.Serializer):
-    kind = serializers.ChoiceField(choices=RunKind.choices)
+    kind = serializers.ChoiceField(choices=[(value, label) for value, label in RunKind.choices if value in HAND_KINDS])
     config = serializers.DictField(required=False, default=dict)
 
 

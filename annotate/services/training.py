@@ -98,8 +98,8 @@ def training_run_start(
     """
     if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
-    if kind == RunKind.SELECTION and for_round is None:
-        raise InvalidInput("A selection run is a step of a round: start the study's rounds instead.", field="kind")
+    if JOB_KINDS[kind].round_only and for_round is None:
+        raise InvalidInput(f"A {kind} run is a step of a round: start the study's rounds instead.", field="kind")
     config = check_config(kind, config or {})
     if "base_model" in (field.name for field in dataclasses.fields(JOB_KINDS[kind].config)):
         config.setdefault("base_model", study.reward_model)

@@ -102,3 +102,9 @@ def test_exports_carry_the_round_and_strategy_that_chose_each_label(people, queu
         rows = [json.loads(line) for line in b"".join(reply.streaming_content).splitlines()]
         assert len(rows) == 4
         assert {(row["round"], row["strategy"]) for row in rows} == {(1, "random")}, format
+
+
+def test_a_selection_run_cannot_be_started_by_hand_over_the_api(people):
+    study, users = people
+    reply = client_for(users["manager"]).post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "selection"}, format="json")
+    assert reply.status_code == 400 and reply.json()["field"] == "kind", reply.content

@@ -223,6 +223,7 @@ def test_a_selection_run_is_refused_outside_a_round():
     with pytest.raises(InvalidInput) as refused:
         training_run_start(study=study, requested_by=study.created_by, kind="selection", config={})
     assert refused.value.field == "kind" and "step of a round" in refused.value.message
+    assert not TrainingRun.objects.filter(study=study).exists()
 
 
 def test_a_round_whose_queries_reach_their_overlap_starts_training_with_the_study_config(

@@ -1,4 +1,4 @@
-"""The Celery app: a `default` queue for light work and a `gpu` queue for training."""
+"""The Celery app: a `default` queue for light work and a `gpu` queue for what loads a model (learning/jobs.py)."""
 
 import os
 

@@ -362,8 +362,9 @@ if _broker_scheme == "filesystem":
     }
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+# A job is sent to its kind's queue (learning/jobs.py, by services.training.run_enqueue); every
+# other task goes to `default`.
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"annotate.tasks.train_*": {"queue": "gpu"}}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -24,7 +24,14 @@ class ConfigError(ValueError):
 
 
 def type_words(kind: Any) -> str:
-    names = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    names = {
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        dict: "an object",
+        type(None): "null",
+    }
     options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
     return " or ".join(names.get(option, getattr(option, "__name__", str(option))) for option in options)
 
@@ -42,6 +49,8 @@ def value_fits(value: Any, kind: Any) -> bool:
         if option is float and isinstance(value, int | float) and not isinstance(value, bool):
             return True
         if option is str and isinstance(value, str):
+            return True
+        if option is dict and isinstance(value, dict):
             return True
     return False
 

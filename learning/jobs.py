@@ -2,7 +2,8 @@
 
 Adding a kind is one entry here plus its runner. The config classes are torch-free, so the web
 process checks a request with them; the runner is named by its import path and imported only
-when a worker runs the job. Every kind runs on the `gpu` queue (the one `train_model` task).
+when a worker runs the job. Every kind runs through the one `train_model` task, sent to the
+Celery queue its entry names: `gpu` for what loads a model, `default` for light work.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from learning.config import ConfigError, config_from_dict
 from learning.features_config import FeaturesConfig
 from learning.reward.config import RatingTrainConfig, RewardTrainConfig, SpanTrainConfig
+from learning.select.job import SelectionConfig
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class JobKind:
     should_stop=..., eval_groups=..., **{key: data[key] for key in data_keys}).
     registers_model: its result is a model version for the registry (a TrainResult); otherwise
     the runner returns the run's metrics (a dict).
+    queue: the Celery queue its jobs are sent to (annotate/celery.py declares them).
+    round_only: it runs only as a step of a round (its data is the round's), never by hand.
     """
 
     name: str
@@ -33,6 +37,8 @@ class JobKind:
     runner: str
     data_keys: tuple[str, ...]
     registers_model: bool = True
+    queue: str = "gpu"
+    round_only: bool = False
 
 
 JOB_KINDS: dict[str, JobKind] = {
@@ -61,10 +67,24 @@ JOB_KINDS: dict[str, JobKind] = {
             ("items", "source", "checksum", "cache_dir", "model_key"),
             registers_model=False,
         ),
+        # Arrays in, picks out: no model is loaded but the one that scores margins, so it does not
+        # wait behind training on the gpu queue.
+        JobKind(
+            "selection",
+            "Selection",
+            SelectionConfig,
+            "learning.select.job:selection_job",
+            ("candidates", "groups", "labelled_groups", "margins", "labelled_margins"),
+            registers_model=False,
+            queue="default",
+            round_only=True,
+        ),
     )
 }
 # The kinds that train a model from labels: what a manager trains by hand and the dashboard offers.
 MODEL_KINDS = tuple(name for name, kind in JOB_KINDS.items() if kind.registers_model)
+# The kinds a person may start (the API's and the train command's choices).
+HAND_KINDS = tuple(name for name, kind in JOB_KINDS.items() if not kind.round_only)
 
 
 def job_kind(name: str) -> JobKind:

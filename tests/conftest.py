@@ -42,3 +42,28 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     from tests.tiny_models import save_tiny_bert
 
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+class Jobs(list):
+    """The ids of the runs queued for a worker, recorded instead of sent (services.training.run_enqueue)."""
+
+    def run_all(self) -> None:
+        """Run every queued job in order as a worker would, and those they queue in turn, until none is left."""
+        from annotate.tasks import train_model
+
+        while self:
+            train_model(self.pop(0))
+
+    def kinds(self) -> list[str]:
+        from annotate.models import TrainingRun
+
+        kinds = dict(TrainingRun.objects.filter(pk__in=self).values_list("pk", "kind"))
+        return [kinds[run_id] for run_id in self]
+
+
+@pytest.fixture
+def queued_jobs(monkeypatch) -> Jobs:
+    """Jobs are recorded, not sent: a test runs them itself (`run_all`), or not at all."""
+    jobs = Jobs()
+    monkeypatch.setattr("annotate.services.training.run_enqueue", lambda run: jobs.append(run.pk))
+    return jobs

@@ -32,9 +32,9 @@ def test_a_delivery_that_finds_a_live_worker_on_its_run_ends_without_queueing_a_
 def test_the_sweep_task_queues_again_a_run_whose_worker_was_lost(settings, monkeypatch, django_capture_on_commit_callbacks):
     run = running_run(beat_seconds_ago=settings.PREFLAB_RUN_STALE_SECONDS + 1)
     sent = []
-    monkeypatch.setattr("annotate.tasks.train_model.delay", sent.append)
+    monkeypatch.setattr("annotate.tasks.train_model.apply_async", lambda args, queue: sent.append((*args, queue)))
     with django_capture_on_commit_callbacks(execute=True):
         assert requeue_lost_runs.apply().state == "SUCCESS"
-    assert sent == [run.pk]
+    assert sent == [(run.pk, "gpu")]  # to its kind's queue
     run.refresh_from_db()
     assert run.status == "queued"

@@ -16,6 +16,7 @@ from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.feedback import MAX_ACTIVE_MS
 from annotate.services.studies import MAX_ANNOTATOR_QUOTA, MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
+from learning.jobs import HAND_KINDS
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -225,7 +226,7 @@ class ImportResultSerializer(serializers.Serializer):
 
 
 class RunCreateSerializer(NoUnknownFields, serializers.Serializer):
-    kind = serializers.ChoiceField(choices=RunKind.choices)
+    kind = serializers.ChoiceField(choices=[(value, label) for value, label in RunKind.choices if value in HAND_KINDS])
     config = serializers.DictField(required=False, default=dict)
 
 
@@ -291,6 +292,10 @@ class RunSerializer(serializers.ModelSerializer):
 class RoundSerializer(serializers.ModelSerializer):
     """One round of the study's loop; held-out accuracy is that of the model trained after it."""
 
+    runs = serializers.SerializerMethodField(
+        help_text="The round's jobs (training runs of any kind: features, selection, reward) in the order they started."
+    )
+
     class Meta:
         model = Round
         fields = [
@@ -306,7 +311,7 @@ class RoundSerializer(serializers.ModelSerializer):
             "progress",
             "model_version",
             "trained_version",
-            "run",
+            "runs",
             "labels",
             "heldout_accuracy",
             "heldout_accuracy_low",
@@ -316,6 +321,10 @@ class RoundSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_runs(self, round_: Round) -> list[int]:
+        return [run.pk for run in round_.runs.order_by("id")]
 
 
 class LoopSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from annotate.models.training import ModelVersion, TrainingRun
 
 
 class RoundStatus(models.TextChoices):
-    SELECTING = "selecting", "Selecting"  # the selection job is choosing its queries
+    SELECTING = "selecting", "Selecting"  # its jobs (features, then selection) are choosing its queries
     COLLECTING = "collecting", "Collecting"  # annotators are labelling them
     TRAINING = "training", "Training"  # every query reached its overlap (or a manager ended it); a reward run trains
     DONE = "done", "Done"
@@ -35,7 +35,6 @@ class Round(models.Model):
     trained_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Trained after it."
     )
-    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     selected = models.PositiveIntegerField(default=0, help_text="Queries the round holds.")
     labels = models.PositiveIntegerField(null=True, blank=True, help_text="Labels in the study when it closed.")
     heldout_accuracy = models.FloatField(null=True, blank=True)
@@ -53,3 +52,7 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.number} of {self.study_id} ({self.status})"
+
+    def current_run(self) -> TrainingRun | None:
+        """The job of the step the round is in (or was in last): its newest run."""
+        return self.runs.order_by("-id").first()

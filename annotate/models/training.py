@@ -17,7 +17,7 @@ class RunStatus(models.TextChoices):
 
 
 class TrainingRun(models.Model):
-    """One training job, from request to result; a worker claims it once."""
+    """One job of any kind (learning/jobs.py), from request to result; a worker claims it once."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=16, choices=RunKind.choices)
@@ -36,6 +36,14 @@ class TrainingRun(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Claims so far; a lost worker's run is claimed again.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Refreshed by the worker while it trains.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    round = models.ForeignKey(
+        "annotate.Round",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The round this job is a step of (annotate/services/rounds.py); its newest is the step it is in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

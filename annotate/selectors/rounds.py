@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Prefetch, Q, Sum
 
 from annotate.models import Query, Round, Study, TrainingRun
 from annotate.models.rounds import RoundStatus
 from annotate.models.studies import LoopStatus
+from annotate.models.training import RunKind
 
 # The plot's drawing box, in SVG user units (the CSS scales it).
 PLOT_WIDTH, PLOT_HEIGHT, PLOT_MARGIN = 480, 220, 36
@@ -39,7 +40,8 @@ def round_labels(round_: Round, overlap: int) -> tuple[int, int]:
 
 def loop_state(study: Study) -> LoopState:
     """The loop in words, for the study's current state; one round's figures at most are counted."""
-    rounds = list(Round.objects.filter(study=study).order_by("number"))
+    steps = Prefetch("runs", queryset=TrainingRun.objects.order_by("id"), to_attr="steps")
+    rounds = list(Round.objects.filter(study=study).prefetch_related(steps).order_by("number"))
     current = rounds[-1] if rounds else None
     paused = study.loop_status == LoopStatus.PAUSED
     if current is None:
@@ -48,14 +50,16 @@ def loop_state(study: Study) -> LoopState:
     state = LoopState(line="", note=current.message, rounds=rounds, can_pause=study.loop_status == LoopStatus.RUNNING)
     state.can_resume = paused
     n = current.number
+    run = current.current_run() if current.status in (RoundStatus.SELECTING, RoundStatus.TRAINING) else None
     if current.status == RoundStatus.SELECTING:
-        state.line, state.preparing, state.start_label = f"Preparing round {n}: selecting…", True, "Queue its selection again"
+        doing = "computing features" if run is not None and run.kind == RunKind.FEATURES else "selecting"
+        state.line, state.preparing, state.start_label = f"Preparing round {n}: {doing}…", True, "Queue its job again"
+        state.progress = run.progress if run is not None else None
     elif current.status == RoundStatus.COLLECTING:
         given, wanted = round_labels(current, study.overlap)
         state.line = f"Round {n} of {current.chosen_by}: {given} / {wanted} labels"
         state.start_label = "Force next round"
     elif current.status == RoundStatus.TRAINING:
-        run = TrainingRun.objects.filter(pk=current.run_id).first()
         state.line, state.preparing = f"Preparing round {n + 1}: training a reward model…", True
         state.progress = run.progress if run is not None else None
         # A run that finished without the loop moving on (its worker stopped in between) can be moved on by hand.

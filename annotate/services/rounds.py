@@ -45,14 +45,73 @@ def last_round(study: Study) -> Round | None:
     return Round.objects.filter(study=study).order_by("-number").first()
 
 
+def pool_queries(study: Study):
+    """The queries a round may choose: never chosen by a round and never labelled.
+
+    Gold queries are not the loop's to choose: they are served beside every round (services.gold).
+    """
+    return Query.objects.filter(study=study, round=0, label_count=0, is_gold=False)
+
+
+# The jobs of a round, in order, by the status the round is in while they run: each starts when
+# the one before it succeeded, and a step whose config is None is skipped. Selecting ends with
+# the picks written (the round collects); training ends with the model recorded and the next
+# round opened. A later kind (generation before features, DPO after the reward run) joins here.
+STEPS: dict[str, tuple[str, ...]] = {
+    RoundStatus.SELECTING: (RunKind.FEATURES, RunKind.SELECTION),
+    RoundStatus.TRAINING: (RunKind.REWARD,),
+}
+STEP_WORDS = {RunKind.FEATURES: "Features", RunKind.SELECTION: "Selection", RunKind.REWARD: "Training"}
+
+
+def step_config(round_: Round, kind: str) -> dict | None:
+    """The config of the round's job of `kind`, or None where the round skips that step."""
+    from learning.select import READS_FEATURES
+
+    if kind == RunKind.FEATURES:
+        if round_.strategy not in READS_FEATURES:
+            return None
+        return {"model_version": round_.model_version_id}
+    if kind == RunKind.SELECTION:
+        return {"strategy": round_.strategy, "params": round_.params, "size": round_.size, "seed": round_.number}
+    return round_.study.training_config
+
+
+def step_next(round_: Round, after: str | None, by: AbstractBaseUser | None = None) -> TrainingRun | None:
+    """Start the round's first step after `after` (None: its first) that it does not skip; None if none is left.
+
+    Raises InvalidInput where the run cannot start (the caller says what that means for the round).
+    """
+    from annotate.services.training import training_run_start
+
+    steps = STEPS[round_.status]
+    for kind in steps[steps.index(after) + 1 :] if after is not None else steps:
+        config = step_config(round_, kind)
+        if config is None:
+            continue
+        with transaction.atomic():
+            run = training_run_start(
+                study=round_.study, requested_by=by or round_.study.created_by, kind=kind, config=config, for_round=round_
+            )
+        Round.objects.filter(pk=round_.pk).update(message=short(f"{STEP_WORDS[kind]}: waiting for a worker"))
+        return run
+    return None
+
+
+def round_fail(round_: Round, message: str) -> Round:
+    """The round failed (a step's job, or its start): the loop waits for a manager, with the message."""
+    Round.objects.filter(pk=round_.pk, status__in=IN_PROGRESS).update(
+        status=RoundStatus.FAILED, message=short(message), finished_at=timezone.now()
+    )
+    return Round.objects.get(pk=round_.pk)
+
+
 def round_open(*, study: Study) -> Round:
-    """Record the study's next round and queue its selection job once the transaction commits.
+    """Record the study's next round and start its first selecting step (queued once the transaction commits).
 
     Precondition: the study row is locked and no round is in progress. The claim serves the new
-    round at once, and so nothing until its queries are written.
+    round at once, and so nothing until its queries are written. An empty pool ends the loop.
     """
-    from annotate.tasks import select_round
-
     previous = last_round(study)
     round_ = Round.objects.create(
         study=study,
@@ -60,35 +119,42 @@ def round_open(*, study: Study) -> Round:
         strategy=study.selection_strategy,
         params=study.selection_params,
         size=study.round_size,
+        model_version=latest_reward_version(study),
         message="Selecting queries",
     )
     study.loop_status, study.current_round = LoopStatus.RUNNING, round_.number
     study.save(update_fields=["loop_status", "current_round"])
-    select_round.delay_on_commit(round_.pk)
-    return round_
+    if not pool_queries(study).exists():
+        return round_finish_exhausted(round_)
+    try:
+        step_next(round_, after=None)
+    except (InvalidInput, Conflict) as exc:
+        return round_fail(round_, f"Selection could not start: {exc.message}")
+    return Round.objects.get(pk=round_.pk)
 
 
 @transaction.atomic
 def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     """Start the loop, or force the next round: a round still collecting is ended and trained on now.
 
-    A round being selected has its job queued again; one whose run has finished is moved on; one
-    still training is refused (409): the next round follows on its own.
+    A round being selected has its job queued again (a duplicate delivery runs nothing twice);
+    one whose job has finished is moved on; one still training is refused (409): the next round
+    follows on its own.
     """
-    from annotate.tasks import select_round
+    from annotate.services.training import run_enqueue
 
     study = Study.objects.select_for_update().get(pk=study.pk)
     refuse_if_archived(study, "starting a round")
     current = last_round(study)
-    if current is not None and current.status == RoundStatus.SELECTING:
-        # Its job may have been lost with a worker or a broker: queue it again (a duplicate writes nothing).
-        select_round.delay_on_commit(current.pk)
-        return current
-    if current is not None and current.status == RoundStatus.TRAINING:
-        run = TrainingRun.objects.filter(pk=current.run_id).first()
-        if run is not None and run.is_finished:  # its worker stopped between training and moving the loop on
+    if current is not None and current.status in (RoundStatus.SELECTING, RoundStatus.TRAINING):
+        run = current.current_run()
+        if run is not None and run.is_finished:  # its worker stopped between the job and moving the loop on
             return rounds_after_run(run_id=run.pk) or current
-        raise Conflict(f"Round {current.number} is training a reward model; the next round starts when it is done.")
+        if current.status == RoundStatus.TRAINING:
+            raise Conflict(f"Round {current.number} is training a reward model; the next round starts when it is done.")
+        if run is not None:  # its job may have been lost with a broker: queue it again
+            run_enqueue(run)
+        return current
     if study.loop_status == LoopStatus.PAUSED:
         study.loop_status = LoopStatus.RUNNING
         study.save(update_fields=["loop_status"])
@@ -152,80 +218,49 @@ def round_resume(*, study: Study) -> Study:
 
 
 def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | None) -> dict:
-    """What the round's strategy reads besides the pool's size: margins and features, where it uses them.
+    """What the round's strategy reads besides the pool: margins and features, where it uses them.
 
     The D-optimal strategies also read the labelled queries: the design starts from what they
-    already tell (V = λI + Σ w z zᵀ over them, ALGORITHMS.md §3.1).
+    already tell (V = λI + Σ w z zᵀ over them, ALGORITHMS.md §3.1). Features come from the cache
+    the round's features job filled; whatever is missing (a response imported since) is computed here.
     """
     from annotate.services.features import query_feature_groups, query_margins
+    from learning.select import READS_FEATURES
 
-    d_optimal = round_.strategy.startswith("d_optimal")
+    reads_features = round_.strategy in READS_FEATURES
     labelled = []
-    if d_optimal:
+    if reads_features:
         labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).select_related("prompt").order_by("id"))
     queries, n = pool + labelled, len(pool)
     inputs: dict = {}
-    if version is not None and round_.strategy != "random":
+    if version is not None and round_.strategy != "random" and n:
         margins = query_margins(version=version, queries=queries)
         inputs["margins"] = margins[0, :n] if len(margins) == 1 else margins[:, :n]  # one model: |Δ|; an ensemble: Var Δ
         if labelled:
             inputs["labelled_margins"] = margins[:, n:].mean(axis=0)
-    if d_optimal:
+    if reads_features and n:
         groups = query_feature_groups(study=round_.study, queries=queries, version=version)
         inputs["groups"], inputs["labelled_groups"] = groups[:n], groups[n:]
     return inputs
 
 
-def choose(round_: Round, pool: list[Query], version: ModelVersion | None):
-    """(selection, chosen_by) for the round under its strategy and parameters."""
-    import numpy as np
+def selection_job_data(run: TrainingRun) -> dict:
+    """The `selection` job's data (learning/jobs.py): its round's pool as query ids, with what the strategy reads.
 
-    from learning.select import strategy_params
-    from learning.select.choose import choose_queries
-    from learning.select.d_optimal import Design, greedy_d_optimal_kwise
-
-    params = strategy_params(round_.strategy, round_.params)
-    inputs = selection_inputs(round_, pool, version)
-    groups, known = inputs.pop("groups", None), inputs.pop("labelled_groups", None)
-    if groups is not None and any(len(g) > 1 for g in groups + known):  # rankings: a query adds all its pairs
-        lam = getattr(params, "lam", 1.0)
-        design = Design.prior(groups[0].shape[1], lam=lam, labelled=np.vstack(known)) if known else None
-        return greedy_d_optimal_kwise(groups, round_.size, design=design, lam=lam), round_.strategy
-    if groups is not None:
-        inputs["features"] = np.stack([g[0] for g in groups])
-        if known:
-            inputs["labelled_features"] = np.stack([g[0] for g in known])
-    return choose_queries(params, round_.size, n=len(pool), seed=round_.number, **inputs)
-
-
-def round_select(*, round_id: int) -> Round:
-    """The selection job: choose the round's queries from the pool and open the round for labelling.
-
-    The pool is every query not chosen by a round yet and never labelled. The picks are written
-    with their round, strategy, score and priority (best first) in one transaction, only if the
-    round is still selecting, so a duplicated job writes nothing. A round larger than the pool is
-    cut to it, and says so; an empty pool ends the loop. A failure is recorded on the round, and
-    the loop waits for a manager.
+    The model is the one the round recorded when it opened (its features job used the same).
     """
-    round_ = Round.objects.select_related("study").get(pk=round_id)
-    if round_.status != RoundStatus.SELECTING:
-        return round_
-    # Gold queries are not the loop's to choose: they are served beside every round (services.gold).
-    pool = list(
-        Query.objects.filter(study=round_.study, round=0, label_count=0, is_gold=False).select_related("prompt").order_by("id")
-    )
-    if not pool:
-        return round_finish_exhausted(round_)
-    version = latest_reward_version(round_.study)
-    try:
-        selection, chosen_by = choose(round_, pool, version)
-    except Exception as exc:  # noqa: BLE001 - every failure lands on the round, with its message
-        logger.exception("selection of round %s failed", round_id)
-        Round.objects.filter(pk=round_id, status=RoundStatus.SELECTING).update(
-            status=RoundStatus.FAILED, message=short(f"Selection failed: {type(exc).__name__}: {exc}"), finished_at=timezone.now()
-        )
-        return Round.objects.get(pk=round_id)
-    return round_write_picks(round_, pool, selection, chosen_by, version)
+    round_ = Round.objects.select_related("study", "model_version").filter(pk=run.round_id).first()
+    if round_ is None:
+        raise ValueError(f"selection run {run.pk} belongs to no round")
+    pool = list(pool_queries(round_.study).select_related("prompt").order_by("id"))
+    inputs = selection_inputs(round_, pool, round_.model_version)
+    return {
+        "candidates": [q.pk for q in pool],
+        "groups": inputs.get("groups"),
+        "labelled_groups": inputs.get("labelled_groups"),
+        "margins": inputs.get("margins"),
+        "labelled_margins": inputs.get("labelled_margins"),
+    }
 
 
 def selection_message(round_: Round, picked: int, pool: int, chosen_by: str) -> str:
@@ -237,25 +272,28 @@ def selection_message(round_: Round, picked: int, pool: int, chosen_by: str) -> 
     return short("; ".join(words) + ".")
 
 
-@transaction.atomic
-def round_write_picks(round_: Round, pool: list[Query], selection, chosen_by: str, version: ModelVersion | None) -> Round:
-    """Write the picks and open the round, unless another delivery of the job did it first."""
-    if not Round.objects.select_for_update().filter(pk=round_.pk, status=RoundStatus.SELECTING).exists():
-        return Round.objects.get(pk=round_.pk)
-    picked = len(selection.indices)
-    for rank, (index, score) in enumerate(zip(selection.indices.tolist(), selection.scores.tolist(), strict=True)):
+def round_write_picks(round_: Round, run: TrainingRun) -> Round:
+    """Write the selection run's picks with their round, strategy, score and priority, and open the round.
+
+    Precondition: the round row is locked and selecting. A pick that left the pool since (a
+    label, an edit) is not written, and the round holds the others; an empty pool ends the loop.
+    """
+    metrics = run.metrics
+    if not metrics.get("pool"):
+        return round_finish_exhausted(round_)
+    chosen_by, picks = metrics["chosen_by"], list(zip(metrics["picked"], metrics["scores"], strict=True))
+    pool, written = pool_queries(round_.study), 0
+    for rank, (query_id, score) in enumerate(picks):
         # Priority falls with the rank, so the claim hands out the best picks first.
-        Query.objects.filter(pk=pool[index].pk, round=0).update(
-            round=round_.number, strategy=chosen_by, score=float(score), priority=picked - rank
-        )
+        pick = {"round": round_.number, "strategy": chosen_by, "score": float(score), "priority": len(picks) - rank}
+        written += pool.filter(pk=query_id).update(**pick)
     Round.objects.filter(pk=round_.pk).update(
         status=RoundStatus.COLLECTING,
         chosen_by=chosen_by,
-        model_version=version,
-        selected=picked,
+        selected=written,
         progress=1.0,
         selected_at=timezone.now(),
-        message=selection_message(round_, picked, len(pool), chosen_by),
+        message=selection_message(round_, written, metrics["pool"], chosen_by),
     )
     return Round.objects.get(pk=round_.pk)
 
@@ -295,21 +333,16 @@ def round_check_complete(*, study_id: int, number: int) -> Round | None:
 
 @transaction.atomic
 def round_train(*, round_id: int, by: AbstractBaseUser | None, why: str) -> Round:
-    """Train a reward model on everything labelled so far, with the study's training config.
+    """Start the round's training steps: a reward model on everything labelled so far, with the study's training config.
 
     Precondition: the round was just moved to training. If the run cannot start (too few labels
     of the kind it needs), the round closes without a model, saying why, and the loop moves on.
     """
-    from annotate.services.training import training_run_start
-
     round_ = Round.objects.select_related("study").get(pk=round_id)
-    study = round_.study
-    labels = study_labels(study.pk)
+    labels = study_labels(round_.study_id)
     try:
         with transaction.atomic():
-            run = training_run_start(
-                study=study, requested_by=by or study.created_by, kind=RunKind.REWARD, config=study.training_config
-            )
+            step_next(round_, after=None, by=by)
     except (InvalidInput, Conflict) as exc:  # Conflict: archived (by then its loop is paused)
         Round.objects.filter(pk=round_id).update(
             status=RoundStatus.DONE,
@@ -317,11 +350,9 @@ def round_train(*, round_id: int, by: AbstractBaseUser | None, why: str) -> Roun
             finished_at=timezone.now(),
             message=short(f"{why}. Not trained: {exc.message}"),
         )
-        advance(study.pk)
+        advance(round_.study_id)
         return Round.objects.get(pk=round_id)
-    Round.objects.filter(pk=round_id).update(
-        run=run, labels=labels, progress=0.0, message=short(f"{why}. Training a reward model")
-    )
+    Round.objects.filter(pk=round_id).update(labels=labels, progress=0.0, message=short(f"{why}. Training a reward model"))
     return Round.objects.get(pk=round_id)
 
 
@@ -334,28 +365,10 @@ def advance(study_id: int) -> Round | None:
     return round_open(study=study)
 
 
-@transaction.atomic
-def rounds_after_run(*, run_id: int) -> Round | None:
-    """When a round's training run has finished: record what it trained and select the next round.
-
-    A no-op for a run that is not a round's, or not finished. A failed or cancelled run fails the
-    round with the run's error, and the loop waits for a manager to force the next round.
-    """
-    run = TrainingRun.objects.filter(pk=run_id).first()
-    if run is None or not run.is_finished:
-        return None
-    round_ = Round.objects.select_for_update().filter(run_id=run_id, status=RoundStatus.TRAINING).first()
-    if round_ is None:
-        return None
-    now = timezone.now()
-    if run.status != RunStatus.SUCCEEDED:
-        reason = run.error or "the run was cancelled"
-        Round.objects.filter(pk=round_.pk).update(
-            status=RoundStatus.FAILED, finished_at=now, message=short(f"Training failed: {reason}")
-        )
-        return Round.objects.get(pk=round_.pk)
-    version = ModelVersion.objects.filter(run_id=run_id).first()
-    metrics = version.metrics if version is not None else run.metrics
+def round_record_training(round_: Round) -> Round:
+    """The round's training steps are done: record the reward model it trained, close it, and open the next round."""
+    version = ModelVersion.objects.filter(run__round=round_, kind=RunKind.REWARD).order_by("-version").first()
+    metrics = version.metrics if version is not None else {}
     Round.objects.filter(pk=round_.pk).update(
         status=RoundStatus.DONE,
         trained_version=version,
@@ -363,8 +376,35 @@ def rounds_after_run(*, run_id: int) -> Round | None:
         heldout_accuracy_low=metrics.get("heldout_accuracy_ci95_low"),
         heldout_accuracy_high=metrics.get("heldout_accuracy_ci95_high"),
         progress=1.0,
-        finished_at=now,
+        finished_at=timezone.now(),
         message=short(f"Trained reward model v{version.version}" if version else "Trained"),
     )
     advance(round_.study_id)
     return Round.objects.get(pk=round_.pk)
+
+
+@transaction.atomic
+def rounds_after_run(*, run_id: int) -> Round | None:
+    """When a round's job has finished: start the round's next step, or end the steps of its status.
+
+    Selecting ends with the picks written; training with the model recorded and the next round
+    opened. A no-op for a run that is no round's, not finished, or not its round's current step
+    (a second delivery). A failed or cancelled job fails the round with the job's error, and the
+    loop waits for a manager to force the next round.
+    """
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None or not run.is_finished or run.round_id is None:
+        return None
+    round_ = Round.objects.select_for_update().select_related("study").filter(pk=run.round_id, status__in=IN_PROGRESS).first()
+    if round_ is None or round_.current_run().pk != run.pk or run.kind not in STEPS.get(round_.status, ()):
+        return None
+    if run.status != RunStatus.SUCCEEDED:
+        return round_fail(round_, f"{STEP_WORDS[run.kind]} failed: {run.error or 'the run was cancelled'}")
+    try:
+        if step_next(round_, after=run.kind) is not None:
+            return Round.objects.get(pk=round_.pk)
+    except (InvalidInput, Conflict) as exc:  # Conflict: archived meanwhile
+        return round_fail(round_, f"{STEP_WORDS[run.kind]} done, but the next step could not start: {exc.message}")
+    if round_.status == RoundStatus.SELECTING:
+        return round_write_picks(round_, run)
+    return round_record_training(round_)

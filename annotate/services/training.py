@@ -26,7 +26,7 @@ from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import ModelVersion, Study, TrainingRun
+from annotate.models import ModelVersion, Round, Study, TrainingRun
 from annotate.models.training import RunKind, RunStatus
 from annotate.selectors.training_data import eval_groups, preference_pairs, ranking_examples, rating_examples, span_examples
 from annotate.selectors.training_readiness import run_readiness
@@ -72,19 +72,36 @@ def check_base_model(name: str, field: str = "config.base_model") -> None:
         raise InvalidInput(str(exc), field=field) from None
 
 
-@transaction.atomic
-def training_run_start(
-    *, study: Study, requested_by: AbstractBaseUser, kind: str, config: dict | None = None, enqueue: bool = True
-) -> TrainingRun:
-    """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself).
+def run_enqueue(run: TrainingRun) -> None:
+    """Send the run's job to its kind's queue (learning/jobs.py) once the transaction commits.
 
-    Refused when the run could not train now (see annotate/selectors/training_readiness.py).
+    A duplicate is harmless: the worker's claim (claim_run) lets one delivery run it.
     """
     from annotate.tasks import train_model
 
+    train_model.apply_async_on_commit((run.pk,), queue=JOB_KINDS[run.kind].queue)
+
+
+@transaction.atomic
+def training_run_start(
+    *,
+    study: Study,
+    requested_by: AbstractBaseUser | None,
+    kind: str,
+    config: dict | None = None,
+    enqueue: bool = True,
+    for_round: Round | None = None,
+) -> TrainingRun:
+    """Record a run and queue it for a worker once the transaction commits (unless the caller runs it itself).
+
+    for_round: the round the run is a step of (annotate/services/rounds.py), or None.
+    Refused when the run could not train now (see annotate/selectors/training_readiness.py).
+    """
     refuse_if_archived(study, "training")
     if kind not in RunKind.values:
         raise InvalidInput(f"Unknown run kind {kind!r}; use one of {', '.join(RunKind.values)}.", field="kind")
+    if JOB_KINDS[kind].round_only and for_round is None:
+        raise InvalidInput(f"A {kind} run is a step of a round: start the study's rounds instead.", field="kind")
     config = check_config(kind, config or {})
     if "base_model" in (field.name for field in dataclasses.fields(JOB_KINDS[kind].config)):
         config.setdefault("base_model", study.reward_model)
@@ -94,10 +111,10 @@ def training_run_start(
         if not readiness.can_run:  # it would fail on the worker at once; the worker still checks (labels change)
             raise InvalidInput(f"Nothing was started: a {readiness.label.lower()} {readiness.reason}.")
     run = TrainingRun.objects.create(
-        study=study, kind=kind, config=config, created_by=requested_by, message="Waiting for a worker"
+        study=study, kind=kind, config=config, created_by=requested_by, round=for_round, message="Waiting for a worker"
     )
     if enqueue:
-        train_model.delay_on_commit(run.pk)
+        run_enqueue(run)
     return run
 
 
@@ -167,13 +184,11 @@ def training_runs_requeue_lost() -> list[int]:
     back to QUEUED in the UPDATE that finds it, so the next sweep (or a second beat) does not
     queue it twice; a worker then claims it as it claims any queued run.
     """
-    from annotate.tasks import train_model
-
     now = timezone.now()
     lost = lost_runs(now)
     fail_exhausted(lost, now)
     requeued = []
-    for run_id in lost.values_list("pk", flat=True):
+    for run_id, kind in lost.values_list("pk", "kind"):
         back = lost.filter(pk=run_id).update(
             status=RunStatus.QUEUED,
             step=0,
@@ -183,7 +198,7 @@ def training_runs_requeue_lost() -> list[int]:
             message="Waiting for a worker: the last one was lost",
         )
         if back:
-            train_model.delay_on_commit(run_id)
+            run_enqueue(TrainingRun(pk=run_id, kind=kind))
             requeued.append(run_id)
     if requeued:
         logger.warning("queued again training run(s) %s: their worker sent no heartbeat", requeued)
@@ -333,11 +348,16 @@ def training_processes() -> int:
 
 
 def job_data(run: TrainingRun) -> dict:
-    """What the run's runner reads, as plain data: the study's labels, or for features its responses."""
+    """What the run's runner reads, as plain data: the study's labels, for features its responses,
+    for a selection its round's pool with the features and margins its strategy reads."""
     if run.kind == RunKind.FEATURES:
         from annotate.services.features import features_job_data
 
         return features_job_data(run)
+    if run.kind == RunKind.SELECTION:
+        from annotate.services.rounds import selection_job_data
+
+        return selection_job_data(run)
     return training_data(run)
 
 

@@ -31,6 +31,9 @@ def duration_text(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+MAX_LISTED = 20  # a long list (a selection's picks) shows its first items and its length; the API has them all
+
+
 def metric_text(value, *, counts: bool = False) -> str:
     """A metric for display: floats to four significant figures, tables as `key: value` pairs, None as ''.
 
@@ -48,7 +51,8 @@ def metric_text(value, *, counts: bool = False) -> str:
     if isinstance(value, (list, tuple)):
         if counts and len(value) == 2:
             return f"{value[0]}/{value[1]}"
-        return ", ".join(metric_text(item) for item in value)
+        shown = ", ".join(metric_text(item) for item in value[:MAX_LISTED])
+        return shown if len(value) <= MAX_LISTED else f"{shown}, … ({len(value)} in all)"
     return json.dumps(value, sort_keys=True)
 
 

@@ -84,6 +84,8 @@ STRATEGIES: dict[str, type] = {
 # Strategies that need a trained reward model (scores or features from it); without one the
 # first round is random.
 NEEDS_MODEL = frozenset({"uncertainty"})
+# Strategies that read query features: a round under one computes them first (a features job).
+READS_FEATURES = frozenset({"d_optimal", "d_optimal_offline"})
 
 
 def strategy_params(strategy: str, params: dict | None, *, prefix: str = "selection_params"):

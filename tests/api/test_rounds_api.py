@@ -18,17 +18,16 @@ def people():
     return study, {"manager": manager, "annotator": annotator, "researcher": researcher}
 
 
-def test_a_manager_starts_the_loop_and_everyone_with_the_dashboard_sees_the_history(people, monkeypatch):
+def test_a_manager_starts_the_loop_and_everyone_with_the_dashboard_sees_the_history(people, queued_jobs):
     study, users = people
-    queued = []
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", queued.append)
     started = client_for(users["manager"]).post(f"/api/v1/studies/{study.pk}/rounds/")
     assert started.status_code == 201, started.content
     assert started.json()["number"] == 1 and started.json()["status"] == "selecting"
-    assert queued == [started.json()["id"]]
+    assert queued_jobs.kinds() == ["selection"]
     for role in ("manager", "researcher"):
         history = client_for(users[role]).get(f"/api/v1/studies/{study.pk}/rounds/")
         assert [r["number"] for r in history.json()] == [1]
+        assert history.json()[0]["runs"] == list(queued_jobs)  # its selection job, listed with the study's runs
     detail = client_for(users["manager"]).get(f"/api/v1/studies/{study.pk}/").json()
     assert (detail["loop_status"], detail["current_round"]) == ("running", 1)
 
@@ -51,17 +50,15 @@ def test_only_a_manager_runs_the_loop_and_annotators_see_no_history(people, role
         assert "does not allow you" in reply.json()["detail"]
 
 
-def test_pause_and_resume_say_where_the_loop_stands_and_refuse_what_cannot_be_done(people, monkeypatch):
+def test_pause_and_resume_say_where_the_loop_stands_and_refuse_what_cannot_be_done(people, queued_jobs):
     study, users = people
-    queued = []
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", queued.append)
     client = client_for(users["manager"])
     refused = client.post(f"/api/v1/studies/{study.pk}/rounds/pause/")
     assert refused.status_code == 409 and refused.json()["detail"].startswith("The round loop is off")
     client.post(f"/api/v1/studies/{study.pk}/rounds/")
     assert client.post(f"/api/v1/studies/{study.pk}/rounds/pause/").json() == {"loop_status": "paused", "current_round": 1}
     again = client.post(f"/api/v1/studies/{study.pk}/rounds/")  # round 1 is still being selected: its job goes again
-    assert again.json()["number"] == 1 and len(queued) == 2 and queued[0] == queued[1]
+    assert again.json()["number"] == 1 and len(queued_jobs) == 2 and queued_jobs[0] == queued_jobs[1]
     twice = client.post(f"/api/v1/studies/{study.pk}/rounds/resume/")
     assert twice.json() == {"loop_status": "running", "current_round": 1}
     assert client.post(f"/api/v1/studies/{study.pk}/rounds/resume/").status_code == 409
@@ -89,14 +86,14 @@ def test_the_round_endpoints_are_in_the_schema():
         assert any(p.rstrip("/").endswith(f"/studies/{{id}}/{path}") for p in schema["paths"]), path
 
 
-def test_exports_carry_the_round_and_strategy_that_chose_each_label(people, monkeypatch):
+def test_exports_carry_the_round_and_strategy_that_chose_each_label(people, queued_jobs):
     from annotate.models import Round
-    from annotate.services.rounds import round_select, round_start
+    from annotate.services.rounds import round_start
     from tests.labelling import label_preferring_first_response
 
     study, users = people
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda _: None)
-    round_select(round_id=round_start(study=study, by=users["manager"]).pk)
+    round_start(study=study, by=users["manager"])
+    queued_jobs.run_all()
     study.refresh_from_db()
     assert label_preferring_first_response(study, users["annotator"]) == Round.objects.get(study=study).selected == 4
     client = client_for(users["manager"])
@@ -105,3 +102,9 @@ def test_exports_carry_the_round_and_strategy_that_chose_each_label(people, monk
         rows = [json.loads(line) for line in b"".join(reply.streaming_content).splitlines()]
         assert len(rows) == 4
         assert {(row["round"], row["strategy"]) for row in rows} == {(1, "random")}, format
+
+
+def test_a_selection_run_cannot_be_started_by_hand_over_the_api(people):
+    study, users = people
+    reply = client_for(users["manager"]).post(f"/api/v1/studies/{study.pk}/runs/", {"kind": "selection"}, format="json")
+    assert reply.status_code == 400 and reply.json()["field"] == "kind", reply.content

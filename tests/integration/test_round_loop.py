@@ -1,4 +1,7 @@
-"""A real `celery worker` runs the round loop: a labelled round trains a model and selects the next, with no manual step."""
+"""A real `celery worker` runs the round loop: a labelled round trains a model and selects the next, with no manual step.
+
+Every step (selection, training) is a job the worker runs from its kind's queue.
+"""
 
 import pytest
 
@@ -46,4 +49,19 @@ def test_a_labelled_round_trains_a_model_and_the_next_round_is_selected_on_its_o
     assert first.heldout_accuracy is not None and first.heldout_accuracy == version.metrics["heldout_accuracy"]
     assert second.model_version_id == version.pk
     assert Query.objects.filter(study=study, round=2).count() == 8
+    # Each step was a job the worker ran: round 1 was selected, then trained on; round 2 selected.
+    steps = {r.number: [(run.kind, run.status) for run in r.runs.order_by("id")] for r in (first, second)}
+    assert steps == {1: [("selection", "succeeded"), ("reward", "succeeded")], 2: [("selection", "succeeded")]}
     assert not Query.objects.filter(study=study, round=2, label_count__gt=0).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_d_optimal_round_computes_features_then_selects_through_the_worker(start_worker, tiny_encoder_dir):
+    _, log = start_worker()
+    study = make_study(round_size=5, selection_strategy="d_optimal", reward_model=str(tiny_encoder_dir))
+    make_items(study, n_prompts=12)
+    round_start(study=study, by=study.created_by)
+    first = wait_for(lambda: round_in(study, 1, "collecting", "failed"), timeout=120, what="round 1 to be selected", log=log)
+    assert (first.status, first.chosen_by, first.selected) == ("collecting", "d_optimal", 5), first.message
+    steps = [(run.kind, run.status) for run in first.runs.order_by("id")]
+    assert steps == [("features", "succeeded"), ("selection", "succeeded")]

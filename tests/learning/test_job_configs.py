@@ -37,6 +37,10 @@ def test_every_kind_builds_its_defaults_and_refuses_an_unknown_key_naming_it(kin
         ("features", "model_version", 0, "null or a model version's id"),
         ("features", "model_version", "v1", "a whole number or null"),
         ("features", "batch_size", 0, "a whole number from 1 to 4096"),
+        ("selection", "size", 0, "a whole number from 1 to 2147483647"),
+        ("selection", "seed", -1, "a whole number from 0 to 2147483647"),
+        ("selection", "strategy", "clairvoyant", "one of random, uncertainty, d_optimal, d_optimal_offline"),
+        ("selection", "params", [], "an object"),
     ],
 )
 def test_a_wrong_type_or_value_is_refused_naming_the_key(kind, key, value, wanted):
@@ -75,3 +79,15 @@ def test_each_runner_named_in_the_table_exists():
     for kind in JOB_KINDS.values():
         module, _, function = kind.runner.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), kind.name
+
+
+def test_a_selection_config_checks_its_strategys_parameters_as_a_study_does():
+    with pytest.raises(ConfigError) as refused:
+        job_config("selection", {"strategy": "d_optimal", "params": {"lam": -1}})
+    assert refused.value.field == "config.params.lam"
+    assert str(refused.value) == "config.params.lam must be a number above 0, not -1."
+    with pytest.raises(ConfigError) as unknown:
+        job_config("selection", {"strategy": "d_optimal", "params": {"lamda": 1}})
+    assert unknown.value.field == "config.params" and "lamda" in str(unknown.value)
+    config = job_config("selection", {"strategy": "d_optimal", "params": {"lam": 2}, "size": 5, "seed": 3})
+    assert config.strategy_params().lam == 2.0 and (config.size, config.seed) == (5, 3)

@@ -177,3 +177,24 @@ def test_labels_share_interval_resamples_paired_seeds():
     mixed = share_curves([[0.5, 0.6, 0.7, 0.8]] * 4, [[0.6, 0.8, 0.8, 0.9]] * 3 + [[0.5, 0.5, 0.5, 0.7]])
     share, low, high = labels_share_interval(mixed, "d_optimal", resamples=500)
     assert low == 0.5 and high > share >= 0.5
+
+
+def test_the_interval_uses_students_t_for_any_number_of_seeds():
+    from learning.simulate import t_quantile_975
+
+    # Table values: df 10, 15, 29; beyond the table, the expansion: df 40 and 100.
+    for df, expected in ((10, 2.228), (15, 2.131), (29, 2.045), (40, 2.021), (100, 1.984)):
+        assert t_quantile_975(df) == pytest.approx(expected, abs=1e-3), df
+    values = np.arange(11.0)  # 11 seeds: df 10, not the 2.045 of df 29
+    mean, low, high = t_interval(values)
+    assert high - mean == pytest.approx(2.228 * values.std(ddof=1) / np.sqrt(11))
+
+
+def test_a_summary_never_mixes_label_counts_when_a_seed_misses_a_round():
+    curves = [
+        Curve("random", 0, [10, 20, 30], [0.6, 0.7, 0.8], [-0.7, -0.6, -0.5]),
+        Curve("random", 1, [10, 30], [0.62, 0.84], [-0.69, -0.45]),  # its second round trained no model
+    ]
+    rows = summarise(curves)
+    assert [(r.labels, r.seeds) for r in rows] == [(10, 2), (30, 2)]
+    assert rows[1].accuracy == pytest.approx(0.82) and rows[1].log_likelihood == pytest.approx(-0.475)

@@ -188,12 +188,14 @@ def test_an_import_with_a_bad_gold_answer_stores_nothing_and_names_the_field(rec
     assert not Query.objects.filter(study=study).exists()
 
 
-def test_a_rounds_selection_never_takes_a_gold_query(monkeypatch):
-    from annotate.services.rounds import round_select, round_start
+def test_a_rounds_selection_never_takes_a_gold_query(queued_jobs):
+    from annotate.models import Round
+    from annotate.services.rounds import round_start
 
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda round_id: None)
     study, _ = gold_study(n_gold=2, n_real=3, round_size=10)
-    chosen = round_select(round_id=round_start(study=study, by=study.created_by).pk)
+    first = round_start(study=study, by=study.created_by)
+    queued_jobs.run_all()
+    chosen = Round.objects.get(pk=first.pk)
     assert chosen.selected == 3
     assert set(Query.objects.filter(study=study, is_gold=True).values_list("round", flat=True)) == {0}
 

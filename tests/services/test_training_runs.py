@@ -82,11 +82,11 @@ def test_the_sweep_queues_again_only_the_running_runs_whose_worker_stopped_beati
     set_state(done, "succeeded", attempts=1, beat_seconds_ago=3600)
     set_state(exhausted, "running", attempts=3, beat_seconds_ago=61)
     sent = []
-    monkeypatch.setattr("annotate.tasks.train_model.delay", sent.append)
+    monkeypatch.setattr("annotate.tasks.train_model.apply_async", lambda args, queue: sent.append((*args, queue)))
 
     with django_capture_on_commit_callbacks(execute=True):
         assert training_runs_requeue_lost() == [lost.pk]
-    assert sent == [lost.pk]  # queued once the sweep's transaction committed
+    assert sent == [(lost.pk, "gpu")]  # to its kind's queue, once the sweep's transaction committed
     lost.refresh_from_db()
     assert (lost.status, lost.attempts, lost.step) == ("queued", 2, 0)
     assert "lost" in lost.message
@@ -99,7 +99,7 @@ def test_the_sweep_queues_again_only_the_running_runs_whose_worker_stopped_beati
 
     with django_capture_on_commit_callbacks(execute=True):
         assert training_runs_requeue_lost() == []  # the next sweep does not queue it twice
-    assert sent == [lost.pk]
+    assert sent == [(lost.pk, "gpu")]
 
 
 def test_a_run_queued_again_is_claimed_as_its_next_attempt_in_an_emptied_folder(settings, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from annotate.models import ModelVersion, Round, TrainingRun
-from annotate.services.rounds import round_select, round_start
+from annotate.services.rounds import round_start
 
 pytestmark = pytest.mark.django_db
 
@@ -16,10 +16,9 @@ def text_of(html: str) -> str:
 
 
 @pytest.fixture
-def no_jobs(monkeypatch):
-    """Jobs the loop queues are not sent: the tests run the selection themselves."""
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda _: None)
-    monkeypatch.setattr("annotate.tasks.train_model.delay_on_commit", lambda _: None)
+def no_jobs(queued_jobs):
+    """Jobs the loop queues are not sent: the tests run them themselves."""
+    return queued_jobs
 
 
 def finished_round(study, number: int, labels: int, accuracy: float, low: float, high: float) -> Round:
@@ -28,11 +27,13 @@ def finished_round(study, number: int, labels: int, accuracy: float, low: float,
         study=study, run=run, kind="reward", version=number, base_model="minilm", artifact_path="-", checksum="c",
         metrics={"heldout_accuracy": accuracy}, data_hash="d",
     )  # fmt: skip
-    return Round.objects.create(
+    round_ = Round.objects.create(
         study=study, number=number, strategy="d_optimal", chosen_by="d_optimal", size=10, selected=10, status="done",
-        trained_version=version, run=run, labels=labels, heldout_accuracy=accuracy, heldout_accuracy_low=low,
+        trained_version=version, labels=labels, heldout_accuracy=accuracy, heldout_accuracy_low=low,
         heldout_accuracy_high=high,
     )  # fmt: skip
+    TrainingRun.objects.filter(pk=run.pk).update(round=round_)
+    return round_
 
 
 def test_a_manager_starts_rounds_from_the_dashboard_and_sees_the_round_collecting(as_user, study, manager, no_jobs):
@@ -43,8 +44,8 @@ def test_a_manager_starts_rounds_from_the_dashboard_and_sees_the_round_collectin
     assert reply.status_code == 302
     text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
     assert "Round 1 is selecting." in text and "Preparing round 1: selecting…" in text
-    assert "Queue its selection again" in text  # in case its job was lost
-    round_select(round_id=Round.objects.get(study=study).pk)
+    assert "Queue its job again" in text  # in case its job was lost
+    no_jobs.run_all()
     text = text_of(client.get(reverse("study-dashboard", args=[study.pk])).content.decode())
     assert "Round 1 of random: 0 / 3 labels" in text
     assert "Force next round" in text and "Pause" in text
@@ -78,7 +79,8 @@ def test_the_round_history_and_its_accuracy_plot_are_drawn_with_their_interval(a
 def test_a_round_picked_at_random_for_want_of_a_model_says_so(as_user, study, manager, no_jobs):
     study.selection_strategy = "uncertainty"
     study.save(update_fields=["selection_strategy"])
-    round_select(round_id=round_start(study=study, by=manager).pk)
+    round_start(study=study, by=manager)
+    no_jobs.run_all()
     text = text_of(as_user(manager).get(reverse("study-dashboard", args=[study.pk])).content.decode())
     assert "picked at random: uncertainty needs a model and none is trained yet" in text
 
@@ -112,3 +114,21 @@ def test_a_manager_switches_strategy_and_round_size_on_the_settings_page(as_user
     assert "Queries per round must be a whole number from 1 to" in text_of(refused.content.decode())
     study.refresh_from_db()
     assert study.round_size == 20
+
+
+def test_the_round_history_links_each_rounds_jobs_and_a_selection_run_shows_its_picks_briefly(as_user, study, manager, no_jobs):
+    from tests.factories import make_items
+
+    make_items(study, n_prompts=30)
+    study.round_size = 25
+    study.save(update_fields=["round_size"])
+    round_start(study=study, by=manager)
+    no_jobs.run_all()
+    run = Round.objects.get(study=study).current_run()
+    client = as_user(manager)
+    history = client.get(reverse("study-dashboard", args=[study.pk])).content.decode()
+    history = history[history.index("data-round-history") :]
+    assert f'href="{reverse("run-detail", args=[run.pk])}"' in history and ">Selection</a>" in history
+    assert f'href="{reverse("run-detail", args=[run.pk])}"' in client.get(reverse("study-runs", args=[study.pk])).content.decode()
+    page = text_of(client.get(reverse("run-detail", args=[run.pk])).content.decode())
+    assert "Picked" in page and "Chosen by" in page and "… (25 in all)" in page

@@ -10,19 +10,11 @@ from annotate.services.dataset_exports import filters_check, selection
 from annotate.services.exports import export_build
 from annotate.services.feedback import annotation_submit
 from annotate.services.reviews import annotation_review
-from annotate.services.rounds import round_select, round_start
+from annotate.services.rounds import round_start
 from annotate.services.studies import membership_add
 from tests.factories import UserFactory, make_items, make_study
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    jobs = []
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", jobs.append)
-    monkeypatch.setattr("annotate.tasks.train_model.delay_on_commit", lambda run_id: None)
-    return jobs
 
 
 def answer_all(study, annotator, commit, limit: int = 100) -> dict:
@@ -40,19 +32,20 @@ def answer_all(study, annotator, commit, limit: int = 100) -> dict:
 
 
 @pytest.fixture
-def second_round(queued, django_capture_on_commit_callbacks, tiny_encoder_dir):
+def second_round(queued_jobs, django_capture_on_commit_callbacks, tiny_encoder_dir):
     """Round 1 (2 queries) answered by ana and closed untrained; round 2 (2 queries) collecting."""
     ana, bo, rev = UserFactory(username="ana"), UserFactory(username="bo"), UserFactory(username="rev")
     study = make_study(annotators=[ana, bo], round_size=2, reward_model=str(tiny_encoder_dir), training_config={"min_pairs": 100})
     membership_add(study=study, username="rev", role="reviewer")
     make_items(study, n_prompts=6)
-    round_select(round_id=round_start(study=study, by=study.created_by).pk)
+    round_start(study=study, by=study.created_by)
+    queued_jobs.run_all()  # round 1's selection
     study.refresh_from_db()
     first = answer_all(study, ana, django_capture_on_commit_callbacks)
     assert set(Query.objects.filter(study=study, round=1).values_list("pk", flat=True)) == set(first)
     # Both labelled: round 1 closed (too few labels to train) and round 2 was opened and selected.
     assert Round.objects.get(study=study, number=1).status == "done"
-    round_select(round_id=queued[-1])
+    queued_jobs.run_all()  # round 2's selection
     study.refresh_from_db()
     assert study.current_round == 2
     return study, first, {"ana": ana, "bo": bo, "rev": rev}

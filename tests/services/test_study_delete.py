@@ -79,9 +79,10 @@ def add_everything_else(study, annotator, reviewer) -> None:
         study=study, run=run, kind="reward", version=1, base_model="minilm", artifact_path=str(run_dir(run) / "model"),
         checksum="0" * 64, metrics={}, data_hash="0" * 64,
     )  # fmt: skip
-    Round.objects.create(
-        study=study, number=1, strategy="random", size=1, model_version=version, trained_version=version, run=run
+    round_ = Round.objects.create(
+        study=study, number=1, strategy="random", size=1, model_version=version, trained_version=version
     )
+    TrainingRun.objects.filter(pk=run.pk).update(round=round_)  # the round's training step
     export = DatasetExport.objects.create(
         study=study, format="pairwise", row_count=1, checksum="0" * 64, path="", size=1, created_by=reviewer
     )

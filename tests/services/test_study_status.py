@@ -146,9 +146,8 @@ def test_an_archived_study_refuses_imports_training_settings_reviews_gold_and_ro
     assert Annotation.objects.get(pk=annotation.pk).rejected_by_id is None
 
 
-def test_archiving_pauses_a_running_round_loop_and_unarchiving_leaves_it_paused(study_and_annotator, monkeypatch):
+def test_archiving_pauses_a_running_round_loop_and_unarchiving_leaves_it_paused(study_and_annotator, queued_jobs):
     study, _ = study_and_annotator
-    monkeypatch.setattr("annotate.tasks.select_round.delay_on_commit", lambda _: None)
     round_start(study=study, by=study.created_by)
     assert changed(study, "archive").loop_status == "paused"
     assert changed(study, "unarchive").loop_status == "paused"

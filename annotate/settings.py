@@ -330,6 +330,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "annotate.api.schema.add_error_responses"],
+    "ENUM_NAME_OVERRIDES": {
+        "RunKindEnum": "annotate.models.training.RunKind",
+        "HandRunKindEnum": "annotate.api.serializers.HAND_RUN_KINDS",
+    },
 }
 
 # Celery: Redis in production and CI; kombu's filesystem transport for the quickstart, which

@@ -96,11 +96,17 @@ METRIC_WORDS: dict[str, MetricWords] = {
     "responses": MetricWords("Responses", "The study's responses whose features the cache now holds."),
     "computed": MetricWords("Computed", "Features this run computed; the others were already cached for this model."),
     "dims": MetricWords("Dimensions", "Length of each feature vector (the model's hidden size) before any projection."),
+    "rewards_computed": MetricWords(
+        "Rewards scored", "Responses this run scored with the reward model; the others were already cached for it."
+    ),
     # Selection runs
     "picked": MetricWords("Picked", "The queries chosen for the round (their ids), best first."),
     "scores": MetricWords("Scores", "What each pick was chosen on (log-det gain, uncertainty); random picks score 0."),
     "chosen_by": MetricWords("Chosen by", "The strategy, or random where it needs a model and none was trained yet."),
     "pool": MetricWords("Pool", "Queries it could choose from: never chosen by a round and never labelled."),
+    "left_out": MetricWords(
+        "Left out", "Pool queries not offered: added after the round's features job ran; the next round offers them."
+    ),
 }
 
 

@@ -4,7 +4,9 @@
 reward model reads: a study's current reward-model version, or its base model before any version
 exists. Features are cached per (response, model) as float16 arrays under one folder per model,
 in shards written whole (a temporary file renamed into place), so a lost worker leaves no half
-shard and a refresh computes only what is missing. A random projection, when asked for, is
+shard and a refresh computes only what is missing. The same job caches each response's reward
+under a reward-model version, one column per ensemble member (`RewardCache`, the same format in
+float32), so selection reads margins without loading a model. A random projection, when asked for, is
 applied after the cache, by `learning.select.common.random_projection`, whose seed is stored
 with the round that used it.
 """
@@ -106,6 +108,8 @@ class FeatureCache:
     and dims so features of two models are never mixed.
     """
 
+    stored_dtype: Any = np.float16
+
     def __init__(self, folder: str | os.PathLike, *, model: str, dims: int | None = None):
         self.folder = Path(folder)
         self.model = model
@@ -143,7 +147,7 @@ class FeatureCache:
         return [int(i) for i, ok in zip(ids, found, strict=True) if not ok]
 
     def store(self, ids: Sequence[int], features: np.ndarray) -> Path:
-        """Write one shard whole; features are stored as float16."""
+        """Write one shard whole, as `stored_dtype`."""
         features = np.asarray(features)
         if features.ndim != 2 or len(features) != len(ids):
             raise ValueError(f"{len(ids)} ids need a ({len(ids)}, dims) array, not shape {features.shape}")
@@ -155,10 +159,19 @@ class FeatureCache:
             (self.folder / "meta.json").write_text(json.dumps({"model": self.model, "dims": self.dims}), encoding="utf-8")
         name = f"{SHARD_PREFIX}{len(self._shards()):06d}-{uuid.uuid4().hex[:8]}.npz"
         staging = self.folder / f".{name}.tmp.npz"
-        np.savez(staging, ids=np.asarray(ids, dtype=np.int64), features=features.astype(np.float16))
+        np.savez(staging, ids=np.asarray(ids, dtype=np.int64), features=features.astype(self.stored_dtype))
         final = self.folder / name
         os.replace(staging, final)
         return final
+
+
+class RewardCache(FeatureCache):
+    """Rewards of responses under one reward-model version: a row per response, a column per member.
+
+    Stored as float32: uncertainty ranks queries by small reward differences, which float16 would round away.
+    """
+
+    stored_dtype = np.float32
 
 
 # Features are stored a chunk of this many batches at a time, so a lost worker loses one chunk.
@@ -210,33 +223,99 @@ def fill_cache(
     return len(missing)
 
 
+def fill_rewards(
+    cache: RewardCache,
+    items: Sequence[tuple[int, Sequence[dict], str]],
+    *,
+    source: str,
+    checksum: str | None,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Score and store the rewards of the (response id, prompt, response) items the cache lacks, per member.
+
+    The reward model is loaded (its artifact verified against `checksum`) only when something is
+    missing, once for every chunk. Returns how many were scored; `progress` gets {step, total_steps}
+    in batches, after each chunk.
+    """
+    from learning.errors import TrainingStopped
+    from learning.reward.model import load_reward_members
+    from learning.reward.score import member_rewards
+
+    wanted = {int(item[0]): item for item in items}
+    missing = [wanted[i] for i in cache.missing(list(wanted))]
+    if not missing:
+        return 0
+    tokenizer, members, artifact = load_reward_members(source, expected_checksum=checksum)
+    chunk, done = batch_size * CHUNK_BATCHES, 0
+    for start in range(0, len(missing), chunk):
+        if should_stop is not None and should_stop():
+            raise TrainingStopped("reward scoring was cancelled")
+        part = missing[start : start + chunk]
+        rewards = member_rewards(tokenizer, members, artifact, [(list(prompt), text) for _, prompt, text in part], batch_size)
+        cache.store([response_id for response_id, _, _ in part], rewards.T.numpy())
+        done += -(-len(part) // batch_size)
+        if progress is not None:
+            progress({"step": done, "total_steps": -(-len(missing) // batch_size)})
+    return len(missing)
+
+
 def features_job(
     *,
     config: Any,
     items: Sequence[tuple[int, Sequence[dict], str]],
     source: str,
     checksum: str | None,
-    cache_dir: str,
+    cache_dir: str | None,
     model_key: str,
+    rewards_dir: str | None = None,
     output_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     eval_groups: Any = None,
 ) -> dict:
-    """The `features` job (learning/jobs.py): fill the model's cache for every item; returns the run's metrics.
+    """The `features` job (learning/jobs.py): fill the model's caches for every item; returns the run's metrics.
 
+    cache_dir: where the features go (None: a round whose strategy reads none). rewards_dir: where
+    the rewards under the reward-model version `source` go (None: none wanted, or no version yet).
     `output_dir` and `eval_groups` are every job's; features need neither (the cache is shared
     by every run of the same model).
     """
-    cache = FeatureCache(cache_dir, model=model_key)
-    computed = fill_cache(
-        cache,
-        items,
-        source=source,
-        checksum=checksum,
-        max_length=config.max_length,
-        batch_size=config.batch_size,
-        progress=progress,
-        should_stop=should_stop,
-    )
-    return {"responses": len(items), "computed": computed, "dims": cache.dims or 0}
+    ids = [int(item[0]) for item in items]
+    features = None if cache_dir is None else FeatureCache(cache_dir, model=model_key)
+    rewards = None if rewards_dir is None else RewardCache(rewards_dir, model=model_key)
+    # One progress over both: the features' batches, then the rewards'.
+    steps = [0 if cache is None else -(-len(cache.missing(ids)) // config.batch_size) for cache in (features, rewards)]
+
+    def report(offset: int):
+        def update(step: dict) -> None:
+            if progress is not None:
+                progress({"step": offset + step["step"], "total_steps": sum(steps)})
+
+        return update
+
+    metrics: dict = {"responses": len(items)}
+    if features is not None:
+        metrics["computed"] = fill_cache(
+            features,
+            items,
+            source=source,
+            checksum=checksum,
+            max_length=config.max_length,
+            batch_size=config.batch_size,
+            progress=report(0),
+            should_stop=should_stop,
+        )
+        metrics["dims"] = features.dims or 0
+    if rewards is not None:
+        metrics["rewards_computed"] = fill_rewards(
+            rewards,
+            items,
+            source=source,
+            checksum=checksum,
+            batch_size=config.batch_size,
+            progress=report(steps[0]),
+            should_stop=should_stop,
+        )
+    return metrics

@@ -64,17 +64,17 @@ JOB_KINDS: dict[str, JobKind] = {
             "Features",
             FeaturesConfig,
             "learning.features:features_job",
-            ("items", "source", "checksum", "cache_dir", "model_key"),
+            ("items", "source", "checksum", "cache_dir", "model_key", "rewards_dir"),
             registers_model=False,
         ),
-        # Arrays in, picks out: no model is loaded but the one that scores margins, so it does not
-        # wait behind training on the gpu queue.
+        # Arrays in, picks out: it loads no model (features and rewards come from the cache the
+        # round's features job filled on the gpu queue), so it does not wait behind training.
         JobKind(
             "selection",
             "Selection",
             SelectionConfig,
             "learning.select.job:selection_job",
-            ("candidates", "groups", "labelled_groups", "margins", "labelled_margins"),
+            ("candidates", "groups", "labelled_groups", "margins", "labelled_margins", "left_out"),
             registers_model=False,
             queue="default",
             round_only=True,

@@ -61,6 +61,30 @@ class Jobs(list):
         return [kinds[run_id] for run_id in self]
 
 
+# Every way a model is loaded: what reads the feature and reward caches must use none.
+MODEL_LOADERS = (
+    "learning.reward.score.score_responses",
+    "learning.reward.model.load_reward_members",
+    "learning.features.load_feature_backbone",
+    "learning.models.load_encoder",
+    "learning.models.load_causal_lm",
+)
+
+
+@pytest.fixture
+def forbid_model_loading(monkeypatch):
+    """Call it (with a `monkeypatch.context()` to undo it early) and any model load from then on fails the test."""
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    def forbid(patch=monkeypatch) -> None:
+        for name in MODEL_LOADERS:
+            patch.setattr(name, loaded)
+
+    return forbid
+
+
 @pytest.fixture
 def queued_jobs(monkeypatch) -> Jobs:
     """Jobs are recorded, not sent: a test runs them itself (`run_all`), or not at all."""

@@ -2,9 +2,12 @@
 
 Features are cached per (response, model) as float16 shards under
 `ARTIFACTS_DIR/features/<study>/<model key>/` (learning/features.py), never as rows: the model key
-is `v<version id>` for a reward-model version, or the study's base model before any exists. A
-`features` run fills the cache for every response of the study; the selection job reads it
-through `query_feature_groups`, which computes inline whatever is still missing.
+is `v<version id>` for a reward-model version, or the study's base model before any exists. Under
+a version, each response's rewards (one per ensemble member) are cached beside them, in
+`rewards/`. A `features` run (gpu queue) fills both caches for every response of the study; the
+selection job (default queue) only reads them, through `query_feature_groups` and
+`query_margins`, and loads no model: what is not cached (a response imported since) is reported
+missing, never computed there.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotate.errors import Conflict, InvalidInput
+from annotate.errors import InvalidInput
 from annotate.models import ModelVersion, Query, QueryResponse, Response, Study, TrainingRun
 from annotate.models.training import RunKind
 
 if TYPE_CHECKING:
-    from learning.features import FeatureCache
+    from learning.features import FeatureCache, RewardCache
 
 
 def feature_source(study: Study, version: ModelVersion | None) -> tuple[str, str, str | None]:
@@ -46,6 +49,13 @@ def feature_cache(study: Study, model_key: str) -> FeatureCache:
     return FeatureCache(folder, model=model_key)
 
 
+def reward_cache(study: Study, model_key: str) -> RewardCache:
+    """The rewards of the study's responses under a reward-model version (its model key `v<id>`), beside its features."""
+    from learning.features import RewardCache
+
+    return RewardCache(feature_cache(study, model_key).folder / "rewards", model=model_key)
+
+
 def check_version(study: Study, version: ModelVersion | None) -> None:
     if version is not None and (version.study_id != study.pk or version.kind != RunKind.REWARD):
         raise InvalidInput(f"Model version {version.pk} is not a reward model of this study.", field="model_version")
@@ -57,8 +67,15 @@ def response_items(responses) -> list[tuple[int, list[dict], str]]:
 
 
 def features_job_data(run: TrainingRun) -> dict:
-    """The `features` job's data (learning/jobs.py): every response of the study and where they go."""
+    """The `features` job's data (learning/jobs.py): every response of the study and where they go.
+
+    A round's run caches what its strategy reads (features, and rewards under a version); a run
+    started by hand caches both.
+    """
+    from learning.select import READS_FEATURES, READS_MARGINS
+
     study = run.study
+    strategy = run.round.strategy if run.round_id is not None else None
     version_id = run.config.get("model_version")
     version = None
     if version_id is not None:
@@ -67,12 +84,15 @@ def features_job_data(run: TrainingRun) -> dict:
             raise ValueError(f"model version {version_id} no longer exists")
         check_version(study, version)
     model_key, source, checksum = feature_source(study, version)
+    wants_features = strategy is None or strategy in READS_FEATURES
+    wants_rewards = version is not None and (strategy is None or strategy in READS_MARGINS)
     return {
         "items": response_items(Response.objects.filter(prompt__study=study)),
         "source": source,
         "checksum": checksum,
-        "cache_dir": str(feature_cache(study, model_key).folder),
+        "cache_dir": str(feature_cache(study, model_key).folder) if wants_features else None,
         "model_key": model_key,
+        "rewards_dir": str(reward_cache(study, model_key).folder) if wants_rewards else None,
     }
 
 
@@ -101,63 +121,40 @@ def pair_differences(rows: np.ndarray) -> np.ndarray:
     return np.stack([rows[i] - rows[j] for i, j in pairs]) if pairs else np.zeros((0, *rows.shape[1:]), dtype=rows.dtype)
 
 
-def query_feature_groups(*, study: Study, queries: list[Query], version: ModelVersion | None) -> list[np.ndarray]:
+def query_feature_groups(*, study: Study, queries: list[Query], version: ModelVersion | None) -> list[np.ndarray | None]:
     """Each query's (P, d) float32 pair-difference features (ALGORITHMS.md §3.1), in canonical response order.
 
-    P is 1 for a pair and K(K−1)/2 for a ranking of K. Features missing from the cache are
-    computed here first (call it on a worker: it may load the model); the artifact's checksum is
-    verified then.
+    P is 1 for a pair and K(K−1)/2 for a ranking of K. Read from the cache the features job
+    filled; None for a query with a response not cached (imported since): nothing is computed here.
     """
-    from learning.config import config_from_dict
-    from learning.features import fill_cache
-    from learning.features_config import FeaturesConfig
-
     check_version(study, version)
-    model_key, source, checksum = feature_source(study, version)
-    cache = feature_cache(study, model_key)
+    model_key, _, _ = feature_source(study, version)
     groups = query_response_ids(queries)
     ids = sorted({response_id for group in groups for response_id in group})
-    defaults = config_from_dict(FeaturesConfig, {})
-    fill_cache(
-        cache,
-        response_items(Response.objects.filter(pk__in=ids)),
-        source=source,
-        checksum=checksum,
-        max_length=defaults.max_length,
-        batch_size=defaults.batch_size,
-    )
-    found, features = cache.load(ids)
-    if not found.all():
-        raise Conflict(f"No features for response {ids[int(np.argmin(found))]} under {model_key}.")
+    found, features = feature_cache(study, model_key).load(ids)
     row = {response_id: n for n, response_id in enumerate(ids)}
-    return [pair_differences(features[[row[i] for i in group]]) for group in groups]
+    return [
+        pair_differences(features[[row[i] for i in group]]) if all(found[row[i]] for i in group) else None for group in groups
+    ]
 
 
 def query_margins(*, version: ModelVersion, queries: list[Query]) -> np.ndarray:
     """(members, n) reward differences, first minus second canonical response (a ranking: the mean over its pairs).
 
-    One row per ensemble member (one for a single model); the artifact's checksum is verified.
+    One row per ensemble member (one for a single model). Read from the rewards the features job
+    cached under the version; NaN for a query with a response not cached: no model is loaded here.
     """
-    from learning.artifacts import ArtifactIntegrityError
-    from learning.reward.score import score_responses
-
     if version.kind != RunKind.REWARD:
         raise InvalidInput(f"Model version {version.pk} is a {version.kind} model; margins need a reward model.")
     groups = query_response_ids(queries)
     ids = sorted({response_id for group in groups for response_id in group})
-    items = response_items(Response.objects.filter(pk__in=ids))
-    try:
-        _, per_item = score_responses(
-            version.artifact_path,
-            [(prompt, text) for _, prompt, text in items],
-            expected_checksum=version.checksum,
-            return_members=True,
-        )
-    except ArtifactIntegrityError as exc:
-        raise Conflict(f"Model version {version.pk} cannot be used: {exc}") from None
-    rewards = np.asarray(per_item, dtype=np.float64).reshape(len(items), -1)  # (responses, members)
-    row = {response_id: n for n, (response_id, _, _) in enumerate(items)}
-    margins = np.zeros((rewards.shape[1], len(queries)))
+    model_key, _, _ = feature_source(version.study, version)
+    found, rewards = reward_cache(version.study, model_key).load(ids)  # (responses, members)
+    rewards = rewards.astype(np.float64)
+    rewards[~found] = np.nan
+    row = {response_id: n for n, response_id in enumerate(ids)}
+    margins = np.full((max(rewards.shape[1], 1), len(queries)), np.nan)
     for n, group in enumerate(groups):
-        margins[:, n] = pair_differences(rewards[[row[i] for i in group]]).mean(axis=0)
+        if rewards.shape[1]:
+            margins[:, n] = pair_differences(rewards[[row[i] for i in group]]).mean(axis=0)
     return margins

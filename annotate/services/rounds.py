@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
@@ -66,10 +67,11 @@ STEP_WORDS = {RunKind.FEATURES: "Features", RunKind.SELECTION: "Selection", RunK
 
 def step_config(round_: Round, kind: str) -> dict | None:
     """The config of the round's job of `kind`, or None where the round skips that step."""
-    from learning.select import READS_FEATURES
+    from learning.select import READS_FEATURES, READS_MARGINS
 
-    if kind == RunKind.FEATURES:
-        if round_.strategy not in READS_FEATURES:
+    if kind == RunKind.FEATURES:  # features and rewards: every model the selection reads runs here, on the gpu queue
+        reads_margins = round_.model_version_id is not None and round_.strategy in READS_MARGINS
+        if round_.strategy not in READS_FEATURES and not reads_margins:
             return None
         return {"model_version": round_.model_version_id}
     if kind == RunKind.SELECTION:
@@ -218,29 +220,45 @@ def round_resume(*, study: Study) -> Study:
 
 
 def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | None) -> dict:
-    """What the round's strategy reads besides the pool: margins and features, where it uses them.
+    """What the round's strategy reads besides the pool: margins and features, where it uses them, from the cache.
 
     The D-optimal strategies also read the labelled queries: the design starts from what they
-    already tell (V = λI + Σ w z zᵀ over them, ALGORITHMS.md §3.1). Features come from the cache
-    the round's features job filled; whatever is missing (a response imported since) is computed here.
+    already tell (V = λI + Σ w z zᵀ over them, ALGORITHMS.md §3.1). Features and rewards come from
+    the caches the round's features job filled; no model is loaded here. A query whose responses
+    are not cached (imported since that job ran) is left out of this round: "pool" is what is
+    offered, "left_out" how many were not; they stay in the pool for the next round.
     """
     from annotate.services.features import query_feature_groups, query_margins
-    from learning.select import READS_FEATURES
+    from learning.select import READS_FEATURES, READS_MARGINS
 
     reads_features = round_.strategy in READS_FEATURES
+    reads_margins = version is not None and round_.strategy in READS_MARGINS
+    if not pool or not (reads_features or reads_margins):
+        return {"pool": pool, "left_out": 0}
     labelled = []
     if reads_features:
         labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).select_related("prompt").order_by("id"))
     queries, n = pool + labelled, len(pool)
-    inputs: dict = {}
-    if version is not None and round_.strategy != "random" and n:
-        margins = query_margins(version=version, queries=queries)
-        inputs["margins"] = margins[0, :n] if len(margins) == 1 else margins[:, :n]  # one model: |Δ|; an ensemble: Var Δ
+    margins = query_margins(version=version, queries=queries) if reads_margins else None
+    groups = query_feature_groups(study=round_.study, queries=queries, version=version) if reads_features else None
+    cached = [
+        (margins is None or bool(np.isfinite(margins[:, i]).all())) and (groups is None or groups[i] is not None)
+        for i in range(len(queries))
+    ]
+    offered = [i for i in range(n) if cached[i]]
+    known = [i for i in range(n, len(queries)) if cached[i]]  # a labelled query not cached only leaves the design
+    if not offered:
+        raise Conflict(
+            f"None of the pool's {n} queries has its features or rewards cached; force the round to run its features step again."
+        )
+    inputs: dict = {"pool": [pool[i] for i in offered], "left_out": n - len(offered)}
+    if margins is not None:
+        # One model: |Δ|; an ensemble: Var Δ.
+        inputs["margins"] = margins[0, offered] if len(margins) == 1 else margins[:, offered]
         if labelled:
-            inputs["labelled_margins"] = margins[:, n:].mean(axis=0)
-    if reads_features and n:
-        groups = query_feature_groups(study=round_.study, queries=queries, version=version)
-        inputs["groups"], inputs["labelled_groups"] = groups[:n], groups[n:]
+            inputs["labelled_margins"] = margins[:, known].mean(axis=0)
+    if groups is not None:
+        inputs["groups"], inputs["labelled_groups"] = [groups[i] for i in offered], [groups[i] for i in known]
     return inputs
 
 
@@ -255,20 +273,23 @@ def selection_job_data(run: TrainingRun) -> dict:
     pool = list(pool_queries(round_.study).select_related("prompt").order_by("id"))
     inputs = selection_inputs(round_, pool, round_.model_version)
     return {
-        "candidates": [q.pk for q in pool],
+        "candidates": [q.pk for q in inputs["pool"]],
         "groups": inputs.get("groups"),
         "labelled_groups": inputs.get("labelled_groups"),
         "margins": inputs.get("margins"),
         "labelled_margins": inputs.get("labelled_margins"),
+        "left_out": inputs["left_out"],
     }
 
 
-def selection_message(round_: Round, picked: int, pool: int, chosen_by: str) -> str:
+def selection_message(round_: Round, picked: int, pool: int, chosen_by: str, left_out: int = 0) -> str:
     words = [f"{picked} queries chosen by {chosen_by}"]
     if round_.size > pool:
         words.append(f"{round_.size} were asked for, but only {pool} were left in the pool")
     if chosen_by != round_.strategy:
         words.append(f"picked at random: {round_.strategy} needs a model and none is trained yet")
+    if left_out:
+        words.append(f"{left_out} pool queries left out: added after the features step ran, they wait for the next round")
     return short("; ".join(words) + ".")
 
 
@@ -293,7 +314,7 @@ def round_write_picks(round_: Round, run: TrainingRun) -> Round:
         selected=written,
         progress=1.0,
         selected_at=timezone.now(),
-        message=selection_message(round_, written, metrics["pool"], chosen_by),
+        message=selection_message(round_, written, metrics["pool"], chosen_by, metrics.get("left_out", 0)),
     )
     return Round.objects.get(pk=round_.pk)
 

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
+from learning.artifacts import Artifact
 from learning.reward.losses import aggregate_rewards
-from learning.reward.model import compute_rewards, load_reward_members, pick_device, tokenize
+from learning.reward.model import RewardModel, compute_rewards, load_reward_members, pick_device, tokenize
 
 PromptResponse = tuple[list[dict], str]
+
+
+def member_rewards(
+    tokenizer: Any,
+    members: list[RewardModel],
+    artifact: Artifact,
+    prompts_and_responses: list[PromptResponse],
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """(members, items) float64 rewards of loaded members: a caller scoring in chunks loads the model once."""
+    device = pick_device()
+    max_length = int(artifact.metadata["max_length"])
+    rows = tokenize(tokenizer, prompts_and_responses, max_length)
+    per_member = []
+    for member in members:
+        member.to(device)
+        per_member.append(compute_rewards(member, tokenizer, rows, batch_size=batch_size, device=device, max_length=max_length))
+    return torch.tensor(per_member, dtype=torch.float64).reshape(len(members), len(rows))
 
 
 @overload
@@ -67,14 +86,7 @@ def score_responses(
     tokenizer, members, artifact = load_reward_members(artifact_dir, expected_checksum=expected_checksum)
     if not prompts_and_responses:
         return ([], []) if return_members else []
-    device = pick_device()
-    max_length = int(artifact.metadata["max_length"])
-    rows = tokenize(tokenizer, prompts_and_responses, max_length)
-    per_member = []
-    for member in members:
-        member.to(device)
-        per_member.append(compute_rewards(member, tokenizer, rows, batch_size=batch_size, device=device, max_length=max_length))
-    matrix = torch.tensor(per_member, dtype=torch.float64)
+    matrix = member_rewards(tokenizer, members, artifact, prompts_and_responses, batch_size)
     scores = aggregate_rewards(matrix, aggregate, uwo_lambda).tolist()
     if return_members:
         return scores, matrix.T.tolist()

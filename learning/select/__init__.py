@@ -86,6 +86,9 @@ STRATEGIES: dict[str, type] = {
 NEEDS_MODEL = frozenset({"uncertainty"})
 # Strategies that read query features: a round under one computes them first (a features job).
 READS_FEATURES = frozenset({"d_optimal", "d_optimal_offline"})
+# Strategies that read the current reward model's margins, once a version exists (uncertainty's
+# scores, D-optimal's σ′ weights): a round under one caches its rewards first (the features job).
+READS_MARGINS = frozenset({"uncertainty", "d_optimal"})
 
 
 def strategy_params(strategy: str, params: dict | None, *, prefix: str = "selection_params"):

@@ -48,6 +48,7 @@ def selection_job(
     labelled_groups: Sequence[Any] | None = None,
     margins: Any = None,
     labelled_margins: Any = None,
+    left_out: int = 0,
     output_dir: str | os.PathLike | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -59,9 +60,11 @@ def selection_job(
     (P = 1 for a pair, K(K−1)/2 for a ranking of K), where the strategy reads features.
     labelled_groups / labelled_margins: the queries already labelled, where the D-optimal design
     starts from them. margins: the current reward model's Δ per candidate, (n,) or (members, n)
-    for an ensemble; None before any model exists.
+    for an ensemble; None before any model exists. left_out: pool queries the caller could not
+    offer (their features or rewards are not cached yet), reported back in the metrics.
     Returns {"picked": ids best first, "scores": their scores, "chosen_by": the strategy or
-    "random" (a strategy that needs a model before one exists), "pool": how many candidates}.
+    "random" (a strategy that needs a model before one exists), "pool": how many candidates,
+    "left_out"}.
     `output_dir` and `eval_groups` are every job's; selection writes no files and evaluates nothing.
     """
     import numpy as np
@@ -76,7 +79,7 @@ def selection_job(
         raise TrainingStopped("selection was cancelled")
     params, n = config.strategy_params(), len(candidates)
     if n == 0:  # an exhausted pool: nothing to choose, which the caller reports
-        return {"picked": [], "scores": [], "chosen_by": config.strategy, "pool": 0}
+        return {"picked": [], "scores": [], "chosen_by": config.strategy, "pool": 0, "left_out": left_out}
     inputs: dict = {"margins": margins, "labelled_margins": labelled_margins}
     known = list(labelled_groups or [])
     if groups is not None and any(len(g) > 1 for g in [*groups, *known]):
@@ -97,4 +100,5 @@ def selection_job(
         "scores": [float(s) for s in selection.scores.tolist()],
         "chosen_by": chosen_by,
         "pool": n,
+        "left_out": left_out,
     }

@@ -1,6 +1,6 @@
 """A real `celery worker` runs the round loop: a labelled round trains a model and selects the next, with no manual step.
 
-Every step (selection, training) is a job the worker runs from its kind's queue.
+Every step (features, selection, training) is a job the worker runs from its kind's queue.
 """
 
 import pytest
@@ -26,6 +26,7 @@ def test_a_labelled_round_trains_a_model_and_the_next_round_is_selected_on_its_o
     study = make_study(
         annotators=[annotator],
         round_size=8,
+        selection_strategy="uncertainty",  # round 1 at random; round 2 reads the model's cached rewards
         reward_model=str(tiny_encoder_dir),
         training_config={"epochs": 1, "batch_size": 4, "max_length": 32, "min_pairs": 4},
     )
@@ -42,16 +43,20 @@ def test_a_labelled_round_trains_a_model_and_the_next_round_is_selected_on_its_o
     second = wait_for(
         lambda: round_in(study, 2, "collecting", "failed", "exhausted"), timeout=300, what="round 2 to be selected", log=log
     )
-    assert second.status == "collecting", second.message
+    assert (second.status, second.chosen_by) == ("collecting", "uncertainty"), second.message
     first.refresh_from_db()
     assert first.status == "done" and first.labels == 8
     version = ModelVersion.objects.get(pk=first.trained_version_id)
     assert first.heldout_accuracy is not None and first.heldout_accuracy == version.metrics["heldout_accuracy"]
     assert second.model_version_id == version.pk
     assert Query.objects.filter(study=study, round=2).count() == 8
-    # Each step was a job the worker ran: round 1 was selected, then trained on; round 2 selected.
+    # Each step was a job the worker ran: round 1 was selected, then trained on; round 2 had its
+    # rewards cached under the new model (the gpu queue's job), then was selected from them.
     steps = {r.number: [(run.kind, run.status) for run in r.runs.order_by("id")] for r in (first, second)}
-    assert steps == {1: [("selection", "succeeded"), ("reward", "succeeded")], 2: [("selection", "succeeded")]}
+    assert steps == {
+        1: [("selection", "succeeded"), ("reward", "succeeded")],
+        2: [("features", "succeeded"), ("selection", "succeeded")],
+    }
     assert not Query.objects.filter(study=study, round=2, label_count__gt=0).exists()
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from learning.features import FeatureCache, compute_features, load_feature_backbone
+from learning.features import FeatureCache, RewardCache, compute_features, load_feature_backbone
 
 ITEMS = [
     ([{"role": "user", "content": "What is tea?"}], "A drink made from leaves."),
@@ -56,3 +56,15 @@ def test_cache_refuses_another_models_features_or_other_dims(tmp_path):
         FeatureCache(tmp_path / "m", model="b")
     with pytest.raises(ValueError, match="4"):
         FeatureCache(tmp_path / "m", model="a").store([2], np.ones((1, 5)))
+
+
+def test_reward_cache_keeps_small_reward_differences_that_float16_would_round_away(tmp_path):
+    rewards = np.array([[1000.0, 1000.01], [1000.02, 1000.03]], dtype=np.float32)  # two responses, two members
+    RewardCache(tmp_path / "r", model="v1").store([5, 6], rewards)
+    found, loaded = RewardCache(tmp_path / "r", model="v1").load([6, 5])
+    assert found.all() and loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, rewards[::-1])
+    FeatureCache(tmp_path / "f", model="v1").store([5], rewards[:1])
+    assert np.unique(FeatureCache(tmp_path / "f", model="v1").load([5])[1]).size == 1  # float16: both 1000
+    with pytest.raises(ValueError, match="holds features of 'v1'"):
+        RewardCache(tmp_path / "r", model="v2")

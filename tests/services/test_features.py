@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from annotate.errors import Conflict
 from annotate.models import ModelVersion, Query, Response
 from annotate.services.features import (
     feature_cache,
     features_refresh,
     query_feature_groups,
     query_margins,
+    reward_cache,
 )
 from annotate.services.scoring import model_version_score
 from annotate.services.training import training_run_execute
@@ -87,16 +87,18 @@ def test_a_features_run_for_a_tampered_or_missing_version_fails_with_the_checksu
     assert run.status == "failed" and "checksums.json is missing" in run.error
 
 
-def test_query_features_are_the_pair_differences_in_canonical_order_read_from_the_cache(study, tmp_path):
+def test_query_features_are_the_pair_differences_in_canonical_order_read_from_the_cache(study, tmp_path, forbid_model_loading):
     ranked = make_study(reward_model=study.reward_model, feedback_kinds=["ranking"], name="Ranked")
     make_items(ranked, n_prompts=2, n_responses=3)
     version = make_version(ranked, tmp_path)
+    assert execute(features_refresh(study=ranked, version=version, requested_by=ranked.created_by)).status == "succeeded"
+    assert execute(features_refresh(study=study, version=None, requested_by=study.created_by)).status == "succeeded"
     ranking = Query.objects.filter(study=ranked).order_by("pk").first()
-    groups = query_feature_groups(study=ranked, queries=[ranking], version=version)  # computes inline
-    cache = feature_cache(ranked, f"v{version.pk}")
-    assert cache.missing([r.pk for r in ranking.ordered_responses()]) == []
     pairwise = Query.objects.filter(study=study).order_by("pk").first()
+    forbid_model_loading()
+    groups = query_feature_groups(study=ranked, queries=[ranking], version=version)
     pairwise_groups = query_feature_groups(study=study, queries=[pairwise], version=None)
+    cache = feature_cache(ranked, f"v{version.pk}")
     base_cache = feature_cache(study, study.reward_model)
 
     def phi(response, cache=cache):
@@ -112,10 +114,16 @@ def test_query_features_are_the_pair_differences_in_canonical_order_read_from_th
     assert np.abs(groups[0]).sum() > 0
 
 
-def test_query_margins_are_the_differences_of_the_version_rewards_per_member(study, tmp_path):
+def test_query_margins_are_the_differences_of_the_cached_version_rewards_per_member(
+    study, tmp_path, monkeypatch, forbid_model_loading
+):
     queries = list(Query.objects.order_by("pk"))
     single = make_version(study, tmp_path)
-    margins = query_margins(version=single, queries=queries)
+    run = execute(features_refresh(study=study, version=single, requested_by=study.created_by))
+    assert run.status == "succeeded" and run.metrics["rewards_computed"] == 12
+    with monkeypatch.context() as patch:
+        forbid_model_loading(patch)
+        margins = query_margins(version=single, queries=queries)
     assert margins.shape == (1, len(queries))
     for n, query in enumerate(queries):
         rewards = model_version_score(
@@ -126,17 +134,41 @@ def test_query_margins_are_the_differences_of_the_version_rewards_per_member(stu
 
     single.delete()
     ensemble = make_version(study, tmp_path, members=2)
+    assert execute(features_refresh(study=study, version=ensemble, requested_by=study.created_by)).status == "succeeded"
     margins = query_margins(version=ensemble, queries=queries)
     assert margins.shape == (2, len(queries)) and not np.allclose(margins[0], margins[1])
     mean = model_version_score(version=ensemble, items=[(r.prompt.messages, r.text) for r in queries[0].ordered_responses()])
     assert margins[:, 0].mean() == pytest.approx(mean.values[0] - mean.values[1], abs=1e-5)
 
 
-def test_margins_from_a_tampered_version_are_refused_naming_it(study, tmp_path):
+def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_reading_loads_no_model(study, tmp_path):
+    version = make_version(study, tmp_path, members=2)
+    first = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
+    assert first.status == "succeeded", first.error
+    assert first.metrics == {"responses": 12, "computed": 12, "dims": 32, "rewards_computed": 12}
+    cache = reward_cache(study, f"v{version.pk}")
+    assert cache.dims == 2  # one column per member
+    make_items(study, n_prompts=1, n_responses=2, prefix="late")  # imported after the run
+    late = Query.objects.filter(study=study).order_by("-pk").first()
+    margins = query_margins(version=version, queries=[Query.objects.order_by("pk").first(), late])
+    assert np.isfinite(margins[:, 0]).all() and np.isnan(margins[:, 1]).all()  # not cached: missing, not computed
+    assert query_feature_groups(study=study, queries=[late], version=version) == [None]
+    shards = sorted(cache.folder.glob("shard-*.npz"))
+
+    second = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
+    assert second.metrics == {"responses": 14, "computed": 2, "dims": 32, "rewards_computed": 2}
+    assert set(shards) < set(cache.folder.glob("shard-*.npz"))  # one new shard; the old ones untouched
+    with np.load(sorted(set(cache.folder.glob("shard-*.npz")) - set(shards))[0]) as data:
+        assert data["features"].dtype == np.float32 and data["features"].shape == (2, 2)
+    assert np.isfinite(query_margins(version=version, queries=[late])).all()
+
+
+def test_reading_the_caches_loads_no_model_and_reports_what_is_missing(study, tmp_path, forbid_model_loading):
     version = make_version(study, tmp_path)
-    (tmp_path / f"version-{study.pk}-1" / "metadata.json").write_text("{}")
-    with pytest.raises(Conflict, match=f"Model version {version.pk} cannot be used"):
-        query_margins(version=version, queries=list(Query.objects.all()))
+    forbid_model_loading()
+    queries = list(Query.objects.order_by("pk"))
+    assert np.isnan(query_margins(version=version, queries=queries)).all()
+    assert query_feature_groups(study=study, queries=queries, version=version) == [None] * len(queries)
 
 
 def test_a_features_run_page_shows_its_metrics_in_words(study, client):

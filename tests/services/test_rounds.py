@@ -4,6 +4,7 @@ Every step of a round is a job (a TrainingRun): the tests record what is queued 
 worker would (`queued_jobs.run_all()`).
 """
 
+import numpy as np
 import pytest
 
 from annotate.errors import Conflict
@@ -163,14 +164,15 @@ def test_d_optimal_starts_its_design_from_what_is_already_labelled(queued_jobs, 
     assert second.runs.order_by("id")[0].metrics["computed"] == 0  # every response's features were cached already
 
 
+@pytest.mark.parametrize("strategy", ["d_optimal", "uncertainty"])
 def test_features_whose_model_fails_its_checksum_fail_the_job_and_the_round_waits_with_the_message(
-    queued_jobs, round_one, label_round
+    queued_jobs, round_one, label_round, strategy
 ):
     from annotate.models import ModelVersion
 
     study, annotator = round_one
     run_id = label_round(study, annotator)
-    study = study_update(study=study, selection_strategy="d_optimal")
+    study = study_update(study=study, selection_strategy=strategy)
     training_run_execute(run_id=run_id)
     version = ModelVersion.objects.get(run_id=run_id)
     ModelVersion.objects.filter(pk=version.pk).update(checksum="0" * 64)  # the artifact changed since it was registered
@@ -186,6 +188,42 @@ def test_features_whose_model_fails_its_checksum_fail_the_job_and_the_round_wait
     assert not Query.objects.filter(study=study, round=2).exists() and not queued_jobs
     study.refresh_from_db()
     assert study.loop_status == "running"  # waiting for a manager to force the next round
+
+
+def test_an_uncertainty_round_caches_rewards_on_the_gpu_queue_and_selection_reads_them_loading_no_model(
+    queued_jobs, round_one, label_round, forbid_model_loading
+):
+    from annotate.models import ModelVersion
+    from annotate.services.features import query_margins
+    from annotate.tasks import train_model
+    from learning.jobs import JOB_KINDS
+
+    study, annotator = round_one
+    run_id = label_round(study, annotator)
+    study = study_update(study=study, selection_strategy="uncertainty")
+    training_run_execute(run_id=run_id)
+    rounds_after_run(run_id=run_id)
+    version = ModelVersion.objects.get(run_id=run_id)
+    assert queued_jobs.kinds() == ["features"] and JOB_KINDS["features"].queue == "gpu"
+    features = TrainingRun.objects.get(pk=queued_jobs[0])
+    assert features.config == {"model_version": version.pk}
+    train_model(queued_jobs.pop(0))
+    features.refresh_from_db()
+    responses = features.metrics["responses"]
+    assert features.metrics == {"responses": responses, "rewards_computed": responses}  # uncertainty reads no features
+    assert queued_jobs.kinds() == ["selection"]
+
+    make_items(study, n_prompts=2, prefix="late")  # imported after the features step: left for the next round
+    late = list(Query.objects.filter(study=study, prompt__external_id__startswith="late").values_list("pk", flat=True))
+    forbid_model_loading()
+    second = selected(Round.objects.get(study=study, number=2), queued_jobs)
+    assert (second.chosen_by, second.selected) == ("uncertainty", 6), second.message
+    assert "2 pool queries left out" in second.message
+    assert len(late) == 2 and Query.objects.filter(pk__in=late, round=0).count() == 2
+    picked = list(Query.objects.filter(study=study, round=2).order_by("-priority"))
+    margins = query_margins(version=version, queries=picked)[0]
+    assert [q.score for q in picked] == pytest.approx(list(-np.abs(margins)), abs=1e-6)
+    assert TrainingRun.objects.filter(round=second, kind="selection").get().metrics["left_out"] == 2
 
 
 def test_a_failed_selection_job_fails_its_round_with_the_message(queued_jobs, monkeypatch):

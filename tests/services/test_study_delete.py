@@ -32,6 +32,12 @@ from tests.factories import UserFactory, make_answer, make_items, make_run, make
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def own_artifacts(settings, tmp_path):
+    """A folder per test: where a rolled-back test's ids come round again (SQLite), its folders must not."""
+    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
+
+
 def rows_of(study_id: int) -> dict[str, int]:
     return {model.__name__: count for model, count in study_row_counts(study_id).items()}
 

@@ -443,7 +443,7 @@ def make_users(tag: str, annotators: int) -> tuple[str, list[tuple[str, str]]]:
     from rest_framework.authtoken.models import Token
 
     User = get_user_model()
-    manager = User.objects.create_user(f"{tag}-manager")  # no password: tokens only
+    manager = User.objects.create_user(f"{tag}-manager", is_staff=True)  # staff may create studies; no password: tokens only
     people = [User.objects.create_user(f"{tag}-annotator{i}") for i in range(annotators)]
     return Token.objects.create(user=manager).key, [(u.username, Token.objects.create(user=u).key) for u in people]
 

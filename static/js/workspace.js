@@ -554,7 +554,8 @@
     Preflab.flash("The server could not be reached, so nothing was saved. Check the connection and try again.");
   });
 
+  // A new panel is set up once its swap has settled: htmx binds the new form only then, and a key
+  // that clicked an unbound button would submit the form natively instead of through htmx.
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:afterSettle", init);
-  document.addEventListener("htmx:afterSwap", init);
 })();

@@ -358,3 +358,26 @@ def test_the_skip_form_says_how_to_send_it_and_ctrl_enter_does(page, login):
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("text=All done")
     assert Assignment.objects.get().skip_reason == "I can't judge primes."
+
+
+def test_a_swapped_in_panel_is_marked_ready_only_once_htmx_has_bound_its_form(page, login):
+    """A key pressed the moment the panel says ready must go through htmx: before htmx has bound
+    the new panel's form (it does so when the swap settles), a click submits it natively."""
+    study, annotator = study_with(["pairwise"], [("Name a prime.", ["Nine.", "Seven."]), ("Name a colour.", ["Blue.", "Loud."])])
+    open_workspace(page, login, study, annotator)
+    page.evaluate(
+        """() => {
+          window.boundWhenReady = [];
+          new MutationObserver(() => {
+            const p = document.getElementById("workspace-panel");
+            if (!p || !p.dataset.ready || p.dataset.checked) return;
+            p.dataset.checked = "1";
+            const data = p.querySelector("[data-answer-form]")["htmx-internal-data"];
+            window.boundWhenReady.push(Boolean(data && data.initHash));
+          }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["data-ready"]});
+        }"""
+    )
+    page.keyboard.press("3")
+    page.wait_for_function("() => document.querySelector('.turn__content').textContent.includes('colour')")
+    page.wait_for_selector("#workspace-panel[data-ready]")
+    assert page.evaluate("window.boundWhenReady") == [True]

@@ -13,6 +13,7 @@ with the round that used it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -178,6 +179,42 @@ class RewardCache(FeatureCache):
 CHUNK_BATCHES = 32
 
 
+def fill_missing(
+    cache: FeatureCache,
+    items: Sequence[tuple[int, Sequence[dict], str]],
+    *,
+    batch_size: int,
+    load: Callable[[], Any],
+    compute: Callable[[Any, list, Progress], Any],
+    progress: Progress | None = None,
+) -> int:
+    """Compute and store, a chunk of CHUNK_BATCHES batches at a time, the rows the cache lacks.
+
+    `load()` runs only when something is missing and gives the model; `compute(model, part, report)`
+    gives the (len(part), columns) rows of a chunk of (response id, prompt, response) items and may
+    report its batches. Returns how many were computed; `progress` gets {step, total_steps} in
+    batches over them all.
+    """
+    wanted = {int(item[0]): item for item in items}
+    missing = [wanted[i] for i in cache.missing(list(wanted))]
+    if not missing:
+        return 0
+    model = load()
+    total_steps = -(-len(missing) // batch_size)
+    chunk = batch_size * CHUNK_BATCHES
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        done = start // batch_size
+
+        def report(update: dict, offset: int = done) -> None:
+            if progress is not None:
+                progress({"step": offset + update["step"], "total_steps": total_steps})
+
+        cache.store([response_id for response_id, _, _ in part], compute(model, part, report))
+        report({"step": -(-len(part) // batch_size)})
+    return len(missing)
+
+
 def fill_cache(
     cache: FeatureCache,
     items: Sequence[tuple[int, Sequence[dict], str]],
@@ -189,38 +226,20 @@ def fill_cache(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Compute and store the features of the (response id, prompt, response) items the cache lacks.
+    """Compute and store the features of the items the cache lacks (`fill_missing`).
 
-    The backbone is loaded (its artifact verified against `checksum`) only when something is
-    missing. Returns how many were computed; `progress` gets {step, total_steps} over them all.
+    The backbone is loaded (its artifact verified against `checksum`) only when something is missing.
     """
-    wanted = {int(item[0]): item for item in items}
-    missing = [wanted[i] for i in cache.missing(list(wanted))]
-    if not missing:
-        return 0
-    tokenizer, backbone = load_feature_backbone(source, expected_checksum=checksum)
-    chunk = batch_size * CHUNK_BATCHES
-    total_steps = sum(-(-len(missing[start : start + chunk]) // batch_size) for start in range(0, len(missing), chunk))
-    done = 0
-    for start in range(0, len(missing), chunk):
-        part = missing[start : start + chunk]
 
-        def report(update: dict, offset: int = done) -> None:
-            if progress is not None:
-                progress({"step": offset + update["step"], "total_steps": total_steps})
-
-        features = compute_features(
-            backbone,
-            tokenizer,
-            [(prompt, text) for _, prompt, text in part],
-            max_length=max_length,
-            batch_size=batch_size,
-            progress=report,
-            should_stop=should_stop,
+    def compute(model: tuple[Any, Any], part: list, report: Progress) -> np.ndarray:
+        tokenizer, backbone = model
+        texts = [(prompt, text) for _, prompt, text in part]
+        return compute_features(
+            backbone, tokenizer, texts, max_length=max_length, batch_size=batch_size, progress=report, should_stop=should_stop
         )
-        cache.store([response_id for response_id, _, _ in part], features)
-        done += -(-len(part) // batch_size)
-    return len(missing)
+
+    load = functools.partial(load_feature_backbone, source, expected_checksum=checksum)
+    return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
 def fill_rewards(
@@ -233,32 +252,23 @@ def fill_rewards(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Score and store the rewards of the (response id, prompt, response) items the cache lacks, per member.
+    """Score and store, per ensemble member, the rewards of the items the cache lacks (`fill_missing`).
 
-    The reward model is loaded (its artifact verified against `checksum`) only when something is
-    missing, once for every chunk. Returns how many were scored; `progress` gets {step, total_steps}
-    in batches, after each chunk.
+    The reward model is loaded (its artifact verified against `checksum`) only when something is missing.
     """
     from learning.errors import TrainingStopped
     from learning.reward.model import load_reward_members
     from learning.reward.score import member_rewards
 
-    wanted = {int(item[0]): item for item in items}
-    missing = [wanted[i] for i in cache.missing(list(wanted))]
-    if not missing:
-        return 0
-    tokenizer, members, artifact = load_reward_members(source, expected_checksum=checksum)
-    chunk, done = batch_size * CHUNK_BATCHES, 0
-    for start in range(0, len(missing), chunk):
+    def compute(model: tuple[Any, Any, Any], part: list, report: Progress) -> np.ndarray:
         if should_stop is not None and should_stop():
             raise TrainingStopped("reward scoring was cancelled")
-        part = missing[start : start + chunk]
-        rewards = member_rewards(tokenizer, members, artifact, [(list(prompt), text) for _, prompt, text in part], batch_size)
-        cache.store([response_id for response_id, _, _ in part], rewards.T.numpy())
-        done += -(-len(part) // batch_size)
-        if progress is not None:
-            progress({"step": done, "total_steps": -(-len(missing) // batch_size)})
-    return len(missing)
+        tokenizer, members, artifact = model
+        texts = [(list(prompt), text) for _, prompt, text in part]
+        return member_rewards(tokenizer, members, artifact, texts, batch_size).T.numpy()
+
+    load = functools.partial(load_reward_members, source, expected_checksum=checksum)
+    return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
 def features_job(

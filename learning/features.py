@@ -136,15 +136,25 @@ class FeatureCache:
         features = np.zeros((len(wanted), self.dims or 0), dtype=np.float32)
         for shard in self._shards():
             with np.load(shard) as data:
-                for row, response_id in enumerate(data["ids"].tolist()):
-                    n = wanted.get(int(response_id))
-                    if n is not None:
-                        features[n] = data["features"][row]
-                        found[n] = True
+                rows, places = self._matches(data["ids"], wanted)
+                if rows:  # each data[...] reads the whole array from the file: once per shard
+                    features[places] = data["features"][rows]
+                    found[places] = True
         return found, features
 
+    @staticmethod
+    def _matches(shard_ids: np.ndarray, wanted: dict[int, int]) -> tuple[list[int], list[int]]:
+        """(rows of the shard, places in the request) of the wanted ids the shard holds."""
+        pairs = [(row, wanted[i]) for row, i in enumerate(shard_ids.tolist()) if i in wanted]
+        return [row for row, _ in pairs], [place for _, place in pairs]
+
     def missing(self, ids: Sequence[int]) -> list[int]:
-        found, _ = self.load(ids)
+        """The ids the cache lacks; reads only the shards' ids, not their features."""
+        wanted = {int(i): n for n, i in enumerate(ids)}
+        found = np.zeros(len(wanted), dtype=bool)
+        for shard in self._shards():
+            with np.load(shard) as data:
+                found[self._matches(data["ids"], wanted)[1]] = True
         return [int(i) for i, ok in zip(ids, found, strict=True) if not ok]
 
     def store(self, ids: Sequence[int], features: np.ndarray) -> Path:

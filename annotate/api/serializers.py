@@ -329,7 +329,7 @@ class RoundSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_runs(self, round_: Round) -> list[int]:
-        return [run.pk for run in round_.runs.order_by("id")]
+        return sorted(run.pk for run in round_.runs.all())  # prefetched for a history
 
 
 class LoopSerializer(serializers.Serializer):

@@ -508,7 +508,7 @@ def study_rounds(request, pk: int):
     """The round history; a manager's POST starts the loop, or ends the collecting round and moves to the next."""
     if request.method == "GET":
         study = access.get_study(request.user, pk, "dashboard")
-        return Response(s.RoundSerializer(study.rounds.order_by("number"), many=True).data)
+        return Response(s.RoundSerializer(study.rounds.prefetch_related("runs").order_by("number"), many=True).data)
     study = access.get_study(request.user, pk, "manage")
     started = rounds.round_start(study=study, by=request.user)
     return Response(s.RoundSerializer(started).data, status=status.HTTP_201_CREATED)

@@ -39,6 +39,6 @@ def recent_answers(*, study: Study, annotator: AbstractBaseUser):
     return (
         Annotation.objects.filter(current_annotation(), query__study=study, annotator=annotator, assignment__isnull=False)
         .select_related("query__prompt", "assignment", "pairwise", "ranking")
-        .prefetch_related("spans", "critiques", "ratings")
+        .prefetch_related("spans", "critiques", "ratings", "reviews")
         .order_by("-assignment__finished_at", "-assignment_id")[:REVISABLE_ANSWERS]
     )

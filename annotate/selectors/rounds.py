@@ -41,7 +41,7 @@ def round_labels(round_: Round, overlap: int) -> tuple[int, int]:
 def loop_state(study: Study) -> LoopState:
     """The loop in words, for the study's current state; one round's figures at most are counted."""
     steps = Prefetch("runs", queryset=TrainingRun.objects.order_by("id"), to_attr="steps")
-    rounds = list(Round.objects.filter(study=study).prefetch_related(steps).order_by("number"))
+    rounds = list(Round.objects.filter(study=study).select_related("model_version").prefetch_related(steps).order_by("number"))
     current = rounds[-1] if rounds else None
     paused = study.loop_status == LoopStatus.PAUSED
     if current is None:

@@ -237,7 +237,7 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
         return {"pool": pool, "left_out": 0}
     labelled = []
     if reads_features:
-        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).select_related("prompt").order_by("id"))
+        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).order_by("id"))
     queries, n = pool + labelled, len(pool)
     margins = query_margins(version=version, queries=queries) if reads_margins else None
     groups = query_feature_groups(study=round_.study, queries=queries, version=version) if reads_features else None
@@ -270,7 +270,7 @@ def selection_job_data(run: TrainingRun) -> dict:
     round_ = Round.objects.select_related("study", "model_version").filter(pk=run.round_id).first()
     if round_ is None:
         raise ValueError(f"selection run {run.pk} belongs to no round")
-    pool = list(pool_queries(round_.study).select_related("prompt").order_by("id"))
+    pool = list(pool_queries(round_.study).order_by("id"))
     inputs = selection_inputs(round_, pool, round_.model_version)
     return {
         "candidates": [q.pk for q in inputs["pool"]],

@@ -18,8 +18,8 @@ from annotate.models.items import QUERY_COLUMNS
 from annotate.models.studies import STUDY_COLUMNS, Membership, Role
 from annotate.rows import fetch_one
 
-# The rows fetched through their study: a training run, a model version, a dataset export.
-InStudy = TypeVar("InStudy", TrainingRun, ModelVersion, DatasetExport)
+# The rows fetched through their study: a training run, a model version, a dataset export, a query, an answer.
+InStudy = TypeVar("InStudy", TrainingRun, ModelVersion, DatasetExport, Query, Annotation)
 # What each role may do in its study. One table, tested as a matrix.
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MANAGER: frozenset({"view", "annotate", "dashboard", "manage", "export", "train", "history", "review", "queue"}),
@@ -147,8 +147,10 @@ def get_annotation_for_annotator(user: AbstractBaseUser, annotation_id: int) -> 
     return annotation
 
 
-def get_in_study(user: AbstractBaseUser, model: type[InStudy], object_id: int | str, action: str, noun: str) -> InStudy:
-    """A row of `model` (which has a `study`) if the user may do `action` in its study.
+def get_in_study(
+    user: AbstractBaseUser, model: type[InStudy], object_id: int | str, action: str, noun: str, *, via: str = ""
+) -> InStudy:
+    """A row of `model` (which has a `study`, or one through its `via` relation) if the user may do `action` in its study.
 
     Someone else's row answers exactly as an unknown id does (`No <noun> <id>.`), so ids do not
     reveal what exists in studies the user is not in; a member whose role lacks the action gets 403.
@@ -156,12 +158,13 @@ def get_in_study(user: AbstractBaseUser, model: type[InStudy], object_id: int | 
     key = as_id(object_id)
     found = None
     if user.is_authenticated and key is not None:
-        found = model.objects.select_related("study").filter(pk=key).first()
-    role = role_in(user, found.study) if found is not None else None
+        found = model.objects.select_related(f"{via}__study" if via else "study").filter(pk=key).first()
+    study = None if found is None else (getattr(found, via) if via else found).study
+    role = role_in(user, study) if study is not None else None
     if role is None:
         raise NotFound(f"No {noun} {object_id}.")
     refuse_unless_allowed(role, action)
-    found.study.my_role = role
+    study.my_role = role
     return found
 
 
@@ -175,28 +178,12 @@ def get_model_version(user: AbstractBaseUser, version_id: int, action: str = "hi
 
 def get_annotation_for_review(user: AbstractBaseUser, annotation_id: int) -> Annotation:
     """Any answer in a study where the user may review, with its query and study; a non-member gets 404."""
-    key = as_id(annotation_id)
-    found = None
-    if user.is_authenticated and key is not None:
-        found = Annotation.objects.select_related("query__study").filter(pk=key).first()
-    role = role_in(user, found.query.study) if found is not None else None
-    if role is None:
-        raise NotFound(f"No annotation {annotation_id}.")
-    refuse_unless_allowed(role, "review")
-    found.query.study.my_role = role
-    return found
+    return get_in_study(user, Annotation, annotation_id, "review", "annotation", via="query")
 
 
 def get_query_for_review(user: AbstractBaseUser, query_id: int) -> Query:
     """Any query of a study where the user may review, with its study; a non-member gets 404."""
-    key = as_id(query_id)
-    query = Query.objects.select_related("study").filter(pk=key).first() if user.is_authenticated and key else None
-    role = role_in(user, query.study) if query is not None else None
-    if role is None:
-        raise NotFound(f"No query {query_id}.")
-    refuse_unless_allowed(role, "review")
-    query.study.my_role = role
-    return query
+    return get_in_study(user, Query, query_id, "review", "query")
 
 
 def get_dataset_export(user: AbstractBaseUser, export_id: int) -> DatasetExport:

@@ -94,7 +94,7 @@ def reliability_data(
     return ReliabilityData(annotators=annotators, items=items, categories=tuple(categories), codes=codes)
 
 
-def _too_few(items: int, ratings: int) -> Figure | None:
+def _too_few(items: int) -> Figure | None:
     if items == 0:
         return Figure(None, 0, 0, "no item was labelled by two annotators")
     return None
@@ -107,7 +107,7 @@ def raw_agreement(data: ReliabilityData) -> Figure:
     """
     counts = data.counts()[data.pairable()]
     n = counts.sum(axis=1)
-    if undefined := _too_few(len(counts), int(n.sum())):
+    if undefined := _too_few(len(counts)):
         return undefined
     per_item = (counts * (counts - 1)).sum(axis=1) / (n * (n - 1))
     return Figure(float(per_item.mean()), len(counts), int(n.sum()))
@@ -160,7 +160,7 @@ def krippendorff_alpha(data: ReliabilityData, *, level: str) -> Figure:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     codes = data.codes[:, data.pairable()]
     ratings = int((~np.isnan(codes)).sum())
-    if undefined := _too_few(codes.shape[1], ratings):
+    if undefined := _too_few(codes.shape[1]):
         return undefined
     if len(np.unique(codes[~np.isnan(codes)])) < 2:
         return Figure(None, codes.shape[1], ratings, "every label has the same value, so α is undefined")

@@ -111,7 +111,7 @@ def choose_l2(run, grid: Sequence[float]) -> tuple[float, dict[float, float]]:
     scores = {float(l2): float(run(float(l2))) for l2 in grid}
     if not scores:
         raise ValueError("the L2 grid is empty")
-    best = max(scores, key=lambda l2: (scores[l2], -list(scores).index(l2)))
+    best = max(scores, key=scores.get)  # the first of equal scores
     return best, scores
 
 

@@ -18,6 +18,7 @@ from annotate import access
 from annotate.api import serializers as s
 from annotate.errors import Conflict, InvalidInput
 from annotate.models.studies import MISSING_INFORMATION, StudyStatus
+from annotate.numbers import is_int
 from annotate.selectors import agreement, flags
 from annotate.selectors import gold as gold_selectors
 from annotate.selectors import studies as study_selectors
@@ -464,7 +465,7 @@ def study_gold(request, pk: int):
     study = access.get_study(request.user, pk, "manage")
     body = json_object(request)
     query_id = body.get("query")
-    query = study.queries.filter(pk=query_id).first() if isinstance(query_id, int) and not isinstance(query_id, bool) else None
+    query = study.queries.filter(pk=query_id).first() if is_int(query_id) else None
     if query is None:
         raise InvalidInput(f"query must be the id of one of this study's queries, not {query_id!r}.", field="query")
     if "answer" not in body:

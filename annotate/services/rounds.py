@@ -237,7 +237,7 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
         return {"pool": pool, "left_out": 0}
     labelled = []
     if reads_features:
-        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0).order_by("id"))
+        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0, is_gold=False).order_by("id"))
     queries, n = pool + labelled, len(pool)
     margins = query_margins(version=version, queries=queries) if reads_margins else None
     groups = query_feature_groups(study=round_.study, queries=queries, version=version) if reads_features else None

@@ -150,6 +150,8 @@ def test_d_optimal_starts_its_design_from_what_is_already_labelled(queued_jobs, 
     started(study, queued_jobs)
     Query.objects.filter(study=study, round=1).update(label_count=1)  # as if labelled
     Round.objects.filter(study=study, number=1).update(status="done")
+    gold = Query.objects.filter(study=study, round=0).order_by("id").first()
+    Query.objects.filter(pk=gold.pk).update(is_gold=True, gold_answer={"choice": "a"}, label_count=1)  # not data
     seen = {}
     real = learning.select.choose.choose_queries
 
@@ -160,7 +162,7 @@ def test_d_optimal_starts_its_design_from_what_is_already_labelled(queued_jobs, 
     monkeypatch.setattr(learning.select.choose, "choose_queries", spy)
     second = selected(round_start(study=study, by=None), queued_jobs)
     assert second.selected == 5 and not Query.objects.filter(study=study, round=2, label_count__gt=0).exists()
-    assert seen["features"].shape[0] == 7 and seen["labelled_features"].shape[0] == 5
+    assert seen["features"].shape[0] == 6 and seen["labelled_features"].shape[0] == 5  # the gold answer is in neither
     assert second.runs.order_by("id")[0].metrics["computed"] == 0  # every response's features were cached already
 
 

@@ -106,12 +106,18 @@ def features_refresh(*, study: Study, version: ModelVersion | None, requested_by
     return training_run_start(study=study, requested_by=requested_by, kind=RunKind.FEATURES, config=config)
 
 
+# Query ids per statement: a pool of any size stays under PostgreSQL's 65,535 parameters.
+IDS_PER_READ = 10_000
+
+
 def query_response_ids(queries: list[Query]) -> list[list[int]]:
-    """Each query's response ids in canonical position order, read in one query."""
+    """Each query's response ids in canonical position order, read a statement per IDS_PER_READ queries."""
     by_query: dict[int, list[int]] = defaultdict(list)
-    rows = QueryResponse.objects.filter(query__in=[q.pk for q in queries]).order_by("query_id", "position")
-    for query_id, response_id in rows.values_list("query_id", "response_id"):
-        by_query[query_id].append(response_id)
+    ids = [q.pk for q in queries]
+    for start in range(0, len(ids), IDS_PER_READ):
+        rows = QueryResponse.objects.filter(query__in=ids[start : start + IDS_PER_READ]).order_by("query_id", "position")
+        for query_id, response_id in rows.values_list("query_id", "response_id"):
+            by_query[query_id].append(response_id)
     return [by_query[q.pk] for q in queries]
 
 
@@ -121,15 +127,18 @@ def pair_differences(rows: np.ndarray) -> np.ndarray:
     return np.stack([rows[i] - rows[j] for i, j in pairs]) if pairs else np.zeros((0, *rows.shape[1:]), dtype=rows.dtype)
 
 
-def query_feature_groups(*, study: Study, queries: list[Query], version: ModelVersion | None) -> list[np.ndarray | None]:
+def query_feature_groups(
+    *, study: Study, queries: list[Query], version: ModelVersion | None, response_ids: list[list[int]] | None = None
+) -> list[np.ndarray | None]:
     """Each query's (P, d) float32 pair-difference features (ALGORITHMS.md §3.1), in canonical response order.
 
     P is 1 for a pair and K(K−1)/2 for a ranking of K. Read from the cache the features job
     filled; None for a query with a response not cached (imported since): nothing is computed here.
+    `response_ids`: the queries' `query_response_ids`, where the caller has read them already.
     """
     check_version(study, version)
     model_key, _, _ = feature_source(study, version)
-    groups = query_response_ids(queries)
+    groups = query_response_ids(queries) if response_ids is None else response_ids
     ids = sorted({response_id for group in groups for response_id in group})
     found, features = feature_cache(study, model_key).load(ids)
     row = {response_id: n for n, response_id in enumerate(ids)}
@@ -138,15 +147,16 @@ def query_feature_groups(*, study: Study, queries: list[Query], version: ModelVe
     ]
 
 
-def query_margins(*, version: ModelVersion, queries: list[Query]) -> np.ndarray:
+def query_margins(*, version: ModelVersion, queries: list[Query], response_ids: list[list[int]] | None = None) -> np.ndarray:
     """(members, n) reward differences, first minus second canonical response (a ranking: the mean over its pairs).
 
     One row per ensemble member (one for a single model). Read from the rewards the features job
     cached under the version; NaN for a query with a response not cached: no model is loaded here.
+    `response_ids` as for `query_feature_groups`.
     """
     if version.kind != RunKind.REWARD:
         raise InvalidInput(f"Model version {version.pk} is a {version.kind} model; margins need a reward model.")
-    groups = query_response_ids(queries)
+    groups = query_response_ids(queries) if response_ids is None else response_ids
     ids = sorted({response_id for group in groups for response_id in group})
     model_key, _, _ = feature_source(version.study, version)
     found, rewards = reward_cache(version.study, model_key).load(ids)  # (responses, members)

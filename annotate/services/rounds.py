@@ -228,7 +228,7 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
     are not cached (imported since that job ran) is left out of this round: "pool" is what is
     offered, "left_out" how many were not; they stay in the pool for the next round.
     """
-    from annotate.services.features import query_feature_groups, query_margins
+    from annotate.services.features import query_feature_groups, query_margins, query_response_ids
     from learning.select import READS_FEATURES, READS_MARGINS
 
     reads_features = round_.strategy in READS_FEATURES
@@ -239,8 +239,11 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
     if reads_features:
         labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0, is_gold=False).order_by("id"))
     queries, n = pool + labelled, len(pool)
-    margins = query_margins(version=version, queries=queries) if reads_margins else None
-    groups = query_feature_groups(study=round_.study, queries=queries, version=version) if reads_features else None
+    ids = query_response_ids(queries)  # read once for both
+    margins = query_margins(version=version, queries=queries, response_ids=ids) if reads_margins else None
+    groups = (
+        query_feature_groups(study=round_.study, queries=queries, version=version, response_ids=ids) if reads_features else None
+    )
     cached = [
         (margins is None or bool(np.isfinite(margins[:, i]).all())) and (groups is None or groups[i] is not None)
         for i in range(len(queries))

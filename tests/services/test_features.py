@@ -186,3 +186,14 @@ def test_features_for_another_studys_version_are_refused_naming_the_field(study,
     with pytest.raises(InvalidInput) as refused:
         features_refresh(study=study, version=version, requested_by=study.created_by)
     assert refused.value.field == "model_version"
+
+
+def test_response_ids_are_read_in_statements_of_a_bounded_size_and_keep_each_querys_order(monkeypatch):
+    import annotate.services.features as features
+
+    study = make_study()
+    make_items(study, n_prompts=5)
+    queries = list(Query.objects.filter(study=study).order_by("-id"))  # any order: each keeps its place
+    expected = [[r.pk for r in q.ordered_responses()] for q in queries]
+    monkeypatch.setattr(features, "IDS_PER_READ", 2)
+    assert features.query_response_ids(queries) == expected

@@ -175,9 +175,10 @@ def selection(study: Study, filters: dict) -> Selection:
     queries = Query.objects.filter(study=study)
     if "rounds" in filters:
         queries = queries.alias(chosen=CHOSEN_ROUND).filter(chosen__in=filters["rounds"])
-    if "min_agreement" in filters:
-        agreeing = [q for q, (share, _) in query_agreement(study).items() if share >= filters["min_agreement"]]
-        queries = queries.filter(pk__in=agreeing)
+    query_ids = frozenset(queries.values_list("id", flat=True))
+    if "min_agreement" in filters:  # filtered here, not as an IN list: a large study passes the parameter limit
+        agreeing = {q for q, (share, _) in query_agreement(study).items() if share >= filters["min_agreement"]}
+        query_ids &= agreeing
     annotations = Annotation.objects.filter(query__in=queries)
     start, end = window(filters)
     if start is not None:
@@ -187,13 +188,11 @@ def selection(study: Study, filters: dict) -> Selection:
     if "annotators" in filters:
         pseudonyms = study_pseudonyms(study)
         annotations = annotations.filter(annotator_id__in=[pseudonyms[name] for name in filters["annotators"]])
+    selected = {a for a, q in annotations.values_list("id", "query_id") if q in query_ids}
     if "exclude_flagged" in filters:
-        annotations = annotations.exclude(pk__in=flagged_annotations(study, tuple(filters["exclude_flagged"])))
+        selected -= set(flagged_annotations(study, tuple(filters["exclude_flagged"])))
     by_query = "rounds" in filters or "min_agreement" in filters
-    return Selection(
-        frozenset(annotations.values_list("id", flat=True)),
-        frozenset(queries.values_list("id", flat=True)) if by_query else None,
-    )
+    return Selection(frozenset(selected), query_ids if by_query else None)
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from learning.select import DOptimalParams
 from learning.select.common import Selection, check_features, check_weights
 
 BLOCK_ROWS = 8192  # rows of the pool multiplied at once: the products stay in cache-sized pieces
@@ -90,8 +91,8 @@ def greedy_d_optimal(
     weights: np.ndarray | None = None,
     design: Design | None = None,
     lam: float = 1.0,
-    shortlist: int = 1024,
-    block: int = 512,
+    shortlist: int = DOptimalParams.shortlist,
+    block: int = DOptimalParams.block,
 ) -> Selection:
     """Pick k rows of `features` (N, d) by exact greedy log-det, reading only the part of the pool that can win.
 

@@ -8,7 +8,9 @@ from annotate.rows import Columns, fetch_all
 class Prompt(models.Model):
     """A conversation to respond to, as chat messages [{"role", "content"}, ...]."""
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompts")
+    # No index of its own on the foreign keys below that lead a unique constraint: that constraint's
+    # index serves their lookups, and each index costs every import a write per row.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     external_id = models.CharField(max_length=200, help_text="The id given at import; re-importing it is a no-op.")
     messages = models.JSONField()
     metadata = models.JSONField(default=dict, blank=True)
@@ -28,7 +30,7 @@ class Prompt(models.Model):
 class Response(models.Model):
     """One candidate answer to a prompt, and where it came from."""
 
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False)  # see Prompt.study
     index = models.PositiveSmallIntegerField(help_text="Position in the imported list.")
     text = models.TextField()
     source = models.CharField(max_length=300, blank=True, help_text="The model or version that produced it.")
@@ -116,7 +118,7 @@ class Query(models.Model):
 
 
 class QueryResponse(models.Model):
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="query_responses")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="query_responses", db_index=False)  # see Prompt.study
     response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     position = models.PositiveSmallIntegerField()
 

@@ -113,6 +113,32 @@ def backend_cpu_s() -> float | None:
     return entry[2] if entry else None
 
 
+def copy_floor(lines: list[str]) -> tuple[float, float | None]:
+    """Store the same lines as one text row each, nothing parsed or checked: what PostgreSQL alone takes.
+
+    The table is an ordinary (logged) one with a primary key, like a Label Studio task table at its
+    leanest, created and dropped here. (seconds, CPU seconds of the PostgreSQL backend or None).
+    """
+    from django.db import connection, transaction
+
+    table = f"bench_copy_floor_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, data text NOT NULL)")
+    try:
+        database_before = backend_cpu_s()
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor, cursor.copy(f"COPY {table} (data) FROM STDIN") as copy:
+            for line in lines:
+                copy.write_row((line,))
+        seconds = time.perf_counter() - started
+        database_after = backend_cpu_s()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+    database_s = None if database_before is None or database_after is None else database_after - database_before
+    return seconds, database_s
+
+
 def service_import(study, lines: list[str], profile: str | None):
     """(result, seconds, CPU seconds of this process, of its PostgreSQL backend or None, profiler or None)."""
     from annotate.services.items import items_import
@@ -236,6 +262,23 @@ def main(argv: list[str] | None = None) -> int:
             f"re-import {again.prompts_unchanged} prompts unchanged, {again.queries_created} queries created "
             f"in {again_s:.2f} s = {args.prompts / again_s:,.0f} prompts/s"
         )
+        if vendor == "postgresql":
+            floor_s, floor_database_s = copy_floor(lines)
+            floor_rate = len(lines) / floor_s
+            database = (
+                f", PostgreSQL backend {floor_database_s * 1000 / len(lines):.2f} s per 1000"
+                if floor_database_s is not None
+                else ""
+            )
+            print(
+                f"floor     the same {len(lines)} lines stored as one text row each, nothing parsed or checked: "
+                f"{floor_s:.2f} s = {floor_rate:,.0f} rows/s{database}"
+            )
+            print(
+                f"  ratio     the service runs at {result.queries_created / seconds / floor_rate:.0%} of this floor; "
+                f"{TARGET_RATIO:.0f}x Label Studio ({TARGET_RATIO * label_studio:,.0f}/s) is "
+                f"{TARGET_RATIO * label_studio / floor_rate:.1f}x the floor"
+            )
         sys.stdout.flush()
 
         if args.api:

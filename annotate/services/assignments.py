@@ -21,7 +21,7 @@ from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
 from annotate.models.studies import LoopStatus, StudyStatus
 from annotate.rows import fetch_all, fetch_one
 from annotate.services.gold import gold_plan
-from annotate.services.study_status import NOT_SERVED, refuse_if_archived
+from annotate.services.study_status import NOT_SERVED, NotServed, refuse_if_archived
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
@@ -128,7 +128,7 @@ def quota_used(*, study: Study, annotator: AbstractBaseUser) -> int:
     return fetch_one(QUOTA_USED, claim_params(study, annotator, timezone.now()))[0]
 
 
-def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str | None:
+def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> NotServed | None:
     """Why the claim serves this annotator nothing other than an empty pool: the study's status or their quota.
 
     For the workspace and the API to say so once the claim returned nothing; None when neither applies.
@@ -137,7 +137,8 @@ def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str 
         return NOT_SERVED[study.status]
     quota = study.annotator_quota
     if quota and quota_used(study=study, annotator=annotator) >= quota:
-        return f"You reached this study's quota of {quota} answered quer{'y' if quota == 1 else 'ies'}; thank you."
+        answered = f"{quota} answered quer{'y' if quota == 1 else 'ies'}"
+        return NotServed("You reached your quota", f"You reached this study's quota of {answered}; thank you.")
     return None
 
 

@@ -206,7 +206,7 @@ def next_query(request, pk: int):
     if assignment is None:
         reason = assignments.nothing_served_because(study=study, annotator=request.user)
         if reason:
-            raise Conflict(reason)
+            raise Conflict(reason.message)
         return Response(status=status.HTTP_204_NO_CONTENT)
     return Response(next_query_payload(assignment))
 

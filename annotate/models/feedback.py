@@ -11,9 +11,32 @@ def current_annotation(prefix: str = "") -> models.Q:
     """An annotation that is still its annotator's answer: not superseded by a change, not rejected in review.
 
     `prefix` is the path from the model queried to the annotation, e.g. "annotation__" from a part.
-    Every read of current labels (selectors, exports, training data) filters with this one rule.
+    Reads of a study's labels use `study_label`, which adds the study and leaves gold queries out;
+    this alone is for reads of one query's or one annotator's answers, gold ones included.
     """
     return models.Q(**{f"{prefix}superseded_by__isnull": True, f"{prefix}rejected_by__isnull": True})
+
+
+def study_data_query(study, prefix: str = "") -> models.Q:
+    """A query of `study` whose answers are data: not a gold query.
+
+    Gold queries are quality control (services.gold): their answers are checked against a known
+    answer, never used as labels. Every read of the study's data leaves them out with this one rule;
+    only reads of gold itself (accuracy, gold counts, serving gold) say `is_gold` on their own.
+    `prefix` is the path from the model queried to the query, e.g. "query__" from a QueryResponse.
+    `study` may be a Study, its id, or OuterRef("pk") in a subquery.
+    """
+    return models.Q(**{f"{prefix}study": study, f"{prefix}is_gold": False})
+
+
+def study_label(study, prefix: str = "") -> models.Q:
+    """An annotation that is one of the study's labels: current (`current_annotation`) and of a
+    query that is data (`study_data_query`), so never an answer to a gold query.
+
+    `prefix` is the path from the model queried to the annotation, e.g. "annotation__" from a part.
+    Every read of the study's labels (agreement, flags, aggregates, exports, training) filters with this.
+    """
+    return current_annotation(prefix) & study_data_query(study, f"{prefix}query__")
 
 
 class Annotation(models.Model):

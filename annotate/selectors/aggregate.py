@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from annotate.models import PairwiseChoice, QueryResponse, Study
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import study_label
 from learning import aggregate
 
 AGGREGATES = ("majority", "dawid_skene", "bt_reliability")
@@ -47,9 +47,7 @@ def pair_labels(study: Study, method: str) -> PairLabels:
     if method not in AGGREGATES:
         raise ValueError(f"unknown aggregate {method!r}; known: {AGGREGATES}")
     votes = list(
-        PairwiseChoice.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        PairwiseChoice.objects.filter(study_label(study, "annotation__"))
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator_id", "choice")
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from annotate.models import PairwiseChoice, RankingPart, RatingPart, Study
-from annotate.models.feedback import PairwiseChoiceValue, current_annotation
+from annotate.models.feedback import PairwiseChoiceValue, study_label
 from learning import agreement as stats
 from learning.agreement import AHEAD, BEHIND, TIED
 
@@ -37,9 +37,7 @@ RATING_VALUES = (1, 2, 3, 4, 5)
 def choice_records(study: Study) -> list[tuple]:
     """(query, annotator, canonical choice) for every current pairwise vote."""
     return list(
-        PairwiseChoice.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        PairwiseChoice.objects.filter(study_label(study, "annotation__"))
         .order_by("annotation_id")
         .values_list("annotation__query_id", "annotation__annotator__username", "choice")
     )
@@ -48,9 +46,7 @@ def choice_records(study: Study) -> list[tuple]:
 def rating_records(study: Study) -> list[tuple]:
     """((response, aspect), annotator, value) for every current aspect rating."""
     rows = (
-        RatingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        RatingPart.objects.filter(study_label(study, "annotation__"))
         .order_by("annotation_id", "id")
         .values_list("response_id", "aspect", "annotation__annotator__username", "value")
     )
@@ -60,9 +56,7 @@ def rating_records(study: Study) -> list[tuple]:
 def ranking_records(study: Study) -> list[tuple]:
     """((response, response), annotator, order) for every pair of responses in a current ranking."""
     rows = (
-        RankingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        RankingPart.objects.filter(study_label(study, "annotation__"))
         .exclude(groups=[])
         .order_by("annotation_id")
         .values_list("annotation__annotator__username", "groups")
@@ -133,18 +127,12 @@ def query_agreement(study: Study) -> dict[int, tuple[float, int]]:
     """
     answers: dict[int, list] = {}
     for query, choice in (
-        PairwiseChoice.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
-        .order_by()
-        .values_list("annotation__query_id", "choice")
+        PairwiseChoice.objects.filter(study_label(study, "annotation__")).order_by().values_list("annotation__query_id", "choice")
     ):
         answers.setdefault(query, []).append(choice)
     for query, groups, reason in (
         RankingPart.objects.filter(
-            current_annotation("annotation__"),
-            annotation__query__study=study,
-            annotation__query__is_gold=False,
+            study_label(study, "annotation__"),
             annotation__pairwise__isnull=True,
         )
         .order_by()

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from annotate.models import Annotation, PairwiseChoice, QueryResponse, RatingPart, Study
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import study_data_query, study_label
 from annotate.selectors.labels import annotator_pseudonym
 from learning import flags as stats
 
@@ -36,7 +36,7 @@ def query_responses(study: Study) -> dict[int, list[tuple[int, str]]]:
     """Each query's (response id, text) in canonical position order."""
     responses: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for query_id, response_id, text in (
-        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
+        QueryResponse.objects.filter(study_data_query(study, "query__"))
         .order_by("query_id", "position")
         .values_list("query_id", "response_id", "response__text")
     ):
@@ -52,14 +52,12 @@ def study_flags(study: Study) -> dict:
     """
     responses = query_responses(study)
     answers = list(
-        Annotation.objects.filter(current_annotation(), query__study=study, query__is_gold=False)
+        Annotation.objects.filter(study_label(study))
         .order_by("id")
         .values_list("id", "annotator_id", "annotator__username", "query_id", "active_ms", "time_spent_ms")
     )
     votes = list(
-        PairwiseChoice.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        PairwiseChoice.objects.filter(study_label(study, "annotation__"))
         .order_by("annotation_id")
         .values_list(
             "annotation_id",
@@ -72,9 +70,7 @@ def study_flags(study: Study) -> dict:
     )
     ratings: dict[int, list[int]] = defaultdict(list)
     for annotation_id, value in (
-        RatingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        RatingPart.objects.filter(study_label(study, "annotation__"))
         .order_by("annotation_id", "id")
         .values_list("annotation_id", "value")
     ):

@@ -25,7 +25,7 @@ from annotate.models import (
     SpanPart,
     Study,
 )
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import study_data_query, study_label
 
 
 def annotator_pseudonym(user_id: int) -> str:
@@ -50,9 +50,7 @@ def query_responses(lookup: str) -> Prefetch:
 def pairwise_votes(study: Study) -> QuerySet[PairwiseChoice]:
     """Every current pairwise vote in the study (superseded ones left out), oldest first."""
     return (
-        PairwiseChoice.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        PairwiseChoice.objects.filter(study_label(study, "annotation__"))
         .select_related("annotation__query__prompt", "annotation__assignment")
         .prefetch_related(query_responses("annotation__query__query_responses"))
         .order_by("annotation_id")
@@ -72,9 +70,7 @@ def annotation_responses(annotation: Annotation) -> list[Response]:
 def rankings(study: Study) -> QuerySet[RankingPart]:
     """Every current ranking, cannot-rank answers included, oldest first."""
     return (
-        RankingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        RankingPart.objects.filter(study_label(study, "annotation__"))
         .select_related("annotation__query__prompt")
         .prefetch_related(query_responses("annotation__query__query_responses"))
         .order_by("annotation_id")
@@ -84,9 +80,7 @@ def rankings(study: Study) -> QuerySet[RankingPart]:
 def critiques(study: Study) -> QuerySet[CritiquePart]:
     """Every current critique with the response it is about, in the order given."""
     return (
-        CritiquePart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        CritiquePart.objects.filter(study_label(study, "annotation__"))
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "id")
     )
@@ -104,9 +98,7 @@ def revisions(study: Study) -> QuerySet[CritiquePart]:
 def ratings(study: Study) -> QuerySet[RatingPart]:
     """Every current aspect rating, grouped by annotation then response (the model's ordering)."""
     return (
-        RatingPart.objects.filter(
-            current_annotation("annotation__"), annotation__query__study=study, annotation__query__is_gold=False
-        )
+        RatingPart.objects.filter(study_label(study, "annotation__"))
         .select_related("annotation__query__prompt", "response")
         .order_by("annotation_id", "response_id", "aspect")
     )
@@ -120,11 +112,10 @@ def annotations_with_parts(study: Study, *, superseded: bool = False) -> QuerySe
     Spans come in the order they were given (not by offset), which the FG-RLHF round trip needs.
     Iterate with `.iterator(chunk_size=...)`: the prefetches then run once per chunk.
     """
-    annotations = Annotation.objects.filter(query__study=study, query__is_gold=False)
     if superseded:
-        annotations = annotations.select_related("superseded_by", "rejected_by")
+        annotations = Annotation.objects.filter(study_data_query(study, "query__")).select_related("superseded_by", "rejected_by")
     else:
-        annotations = annotations.filter(current_annotation())
+        annotations = Annotation.objects.filter(study_label(study))
     return (
         annotations.select_related("query__prompt", "assignment", "pairwise", "ranking")
         .prefetch_related(

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from annotate.models import Annotation, Query, Review, Study
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import current_annotation, study_data_query
 from annotate.models.studies import Role
 from annotate.selectors.labels import annotator_pseudonym, answer_of
 
@@ -27,7 +27,7 @@ def queries_to_review(study: Study, limit: int = 200):
     what a reviewer should look at), then the most answered."""
     current = current_annotation("annotations__")
     return (
-        Query.objects.filter(study=study, is_gold=False)
+        Query.objects.filter(study_data_query(study))
         .annotate(
             answers=Count("annotations", filter=current),
             choices=Count("annotations__pairwise__choice", filter=current, distinct=True),

@@ -29,7 +29,9 @@ def shown_votes(study: Study):
 
 
 def current_annotations(study):
-    """Annotations that count as labels: a superseded one is replaced by its correction.
+    """Current annotations of the study, answers to gold queries included: the dashboard's progress
+    counts work done (its query count and labels wanted include gold queries too). Reads of the
+    study's labels as data use models.feedback.study_label, which leaves gold out.
 
     `study` may be OuterRef("pk"), for a count per study in a subquery.
     """

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
-from annotate.models import QueryResponse, Study
+from annotate.models import Annotation, QueryResponse, Study
+from annotate.models.feedback import study_data_query, study_label
 from annotate.models.studies import FeedbackKind
 from annotate.models.training import RunKind
 from annotate.selectors.labels import pairwise_votes, rankings, ratings
-from annotate.selectors.studies import current_annotations
 from learning.jobs import JOB_KINDS, MODEL_KINDS
 
 # Each kind's config key for its minimum; the default is read from the kind's torch-free config
@@ -115,7 +115,7 @@ def span_readiness(study: Study, config: dict) -> Readiness:
     # Every response shown in an annotation that asked for spans is an example (no span = clean),
     # unless it has no text to segment.
     with_text = dict(
-        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
+        QueryResponse.objects.filter(study_data_query(study, "query__"))
         .exclude(response__text__regex=r"^\s*$")
         .order_by()
         .values_list("query_id")
@@ -123,7 +123,7 @@ def span_readiness(study: Study, config: dict) -> Readiness:
     )
     usable = sum(
         with_text.get(query_id, 0)
-        for query_id, asks in current_annotations(study).values_list("query_id", "query__asks")
+        for query_id, asks in Annotation.objects.filter(study_label(study)).values_list("query_id", "query__asks")
         if FeedbackKind.SPANS in (asks or [])
     )
     kind = RunKind.SPAN_REWARD

@@ -16,11 +16,12 @@ from django.utils import timezone
 from annotate.errors import Conflict, Gone, InvalidInput, NotFound, PreflabError
 from annotate.models import Assignment, Query, Study
 from annotate.models.assignments import ASSIGNMENT_COLUMNS, ASSIGNMENT_RETURNED, AssignmentStatus
+from annotate.models.feedback import study_data_query
 from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
 from annotate.models.studies import LoopStatus, StudyStatus
 from annotate.rows import fetch_all, fetch_one
 from annotate.services.gold import gold_plan
-from annotate.services.study_status import NOT_SERVED, refuse_if_archived
+from annotate.services.study_status import NOT_SERVED, NotServed, refuse_if_archived
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
@@ -49,7 +50,7 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
     in_round = {"round": study.current_round} if in_round_loop(study) else {}
     return (
         # An IN list rather than <, so that at overlap 1 the pool index is walked in claim order.
-        Query.objects.filter(study=study, is_gold=False, label_count__in=list(range(study.overlap)), **in_round)
+        Query.objects.filter(study_data_query(study), label_count__in=list(range(study.overlap)), **in_round)
         .annotate(live=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
         .filter(live__lt=study.overlap - F("label_count"))
         .exclude(pk__in=mine)
@@ -62,6 +63,7 @@ def open_queries_for(study: Study, user: AbstractBaseUser):
 # Placeholders: study, user, now, overlap, round, quota; {label_counts} is filled from integers only,
 # {not_handed} with one of the two equivalent forms below, {in_round} with IN_ROUND or nothing,
 # and {served} with SERVED (and, in the claim's walk of a study with a quota, UNDER_QUOTA).
+# "q.study_id = %(study)s ... AND NOT q.is_gold" is models.feedback.study_data_query written out in SQL.
 OPEN_TO = """q.study_id = %(study)s
   AND q.label_count IN ({label_counts}){in_round} AND NOT q.is_gold
   AND {not_handed}
@@ -77,7 +79,7 @@ GOLD_OPEN_TO = "q.study_id = %(study)s AND q.is_gold AND {not_handed}{served}"
 # loaded before it. Outside `open_queries_for`, which also counts what is left for progress bars.
 SERVED = "\n  AND EXISTS (SELECT 1 FROM annotate_study s WHERE s.id = %(study)s AND s.status = 'active')"
 # An annotator's queries towards the study's quota: those answered, and any they hold. Skipped
-# queries and gold queries do not count.
+# queries and gold queries do not count ("dq.study_id ... AND NOT dq.is_gold": study_data_query, in SQL).
 QUOTA_USED = """SELECT COUNT(*) FROM annotate_assignment d JOIN annotate_query dq ON dq.id = d.query_id
   WHERE d.annotator_id = %(user)s AND dq.study_id = %(study)s AND NOT dq.is_gold
   AND (d.status = 'submitted' OR (d.status = 'active' AND d.expires_at > %(now)s))"""
@@ -126,7 +128,7 @@ def quota_used(*, study: Study, annotator: AbstractBaseUser) -> int:
     return fetch_one(QUOTA_USED, claim_params(study, annotator, timezone.now()))[0]
 
 
-def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str | None:
+def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> NotServed | None:
     """Why the claim serves this annotator nothing other than an empty pool: the study's status or their quota.
 
     For the workspace and the API to say so once the claim returned nothing; None when neither applies.
@@ -135,7 +137,8 @@ def nothing_served_because(*, study: Study, annotator: AbstractBaseUser) -> str 
         return NOT_SERVED[study.status]
     quota = study.annotator_quota
     if quota and quota_used(study=study, annotator=annotator) >= quota:
-        return f"You reached this study's quota of {quota} answered quer{'y' if quota == 1 else 'ies'}; thank you."
+        answered = f"{quota} answered quer{'y' if quota == 1 else 'ies'}"
+        return NotServed("You reached your quota", f"You reached this study's quota of {answered}; thank you.")
     return None
 
 

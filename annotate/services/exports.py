@@ -67,7 +67,7 @@ from django.db.models import Count, F
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Query, QueryResponse, Study
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import current_annotation, study_data_query, study_label
 from annotate.models.studies import FeedbackKind
 from annotate.selectors import labels
 from annotate.selectors.aggregate import AGGREGATES, PairLabels, pair_labels
@@ -336,13 +336,13 @@ def span_rows(study: Study) -> Iterator[dict]:
 
 def span_row_count(study: Study) -> int:
     sizes = dict(
-        QueryResponse.objects.filter(query__study=study, query__is_gold=False)
+        QueryResponse.objects.filter(study_data_query(study, "query__"))
         .values("query_id")
         .annotate(n=Count("id"))
         .order_by()
         .values_list("query_id", "n")
     )
-    current = Annotation.objects.filter(current_annotation(), query__study=study, query__is_gold=False)
+    current = Annotation.objects.filter(study_label(study))
     return sum(
         sizes.get(query_id, 0)
         for query_id, kind, asks in current.values_list("query_id", "query__kind", "query__asks")
@@ -511,6 +511,6 @@ def export_build(
         return Export(format, rating_rows(study), {"rows": rated})
     if format == "fgrlhf":
         return Export(format, fgrlhf.fgrlhf_records(study), {"rows": fgrlhf.fgrlhf_count(study)})
-    everything = Annotation.objects.filter(query__study=study, query__is_gold=False)
+    everything = Annotation.objects.filter(study_data_query(study, "query__"))
     superseded = everything.exclude(current_annotation()).count()
     return Export(format, raw_rows(study), {"rows": everything.count(), "superseded": superseded})

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Query, Round, Study, TrainingRun
+from annotate.models.feedback import study_data_query
 from annotate.models.rounds import IN_PROGRESS, RoundStatus
 from annotate.models.studies import LoopStatus
 from annotate.models.training import RunKind, RunStatus
@@ -51,7 +52,7 @@ def pool_queries(study: Study):
 
     Gold queries are not the loop's to choose: they are served beside every round (services.gold).
     """
-    return Query.objects.filter(study=study, round=0, label_count=0, is_gold=False)
+    return Query.objects.filter(study_data_query(study), round=0, label_count=0)
 
 
 # The jobs of a round, in order, by the status the round is in while they run: each starts when
@@ -237,7 +238,7 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
         return {"pool": pool, "left_out": 0}
     labelled = []
     if reads_features:
-        labelled = list(Query.objects.filter(study=round_.study, label_count__gt=0, is_gold=False).order_by("id"))
+        labelled = list(Query.objects.filter(study_data_query(round_.study), label_count__gt=0).order_by("id"))
     queries, n = pool + labelled, len(pool)
     ids = query_response_ids(queries)  # read once for both
     margins = query_margins(version=version, queries=queries, response_ids=ids) if reads_margins else None

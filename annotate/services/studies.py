@@ -31,6 +31,7 @@ from annotate.models import (
     Study,
     TrainingRun,
 )
+from annotate.models.feedback import study_data_query
 from annotate.models.items import QueryKind
 from annotate.models.studies import (
     MISSING_INFORMATION,
@@ -234,7 +235,7 @@ def check_quota_covers_overlap(study: Study, *, quota: int | None, overlap: int)
     if not quota:
         return
     annotators = Membership.objects.filter(study=study, role=Role.ANNOTATOR).count()
-    queries = Query.objects.filter(study=study, is_gold=False).count()
+    queries = Query.objects.filter(study_data_query(study)).count()
     if annotators * quota >= queries * overlap:
         return
     wanted, given = queries * overlap, annotators * quota

@@ -1,11 +1,17 @@
 """A study's status: active, paused (no queries served) or archived (read-only); the managers' actions on it.
 
+Everything the pages and the API say about a status is written here, once: what an annotator is
+told (NOT_SERVED), what the dashboard and settings page say it means, and what a status button says
+once done.
+
 The round loop has a status of its own (`LoopStatus`): pausing the loop stops it choosing the next
 round, while pausing the study stops annotators being served queries. Archiving a study also
 pauses a running loop, so no round is chosen or trained while it is archived.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, Value, When
@@ -21,10 +27,46 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "archive": (frozenset({StudyStatus.ACTIVE, StudyStatus.PAUSED}), StudyStatus.ARCHIVED),
     "unarchive": (frozenset({StudyStatus.ARCHIVED}), StudyStatus.ACTIVE),
 }
+
+
+@dataclass(frozen=True)
+class NotServed:
+    """Why an annotator is served nothing though the pool may not be empty: the workspace's heading, and
+    the sentence the workspace shows under it and the API answers as its 409's detail."""
+
+    heading: str
+    message: str
+
+
 # What an annotator is told when the study's status, not an empty pool, is why nothing is served.
 NOT_SERVED = {
-    StudyStatus.PAUSED: "This study is paused by its manager: no queries are served until it is resumed.",
-    StudyStatus.ARCHIVED: "This study is archived: it is read-only, and no queries are served.",
+    StudyStatus.PAUSED: NotServed(
+        "This study is paused", "This study is paused by its manager: no queries are served until it is resumed."
+    ),
+    StudyStatus.ARCHIVED: NotServed(
+        "This study is archived", "This study is archived: it is read-only, and no queries are served."
+    ),
+}
+# What a status means, as its managers and researchers read it: in a line under the dashboard's title
+# (an active study has none), and in full on the settings page beside the status buttons.
+STATUS_SUMMARY = {
+    StudyStatus.PAUSED: "Annotators are served no queries until the study is resumed.",
+    StudyStatus.ARCHIVED: "Read-only: the dashboard and exports still work.",
+}
+STATUS_MEANS = {
+    StudyStatus.ACTIVE: "Annotators are served queries. Pause to stop serving them for a while; "
+    "archive a finished study to make it read-only.",
+    StudyStatus.PAUSED: "Annotators are served no queries until the study is resumed; "
+    "answers to queries they already hold are still taken.",
+    StudyStatus.ARCHIVED: "Read-only: no queries are served and nothing can be answered, changed, imported or trained; "
+    "hidden from the study list unless archived studies are shown. The dashboard and exports still work.",
+}
+# What each action's button says once done.
+ACTION_DONE = {
+    "pause": "Paused: annotators are served no queries until you resume the study.",
+    "resume": "Resumed: annotators are served queries again.",
+    "archive": "Archived: the study is read-only and hidden from the study list; its dashboard and exports still work.",
+    "unarchive": "Unarchived: the study is active again.",
 }
 
 

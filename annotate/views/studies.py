@@ -27,6 +27,7 @@ from annotate.services.importers import FORMAT_LABELS, study_file_import
 from annotate.services.items import MAX_RANKING, MIN_RANKING
 from annotate.services.rounds import round_pause, round_resume, round_start
 from annotate.services.studies import membership_add, study_create
+from annotate.services.study_status import STATUS_SUMMARY
 from annotate.views.errors import is_htmx, page
 from annotate.views.nav import with_perms
 from annotate.views.runs import named_metric_text
@@ -104,6 +105,7 @@ def study_dashboard(request: HttpRequest, study_id: int) -> HttpResponse:
         "import_makes": import_makes(study),
         "import_formats": FORMAT_LABELS.items(),
         "asks": study_asks_words(study),
+        "status_summary": STATUS_SUMMARY.get(study.status),
         "agreement": study_agreement(study),
         "flags": study_flags(study),
         "gold": {"accuracy": gold_accuracy(study=study), "queries": study.queries.filter(is_gold=True).count()},

@@ -26,7 +26,7 @@ from annotate.models import Query, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind, SelectionStrategy
 from annotate.services.studies import MAX_OVERLAP, study_update
-from annotate.services.study_status import TRANSITIONS, study_status_change
+from annotate.services.study_status import ACTION_DONE, STATUS_MEANS, TRANSITIONS, study_status_change
 from annotate.text import refuse_unstorable
 from annotate.views.errors import page
 from annotate.views.nav import with_perms
@@ -301,6 +301,7 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
         "existing": queries_by_asks(study),
         "strategies": SelectionStrategy.choices,
         "status_actions": [action for action, (sources, _) in TRANSITIONS.items() if study.status in sources],
+        "status_means": STATUS_MEANS[study.status],
     }
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)
 
@@ -326,15 +327,6 @@ def study_guidelines_preview(request: HttpRequest, study_id: int) -> HttpRespons
     return render(request, "annotate/study_settings.html#guidelines-preview", context, status=status)
 
 
-# What the status buttons say once done (services.study_status).
-STATUS_DONE = {
-    "pause": "Paused: annotators are served no queries until you resume the study.",
-    "resume": "Resumed: annotators are served queries again.",
-    "archive": "Archived: the study is read-only and hidden from the study list; its dashboard and exports still work.",
-    "unarchive": "Unarchived: the study is active again.",
-}
-
-
 @require_POST
 @page
 def study_status_act(request: HttpRequest, study_id: int, action: str) -> HttpResponse:
@@ -347,5 +339,5 @@ def study_status_act(request: HttpRequest, study_id: int, action: str) -> HttpRe
     except PreflabError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, STATUS_DONE[action])
+        messages.success(request, ACTION_DONE[action])
     return redirect("study-settings", study_id=study.pk)

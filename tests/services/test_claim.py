@@ -133,6 +133,7 @@ def answer_next(study, annotator):
 def test_an_annotator_who_answered_the_quota_is_served_no_more_while_others_still_are():
     from annotate.selectors.queues import annotator_progress
     from annotate.services.assignments import nothing_served_because
+    from annotate.services.study_status import NotServed
 
     first, second = UserFactory(), UserFactory()
     study = make_study(annotators=[first, second], overlap=2)
@@ -142,8 +143,8 @@ def test_an_annotator_who_answered_the_quota_is_served_no_more_while_others_stil
     for _ in range(2):
         answer_next(study, first)
     assert assignment_next(study=study, annotator=first) is None
-    assert (
-        nothing_served_because(study=study, annotator=first) == "You reached this study's quota of 2 answered queries; thank you."
+    assert nothing_served_because(study=study, annotator=first) == NotServed(
+        "You reached your quota", "You reached this study's quota of 2 answered queries; thank you."
     )
     assert annotator_progress(study=study, annotator=first) == {"done": 2, "remaining": 0, "total": 2, "skipped": 0}
     assert assignment_next(study=study, annotator=second) is not None

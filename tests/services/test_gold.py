@@ -205,3 +205,72 @@ def test_qualification_is_judged_on_the_first_n_gold_answers_only():
     qualify(study, worker, ["a", "a"])
     qualify(study, worker, ["b", "b", "b"])  # later gold answers, all wrong: measured, not a second exam
     assert assignment_next(study=study, annotator=worker).query.is_gold
+
+
+def every_label_read(study) -> dict:
+    """What each read of the study's labels gives, in a form two calls can be compared by."""
+    from annotate.selectors import labels
+    from annotate.selectors.aggregate import AGGREGATES, pair_labels
+    from annotate.selectors.agreement import query_agreement, study_agreement
+    from annotate.selectors.flags import study_flags
+    from annotate.selectors.reviews import queries_to_review
+    from annotate.selectors.training_data import ranking_examples, rating_examples, span_examples
+    from annotate.selectors.training_readiness import study_readiness
+    from annotate.services.exports import EXPORT_FORMATS
+
+    def ids(queryset):
+        return list(queryset.values_list("pk", flat=True))
+
+    reads = {
+        "pairwise_votes": ids(labels.pairwise_votes(study)),
+        "rankings": ids(labels.rankings(study)),
+        "critiques": ids(labels.critiques(study)),
+        "ratings": ids(labels.ratings(study)),
+        "annotations": ids(labels.annotations_with_parts(study)),
+        "annotations with superseded": ids(labels.annotations_with_parts(study, superseded=True)),
+        "agreement": study_agreement(study, min_shared=1),
+        "query agreement": query_agreement(study),
+        "aggregates": {method: pair_labels(study, method) for method in AGGREGATES},
+        "flags": study_flags(study),
+        "queries to review": ids(queries_to_review(study)),
+        "readiness": study_readiness(study),
+        "training": (preference_pairs(study), ranking_examples(study), span_examples(study), rating_examples(study)),
+    }
+    for format in EXPORT_FORMATS:
+        export = export_build(study=study, format=format)
+        reads[f"{format} export"] = (list(export.rows), export.counts)
+    return reads
+
+
+def test_answers_to_a_gold_query_change_no_read_of_the_studys_labels():
+    """Every read that models.feedback.study_label / study_data_query serve gives the same with a
+    gold query answered in every way (choice, ranking, spans, critique, ratings, a correction) as without."""
+    from annotate.models import CritiquePart, SpanPart
+
+    first, second = UserFactory(), UserFactory()
+    study = make_study(annotators=[first, second])
+    make_items(study, n_prompts=2)
+    gold, real = Query.objects.filter(study=study).order_by("id")
+    query_mark_gold(query=gold, answer={"choice": "a"})
+    Query.objects.filter(study=study).update(asks=["pairwise", "spans", "critique", "ratings"])
+
+    def answer_fully(query, annotator, choice, supersedes=None):
+        responses = [qr.response for qr in query.query_responses.order_by("position")]
+        ratings = [(response, "helpfulness", value) for response, value in zip(responses, (5, 1), strict=True)]
+        ranking = [[r.pk] for r in responses]
+        annotation = make_answer(query, annotator, choice=choice, ranking=ranking, ratings=ratings, supersedes=supersedes)
+        SpanPart.objects.create(annotation=annotation, response=responses[1], start=0, end=6, category="irrelevant")
+        CritiquePart.objects.create(annotation=annotation, response=responses[1], critique="Off topic.", revision="Better.")
+        return annotation
+
+    for annotator, choice in ((first, "a"), (second, "b")):
+        answer_fully(real, annotator, choice)
+    before = every_label_read(study)
+    assert before["pairwise_votes"] and before["spans export"][0]  # the reads see the real answers
+
+    for annotator, choice in ((first, "b"), (second, "tie")):
+        answer_fully(gold, annotator, choice, supersedes=answer_fully(gold, annotator, "a"))  # a corrected answer too
+    assert Annotation.objects.filter(query=gold).count() == 4
+    after = every_label_read(study)
+    for name, read in before.items():
+        assert after[name] == read, name

@@ -11,7 +11,7 @@ from annotate.services.importers import study_file_import
 from annotate.services.reviews import annotation_review
 from annotate.services.rounds import round_resume, round_start
 from annotate.services.studies import study_update
-from annotate.services.study_status import study_status_change
+from annotate.services.study_status import NotServed, study_status_change
 from annotate.services.training import training_run_start
 from tests.factories import UserFactory, make_items, make_study
 
@@ -79,8 +79,8 @@ def test_a_paused_study_serves_nothing_new_but_takes_the_answer_to_a_query_alrea
     assert assignment_next(study=study, annotator=annotator) is None  # not even the one held
     newcomer = UserFactory()
     assert assignment_next(study=study, annotator=newcomer) is None
-    assert nothing_served_because(study=study, annotator=annotator) == (
-        "This study is paused by its manager: no queries are served until it is resumed."
+    assert nothing_served_because(study=study, annotator=annotator) == NotServed(
+        "This study is paused", "This study is paused by its manager: no queries are served until it is resumed."
     )
     annotation = answer(study, annotator, held)  # held before the pause: its answer is still taken
     assert Query.objects.get(pk=held.query_id).label_count == 1 and annotation.assignment_id == held.pk
@@ -103,7 +103,7 @@ def test_an_archived_study_serves_nothing_and_refuses_answers_skips_and_changes(
     skipped_later = held.query
     changed(study, "archive")
     assert assignment_next(study=study, annotator=annotator) is None
-    assert "archived" in nothing_served_because(study=study, annotator=annotator)
+    assert nothing_served_because(study=study, annotator=annotator).heading == "This study is archived"
     with pytest.raises(Conflict) as refused:
         answer(study, annotator, held)
     assert refused.value.message == (

@@ -16,15 +16,18 @@ from annotate.models import (
     Study,
     TrainingRun,
 )
-from annotate.models.feedback import current_annotation
+from annotate.models.feedback import current_annotation, study_label
 from annotate.models.items import QueryKind
 from annotate.models.studies import FeedbackKind
 
 
 def shown_votes(study: Study):
-    """Current a/b votes that an annotator gave on screen: imported votes had no left and right."""
+    """Current a/b votes that an annotator gave on screen: imported votes had no left and right.
+
+    Answers to gold queries are left out, as the bias flags leave them out (selectors.flags).
+    """
     return PairwiseChoice.objects.filter(
-        annotation__in=current_annotations(study), annotation__assignment__isnull=False, shown_choice__in=["a", "b"]
+        study_label(study, "annotation__"), annotation__assignment__isnull=False, shown_choice__in=["a", "b"]
     )
 
 

@@ -2,9 +2,11 @@
 and a careful annotator raises none."""
 
 import pytest
+from django.utils import timezone
 
-from annotate.models import Annotation, PairwiseChoice, Query
+from annotate.models import Annotation, Assignment, PairwiseChoice, Query
 from annotate.selectors.flags import study_flags
+from annotate.selectors.studies import annotator_stats, position_bias
 from annotate.services.items import items_import
 from tests.factories import UserFactory, jsonl, make_answer, make_items, make_study
 
@@ -152,3 +154,22 @@ def test_answers_to_gold_queries_raise_no_flag_and_are_not_counted(annotated):
     assert careful["flags"]["too_fast"]["k"] == 0
     assert careful["flags"]["position"] == before["position"]
     assert careful["flags"]["length"]["n"] == before["length"]["n"]
+
+
+def test_the_dashboards_position_bias_leaves_out_answers_to_gold_queries(annotated):
+    study, fast = annotated
+    items_import(study=study, lines=jsonl([{"id": "gold", "prompt": "Gold?", "responses": [LONG, SHORT]}]))
+    gold = study.queries.get(prompt__external_id="gold")
+    Query.objects.filter(pk=gold.pk).update(is_gold=True, gold_answer={"choice": "a"})
+    careful = UserFactory(username="careful-gold")
+    real = study.queries.exclude(pk=gold.pk).first()
+    for query in (real, gold):  # the same on-screen answer to a real and to a gold query
+        annotation = answer(query, careful, "a", shown="a")
+        assignment = Assignment.objects.create(
+            query=query, annotator=careful, status="done", display_order=[0, 1], expires_at=timezone.now()
+        )
+        Annotation.objects.filter(pk=annotation.pk).update(assignment=assignment)
+    bias = position_bias(study)
+    assert (bias["sided"], bias["left"]) == (1, 1)
+    row = next(row for row in annotator_stats(study) if row["username"] == "careful-gold")
+    assert (row["labels"], row["sided"], row["left"]) == (2, 1, 1)  # both answers count as work done

@@ -197,3 +197,29 @@ def test_response_ids_are_read_in_statements_of_a_bounded_size_and_keep_each_que
     expected = [[r.pk for r in q.ordered_responses()] for q in queries]
     monkeypatch.setattr(features, "IDS_PER_READ", 2)
     assert features.query_response_ids(queries) == expected
+
+
+def test_a_features_run_that_writes_after_its_study_was_deleted_leaves_no_folder_behind(
+    study, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The delete removes the study's folders once it commits; a run still computing then stores its
+    chunk (making the cache folder again), finds its row gone and stops: what it wrote goes too."""
+    import learning.features
+    from annotate.models import Study, TrainingRun
+    from annotate.services.features import features_dir
+    from annotate.services.studies import study_delete
+    from annotate.services.training import run_dir
+
+    run = features_refresh(study=study, version=None, requested_by=study.created_by)
+    compute = learning.features.compute_features
+
+    def deleted_while_computing(*args, **kwargs):
+        features = compute(*args, **kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            study_delete(study=Study.objects.get(pk=study.pk))
+        return features
+
+    monkeypatch.setattr(learning.features, "compute_features", deleted_while_computing)
+    training_run_execute(run_id=run.pk)
+    assert not TrainingRun.objects.filter(pk=run.pk).exists()
+    assert not features_dir(study).exists() and not run_dir(run).exists()

@@ -141,11 +141,17 @@ def test_query_margins_are_the_differences_of_the_cached_version_rewards_per_mem
     assert margins[:, 0].mean() == pytest.approx(mean.values[0] - mean.values[1], abs=1e-5)
 
 
-def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_reading_loads_no_model(study, tmp_path):
+def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_reading_loads_no_model(study, tmp_path, monkeypatch):
+    import learning.reward.model
+
     version = make_version(study, tmp_path, members=2)
+    loads = []
+    load = learning.reward.model.load_reward_members
+    monkeypatch.setattr(learning.reward.model, "load_reward_members", lambda *a, **k: loads.append(a) or load(*a, **k))
     first = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
     assert first.status == "succeeded", first.error
     assert first.metrics == {"responses": 12, "computed": 12, "dims": 32, "rewards_computed": 12}
+    assert len(loads) == 1  # the version's artifact, loaded once for its features and its rewards
     cache = reward_cache(study, f"v{version.pk}")
     assert cache.dims == 2  # one column per member
     make_items(study, n_prompts=1, n_responses=2, prefix="late")  # imported after the run
@@ -157,6 +163,7 @@ def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_read
 
     second = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
     assert second.metrics == {"responses": 14, "computed": 2, "dims": 32, "rewards_computed": 2}
+    assert len(loads) == 2
     assert set(shards) < set(cache.folder.glob("shard-*.npz"))  # one new shard; the old ones untouched
     with np.load(sorted(set(cache.folder.glob("shard-*.npz")) - set(shards))[0]) as data:
         assert data["features"].dtype == np.float32 and data["features"].shape == (2, 2)

@@ -73,11 +73,16 @@ def config_from_dict(cls: type[T], data: dict | None, *, prefix: str = "config")
             raise ConfigError(f"{prefix}.{name} must be {wanted}, not {value!r}.", field=f"{prefix}.{name}")
         values[name] = value
     try:
-        built = cls(**values)  # checked with the values as given, so a refusal echoes them (0, not 0.0)
-        return dataclasses.replace(built, **{name: float(v) for name, v in values.items() if hints[name] is float})
+        built = cls(**values)  # checked once, with the values as given, so a refusal echoes them (0, not 0.0)
     except ConfigError as exc:
         # `require` names the field alone ("lam must be ..."); the caller's name for it leads.
         raise ConfigError(f"{prefix}.{exc}", field=f"{prefix}.{exc.field}") from None
+    for name, value in values.items():
+        if hints[name] is float:
+            # A whole number given for a number is stored as a float. Set in place (frozen classes
+            # allow it this way), not by dataclasses.replace, which would run every check again.
+            object.__setattr__(built, name, float(value))
+    return built
 
 
 def whole_number(default: int, low: int, high: int) -> Any:

@@ -113,3 +113,14 @@ def test_a_config_is_checked_once_and_a_whole_number_given_for_a_number_is_store
     selection = job_config("selection", {"strategy": "d_optimal", "params": {"lam": 2}, "size": 5})
     assert checks == ["SelectionConfig", "DOptimalParams"]
     assert dataclasses.replace(reward) == reward and dataclasses.replace(selection) == selection
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "key"),
+    [("reward", {"learning_rate": 10**400}, "learning_rate"), ("selection", {"params": {"lam": 10**400}}, "params.lam")],
+)
+def test_a_whole_number_too_large_for_a_number_is_refused_naming_the_key(kind, config, key):
+    with pytest.raises(ConfigError) as refused:  # it was an OverflowError: a server error, not a 400
+        job_config(kind, {"strategy": "d_optimal", **config} if kind == "selection" else config)
+    assert refused.value.field == f"config.{key}"
+    assert str(refused.value).startswith(f"config.{key} must be a number, not ")

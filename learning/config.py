@@ -8,6 +8,7 @@ wrong types, naming them; each dataclass's `__post_init__` checks its ranges.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from typing import Any, TypeVar
@@ -37,7 +38,7 @@ def type_words(kind: Any) -> str:
 
 
 def value_fits(value: Any, kind: Any) -> bool:
-    """JSON's view of types: a bool is not a number, a whole number is a float too."""
+    """JSON's view of types: a bool is not a number, a whole number is a float too (if a float can hold it)."""
     options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
     for option in options:
         if option is type(None) and value is None:
@@ -47,7 +48,8 @@ def value_fits(value: Any, kind: Any) -> bool:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return True
         if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return True
+            if isinstance(value, float) or abs(value) <= sys.float_info.max:  # a float can hold it
+                return True
         if option is str and isinstance(value, str):
             return True
         if option is dict and isinstance(value, dict):
@@ -73,11 +75,16 @@ def config_from_dict(cls: type[T], data: dict | None, *, prefix: str = "config")
             raise ConfigError(f"{prefix}.{name} must be {wanted}, not {value!r}.", field=f"{prefix}.{name}")
         values[name] = value
     try:
-        built = cls(**values)  # checked with the values as given, so a refusal echoes them (0, not 0.0)
-        return dataclasses.replace(built, **{name: float(v) for name, v in values.items() if hints[name] is float})
+        built = cls(**values)  # checked once, with the values as given, so a refusal echoes them (0, not 0.0)
     except ConfigError as exc:
         # `require` names the field alone ("lam must be ..."); the caller's name for it leads.
         raise ConfigError(f"{prefix}.{exc}", field=f"{prefix}.{exc.field}") from None
+    for name, value in values.items():
+        if hints[name] is float:
+            # A whole number given for a number is stored as a float. Set in place (frozen classes
+            # allow it this way), not by dataclasses.replace, which would run every check again.
+            object.__setattr__(built, name, float(value))
+    return built
 
 
 def whole_number(default: int, low: int, high: int) -> Any:

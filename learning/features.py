@@ -87,8 +87,7 @@ def load_feature_backbone(source: str | os.PathLike, *, expected_checksum: str |
     if expected_checksum is not None or (path.is_dir() and (path / CHECKSUMS_FILE).is_file()):
         from learning.reward.model import load_reward_members
 
-        tokenizer, members, _ = load_reward_members(path, expected_checksum=expected_checksum)
-        return tokenizer, members[0].backbone
+        return artifact_backbone(load_reward_members(path, expected_checksum=expected_checksum))
     resolved = resolve_model(str(source))
     if resolved.is_gguf:
         model, tokenizer = load_causal_lm(str(source))
@@ -100,6 +99,24 @@ def load_feature_backbone(source: str | os.PathLike, *, expected_checksum: str |
         model, tokenizer = load_causal_lm(str(source))
         return tokenizer, model
     return load_encoder(str(source))
+
+
+def artifact_backbone(loaded: tuple[Any, list, Any]) -> tuple[Any, Any]:
+    """(tokenizer, backbone) of a loaded reward-model artifact (`load_reward_members`): its first member's."""
+    tokenizer, members, _ = loaded
+    return tokenizer, members[0].backbone
+
+
+def reward_members_once(source: str | os.PathLike, checksum: str | None) -> Callable[[], tuple[Any, list, Any]]:
+    """A loader of the reward-model artifact `source` (verified against `checksum`) that loads it on its first call only."""
+
+    @functools.cache
+    def load() -> tuple[Any, list, Any]:
+        from learning.reward.model import load_reward_members
+
+        return load_reward_members(source, expected_checksum=checksum)
+
+    return load
 
 
 class FeatureCache:
@@ -229,8 +246,7 @@ def fill_cache(
     cache: FeatureCache,
     items: Sequence[tuple[int, Sequence[dict], str]],
     *,
-    source: str,
-    checksum: str | None,
+    load: Callable[[], tuple[Any, Any]],
     max_length: int = 256,
     batch_size: int = 32,
     progress: Progress | None = None,
@@ -238,7 +254,7 @@ def fill_cache(
 ) -> int:
     """Compute and store the features of the items the cache lacks (`fill_missing`).
 
-    The backbone is loaded (its artifact verified against `checksum`) only when something is missing.
+    `load()` gives (tokenizer, backbone); it is called only when something is missing.
     """
 
     def compute(model: tuple[Any, Any], part: list, report: Progress) -> np.ndarray:
@@ -248,7 +264,6 @@ def fill_cache(
             backbone, tokenizer, texts, max_length=max_length, batch_size=batch_size, progress=report, should_stop=should_stop
         )
 
-    load = functools.partial(load_feature_backbone, source, expected_checksum=checksum)
     return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
@@ -256,18 +271,16 @@ def fill_rewards(
     cache: RewardCache,
     items: Sequence[tuple[int, Sequence[dict], str]],
     *,
-    source: str,
-    checksum: str | None,
+    load: Callable[[], tuple[Any, list, Any]],
     batch_size: int = 32,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
     """Score and store, per ensemble member, the rewards of the items the cache lacks (`fill_missing`).
 
-    The reward model is loaded (its artifact verified against `checksum`) only when something is missing.
+    `load()` gives the reward model as `load_reward_members` does; it is called only when something is missing.
     """
     from learning.errors import TrainingStopped
-    from learning.reward.model import load_reward_members
     from learning.reward.score import member_rewards
 
     def compute(model: tuple[Any, Any, Any], part: list, report: Progress) -> np.ndarray:
@@ -277,7 +290,6 @@ def fill_rewards(
         texts = [(list(prompt), text) for _, prompt, text in part]
         return member_rewards(tokenizer, members, artifact, texts, batch_size).T.numpy()
 
-    load = functools.partial(load_reward_members, source, expected_checksum=checksum)
     return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
@@ -315,13 +327,18 @@ def features_job(
 
         return update
 
+    # Under a reward-model version (a checksum) both caches read its artifact: loaded and verified once, if at all.
+    members = reward_members_once(source, checksum)
+
+    def backbone() -> tuple[Any, Any]:
+        return load_feature_backbone(source) if checksum is None else artifact_backbone(members())
+
     metrics: dict = {"responses": len(items)}
     if features is not None:
         metrics["computed"] = fill_cache(
             features,
             items,
-            source=source,
-            checksum=checksum,
+            load=backbone,
             max_length=config.max_length,
             batch_size=config.batch_size,
             progress=report(0),
@@ -332,8 +349,7 @@ def features_job(
         metrics["rewards_computed"] = fill_rewards(
             rewards,
             items,
-            source=source,
-            checksum=checksum,
+            load=members,
             batch_size=config.batch_size,
             progress=report(steps[0]),
             should_stop=should_stop,

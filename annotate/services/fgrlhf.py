@@ -74,6 +74,7 @@ from annotate.selectors.labels import annotation_responses, annotations_with_par
 from annotate.services.import_guess import first_record, format_hint, nothing_imported
 from annotate.services.items import first_priority, pair_key
 from annotate.services.labelled_import import IMPORTED_USERNAME, LabelledImportResult, import_user, study_configure
+from annotate.services.study_status import refuse_if_archived
 from annotate.text import refuse_unstorable_in_record
 
 IMPORT_KINDS = [FeedbackKind.PAIRWISE.value, FeedbackKind.SPANS.value, FeedbackKind.CRITIQUE.value]
@@ -356,6 +357,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> LabelledImportResult:
     """
     values = load_array(data)
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
+    refuse_if_archived(study, "importing")
     result = LabelledImportResult(records=len(values))
     result.study_configured = configure_study(study)
     records = parse_records(values, category_lookup(study.span_taxonomy))

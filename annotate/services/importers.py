@@ -10,7 +10,6 @@ from annotate.services.argilla import argilla_import
 from annotate.services.fgrlhf import fgrlhf_import
 from annotate.services.items import ImportResult, items_import
 from annotate.services.labelstudio import labelstudio_import
-from annotate.services.study_status import refuse_if_archived
 from annotate.services.trl_import import trl_import
 
 # Formats read whole (a JSON array, a Parquet file), with their labels; jsonl is read line by line (items_import).
@@ -43,7 +42,6 @@ def study_file_import(
     `progress(done, total)` is called as a jsonl import stores its chunks.
     """
     import_format_check(format)
-    refuse_if_archived(study, "importing")
     if format == "jsonl":
         return items_import(study=study, lines=file, progress=progress)
     if isinstance(file, bytes):

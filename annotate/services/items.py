@@ -19,6 +19,7 @@ from annotate.numbers import JsonNumberError, column_range, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
 from annotate.services.gold import gold_answer_check
 from annotate.services.import_guess import PARQUET_MAGIC, nothing_imported
+from annotate.services.study_status import refuse_if_archived
 from annotate.text import refuse_unstorable_in_record
 
 MAX_RESPONSES = 16
@@ -206,6 +207,7 @@ def items_import(
     # One import into a study at a time, so that the ids a chunk found new are still new when it
     # stores them. NO KEY: rows that only refer to the study (runs, members) may be added meanwhile.
     list(Study.objects.select_for_update(no_key=True).filter(pk=study.pk).values_list("pk"))
+    refuse_if_archived(study, "importing")
     result = ImportResult()
     for start in range(0, len(records), chunk_size):
         records_store(study=study, records=records[start : start + chunk_size], result=result)

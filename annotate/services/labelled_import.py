@@ -43,6 +43,7 @@ from annotate.numbers import JsonNumberError, is_int, json_loads
 from annotate.rows import analyze_after_commit, insert_rows
 from annotate.services.import_guess import first_record, nothing_imported
 from annotate.services.items import MAX_RANKING, MIN_RANKING, ImportResult, first_priority, pair_key, plan_queries
+from annotate.services.study_status import refuse_if_archived
 
 IMPORTED_USERNAME = "imported"
 MAX_ERRORS_REPORTED = 20
@@ -428,6 +429,7 @@ def labelled_file_import(
     or lines); `what` names the records in messages ("Label Studio tasks").
     """
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
+    refuse_if_archived(study, "importing")
     vocabulary = StudyVocabulary(study)
     records = record_errors(
         file_items(data) if items is None else items,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
 
-from annotate.errors import Conflict, InvalidInput
+from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Study
 from annotate.models.studies import LoopStatus, StudyStatus
+from annotate.rows import fetch_one
 
 # Per action: the statuses it may be taken from, and the status it leads to.
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -81,12 +82,15 @@ def status_words(statuses) -> str:
 def study_status_change(*, study: Study, action: str) -> Study:
     """Pause, resume, archive or unarchive the study; 409 naming its status when it cannot be done from there.
 
-    One conditional UPDATE, so of two managers acting at once the second is told where it stands now.
-    Unarchiving makes a study active again; a round loop that archiving paused stays paused.
+    The study row is locked FOR UPDATE first: the move waits for the changes that checked the study
+    was not archived (`refuse_if_archived`) to commit, and a change checking while it is in flight
+    waits for it. Then one conditional UPDATE, so of two managers acting at once the second is told
+    where it stands now. Unarchiving makes a study active again; a round loop that archiving paused stays paused.
     """
     if action not in TRANSITIONS:
         raise InvalidInput(f"Unknown study action {action!r}; use one of {', '.join(TRANSITIONS)}.", field="action")
     sources, target = TRANSITIONS[action]
+    list(Study.objects.select_for_update().filter(pk=study.pk).values_list("pk"))
     changes: dict = {"status": target}
     if target == StudyStatus.ARCHIVED:
         running = When(loop_status=LoopStatus.RUNNING, then=Value(LoopStatus.PAUSED))
@@ -101,7 +105,17 @@ def study_status_change(*, study: Study, action: str) -> Study:
 def refuse_if_archived(study: Study, doing: str) -> None:
     """409 for a change to an archived study (read-only); `doing` says the change, as "answering queries".
 
-    Reads the study row the caller loaded (no statement): a change racing the archiving itself may pass.
+    Call it inside the change's transaction. It reads the status afresh (the caller's object may
+    have been loaded before an archive) under a KEY SHARE lock on the study row, held until that
+    transaction ends: an archive (which locks the row FOR UPDATE) waits for the change to commit,
+    and a change checking while an archive is in flight waits for it, then is refused. KEY SHARE
+    is the lock a row referring to the study takes anyway: changes never wait for one another, nor
+    for an import's NO KEY UPDATE lock. A caller that goes on to lock the study row itself locks it first.
     """
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite serialises writers anyway
+    row = fetch_one(f"SELECT status FROM annotate_study WHERE id = %s{lock}", [study.pk])
+    if row is None:
+        raise NotFound(f"No study {study.pk}.")
+    study.status = row[0]
     if study.status == StudyStatus.ARCHIVED:
         raise Conflict(f"This study is archived: it is read-only, so {doing} is refused; a manager can unarchive it.")

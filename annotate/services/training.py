@@ -276,11 +276,17 @@ def discard_files(run: TrainingRun) -> None:
     """Remove the run's folder after a failed or stopped attempt, unless the run was queued again since.
 
     A run queued again after this worker was presumed lost belongs to its next attempt (whose
-    claim empties the folder anyway); a later claim may already be writing there.
+    claim empties the folder anyway); a later claim may already be writing there. A run whose
+    study was deleted meanwhile also removes the study's feature caches: the delete removed them
+    when it committed, and this run may have written there since (it stops at its next check).
     """
+    from annotate.services.features import features_dir
+
     next_attempt = Q(status=RunStatus.QUEUED) | Q(attempts__gt=run.attempts)
     if not TrainingRun.objects.filter(next_attempt, pk=run.pk).exists():
         shutil.rmtree(run_dir(run), ignore_errors=True)
+    if not Study.objects.filter(pk=run.study_id).exists():
+        shutil.rmtree(features_dir(Study(pk=run.study_id)), ignore_errors=True)
 
 
 def training_run_execute(*, run_id: int) -> Claim:
@@ -302,10 +308,10 @@ def training_run_execute(*, run_id: int) -> Claim:
         with Heartbeat(run_id, run.attempts):
             version = train(run)
     except TrainingStopped:
-        # Cancelled, or queued again while this worker was presumed lost: either way it is not ours now.
+        # Cancelled, deleted with its study, or queued again while this worker was presumed lost: not ours now.
         cancelled = TrainingRun.objects.filter(pk=run_id, status=RunStatus.CANCELLED, attempts=run.attempts)
         if not cancelled.update(finished_at=timezone.now(), message="Cancelled", eta_seconds=None):
-            logger.warning("training run %s was queued again while attempt %s ran; stopped", run_id, run.attempts)
+            logger.warning("training run %s was deleted or queued again while attempt %s ran; stopped", run_id, run.attempts)
         discard_files(run)  # no version refers to a half-trained model
         return claim
     except Exception as exc:  # noqa: BLE001 - every failure must land on the run, with its message
@@ -461,7 +467,9 @@ def register_model_version(*, run: TrainingRun, output: Path, result, base_model
     """
     from learning.errors import TrainingStopped
 
-    study = Study.objects.select_for_update().get(pk=run.study_id)
+    study = Study.objects.select_for_update().filter(pk=run.study_id).first()
+    if study is None:
+        raise TrainingStopped(f"run {run.pk}'s study was deleted before its model was registered")
     number = (ModelVersion.objects.filter(study=study, kind=run.kind).aggregate(n=Max("version"))["n"] or 0) + 1
     finished = held(run.pk, run.attempts).update(
         status=RunStatus.SUCCEEDED,

@@ -91,3 +91,36 @@ def test_a_selection_config_checks_its_strategys_parameters_as_a_study_does():
     assert unknown.value.field == "config.params" and "lamda" in str(unknown.value)
     config = job_config("selection", {"strategy": "d_optimal", "params": {"lam": 2}, "size": 5, "seed": 3})
     assert config.strategy_params().lam == 2.0 and (config.size, config.seed) == (5, 3)
+
+
+def test_a_config_is_checked_once_and_a_whole_number_given_for_a_number_is_stored_as_a_float(monkeypatch):
+    """config_from_dict builds each config once (a dataclasses.replace ran every check again, and a
+    selection's strategy parameters four times); the float it stores is what replace() keeps."""
+    import dataclasses
+
+    from learning.reward.config import RewardTrainConfig
+    from learning.select import DOptimalParams
+    from learning.select.job import SelectionConfig
+
+    checks = []
+    for cls in (RewardTrainConfig, SelectionConfig, DOptimalParams):
+        check = cls.__post_init__
+        monkeypatch.setattr(cls, "__post_init__", lambda self, check=check: checks.append(type(self).__name__) or check(self))
+    reward = job_config("reward", {"learning_rate": 1, "epochs": 3})
+    assert checks == ["RewardTrainConfig"]
+    assert type(reward.learning_rate) is float and reward.learning_rate == 1.0 and reward.epochs == 3
+    checks.clear()
+    selection = job_config("selection", {"strategy": "d_optimal", "params": {"lam": 2}, "size": 5})
+    assert checks == ["SelectionConfig", "DOptimalParams"]
+    assert dataclasses.replace(reward) == reward and dataclasses.replace(selection) == selection
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "key"),
+    [("reward", {"learning_rate": 10**400}, "learning_rate"), ("selection", {"params": {"lam": 10**400}}, "params.lam")],
+)
+def test_a_whole_number_too_large_for_a_number_is_refused_naming_the_key(kind, config, key):
+    with pytest.raises(ConfigError) as refused:  # it was an OverflowError: a server error, not a 400
+        job_config(kind, {"strategy": "d_optimal", **config} if kind == "selection" else config)
+    assert refused.value.field == f"config.{key}"
+    assert str(refused.value).startswith(f"config.{key} must be a number, not ")

@@ -141,11 +141,17 @@ def test_query_margins_are_the_differences_of_the_cached_version_rewards_per_mem
     assert margins[:, 0].mean() == pytest.approx(mean.values[0] - mean.values[1], abs=1e-5)
 
 
-def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_reading_loads_no_model(study, tmp_path):
+def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_reading_loads_no_model(study, tmp_path, monkeypatch):
+    import learning.reward.model
+
     version = make_version(study, tmp_path, members=2)
+    loads = []
+    load = learning.reward.model.load_reward_members
+    monkeypatch.setattr(learning.reward.model, "load_reward_members", lambda *a, **k: loads.append(a) or load(*a, **k))
     first = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
     assert first.status == "succeeded", first.error
     assert first.metrics == {"responses": 12, "computed": 12, "dims": 32, "rewards_computed": 12}
+    assert len(loads) == 1  # the version's artifact, loaded once for its features and its rewards
     cache = reward_cache(study, f"v{version.pk}")
     assert cache.dims == 2  # one column per member
     make_items(study, n_prompts=1, n_responses=2, prefix="late")  # imported after the run
@@ -157,6 +163,7 @@ def test_a_features_run_under_a_version_scores_only_the_rewards_missing_and_read
 
     second = execute(features_refresh(study=study, version=version, requested_by=study.created_by))
     assert second.metrics == {"responses": 14, "computed": 2, "dims": 32, "rewards_computed": 2}
+    assert len(loads) == 2
     assert set(shards) < set(cache.folder.glob("shard-*.npz"))  # one new shard; the old ones untouched
     with np.load(sorted(set(cache.folder.glob("shard-*.npz")) - set(shards))[0]) as data:
         assert data["features"].dtype == np.float32 and data["features"].shape == (2, 2)
@@ -197,3 +204,29 @@ def test_response_ids_are_read_in_statements_of_a_bounded_size_and_keep_each_que
     expected = [[r.pk for r in q.ordered_responses()] for q in queries]
     monkeypatch.setattr(features, "IDS_PER_READ", 2)
     assert features.query_response_ids(queries) == expected
+
+
+def test_a_features_run_that_writes_after_its_study_was_deleted_leaves_no_folder_behind(
+    study, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The delete removes the study's folders once it commits; a run still computing then stores its
+    chunk (making the cache folder again), finds its row gone and stops: what it wrote goes too."""
+    import learning.features
+    from annotate.models import Study, TrainingRun
+    from annotate.services.features import features_dir
+    from annotate.services.studies import study_delete
+    from annotate.services.training import run_dir
+
+    run = features_refresh(study=study, version=None, requested_by=study.created_by)
+    compute = learning.features.compute_features
+
+    def deleted_while_computing(*args, **kwargs):
+        features = compute(*args, **kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            study_delete(study=Study.objects.get(pk=study.pk))
+        return features
+
+    monkeypatch.setattr(learning.features, "compute_features", deleted_while_computing)
+    training_run_execute(run_id=run.pk)
+    assert not TrainingRun.objects.filter(pk=run.pk).exists()
+    assert not features_dir(study).exists() and not run_dir(run).exists()

@@ -160,3 +160,22 @@ def test_a_paused_study_still_takes_imports_and_setting_changes(study_and_annota
     result = study_file_import(study=study, format="jsonl", file=[b'{"prompt": "Hi", "responses": ["a", "b"]}'])
     assert result.queries_created == 1
     assert study_update(study=study, name="Renamed").name == "Renamed"
+
+
+def test_a_change_to_a_study_loaded_before_another_request_archived_it_is_refused(study_and_annotator):
+    """A request loads the study, another archives it, then the first stores its change: the status is read again."""
+    study, annotator = study_and_annotator
+    held = assignment_next(study=study, annotator=annotator)
+    query = Query.objects.select_related("study").get(pk=held.query_id)  # as the request loads it
+    changed(Study.objects.get(pk=study.pk), "archive")  # another request, meanwhile
+    assert query.study.status == "active"
+    with pytest.raises(Conflict, match="so answering a query is refused"):
+        annotation_submit(query=query, annotator=annotator, client_key="k", answer={"choice": "a", "strength": 2})
+    with pytest.raises(Conflict, match="so changing its settings is refused"):
+        study_update(study=query.study, name="Renamed")
+    with pytest.raises(Conflict, match="so importing is refused"):
+        study_file_import(study=query.study, format="jsonl", file=[b'{"prompt": "Hi", "responses": ["a", "b"]}'])
+    with pytest.raises(Conflict, match="so importing is refused"):
+        study_file_import(study=query.study, format="trl", file=b'{"chosen": "a", "rejected": "b"}\n')
+    assert not Annotation.objects.exists() and Study.objects.get(pk=study.pk).name == "Study"
+    assert Query.objects.filter(study=study).count() == 4

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import ModelVersion, TrainingRun
+from annotate.models import ModelVersion, Study, TrainingRun
+from annotate.services.studies import study_delete
 from annotate.services.training import (
     Claim,
     claim_run,
@@ -242,3 +243,33 @@ def test_progress_is_read_even_behind_another_process_s_unfinished_line():
     assert split_progress("PROGRESS " + json.dumps(update) + "\n") == (update, "")
     assert split_progress("ValueError: PROGRESS is not JSON here\n") == (None, "ValueError: PROGRESS is not JSON here")
     assert split_progress("Loading weights: 100%\n") == (None, "Loading weights: 100%")
+
+
+def test_a_run_whose_study_is_deleted_while_it_trains_stops_and_leaves_no_files_behind(
+    monkeypatch, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
+    """The delete removes the run's folder once it commits; the run's last step still writes its model there."""
+    from learning.reward.common import TrainResult
+
+    settings.ARTIFACTS_DIR = str(tmp_path)
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    make_items(study, n_prompts=10)
+    label_preferring_first_response(study, annotator)
+    run = queued_run(study)
+    seen = {}
+
+    def last_step_after_the_delete(kind, config, data, *, output_dir, progress, should_stop):
+        with django_capture_on_commit_callbacks(execute=True):
+            study_delete(study=Study.objects.get(pk=study.pk))
+        seen["stop"] = should_stop()
+        output_dir.mkdir(parents=True)
+        (output_dir / "model.safetensors").write_bytes(b"\0" * 1024)
+        return TrainResult(metrics={}, files=[], data_hash="x")
+
+    monkeypatch.setattr("learning.launch.run_job", last_step_after_the_delete)
+    assert training_run_execute(run_id=run.pk) is Claim.CLAIMED
+    assert seen["stop"] is True
+    assert not TrainingRun.objects.filter(pk=run.pk).exists() and not ModelVersion.objects.exists()
+    assert not run_dir(run).exists()
+    assert "deleted or queued again" in caplog.text and "failed" not in caplog.text

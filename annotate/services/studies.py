@@ -48,17 +48,18 @@ from annotate.services.study_status import refuse_if_archived
 from annotate.services.training import check_base_model, check_config, run_dir
 from annotate.text import refuse_unstorable
 
-STUDY_FIELDS = {
+# What a client may set on a study, in the order the API shows them (its serializer's writable fields).
+STUDY_FIELDS = (
     "name",
     "description",
     "guidelines",
     "overlap",
     "round_size",
-    "policy_model",
-    "reward_model",
     "selection_strategy",
     "selection_params",
     "training_config",
+    "policy_model",
+    "reward_model",
     "feedback_kinds",
     "span_taxonomy",
     "rating_aspects",
@@ -66,7 +67,7 @@ STUDY_FIELDS = {
     "qualification_items",
     "qualification_pass",
     "annotator_quota",
-}
+)
 TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
 # every label count under the overlap in its SQL, so the bound also keeps that statement small.
@@ -167,7 +168,7 @@ def check_share(value, name: str) -> float:
 
 def check_study_fields(fields: dict, study: Study | None = None) -> dict:
     """The fields checked and normalised; `study` is the one they change (None for a new study)."""
-    unknown = set(fields) - STUDY_FIELDS
+    unknown = set(fields) - set(STUDY_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     for name, value in fields.items():

@@ -153,21 +153,21 @@ def test_a_bad_overlap_and_an_empty_name_are_named(as_user, manager, study):
     assert 'id="name-error">A study needs a name.' in html
 
 
-@pytest.mark.parametrize(
-    ("field", "out_of_range", "words"),
-    [
-        ("overlap", "0", "Overlap must be a whole number from 1 to 100"),
-        ("round_size", "0", "Queries per round must be a whole number from 1 to 2147483647"),
-        ("gold_rate", "1.5", "Gold rate must be a number from 0 to 1"),
-        ("qualification_items", "-1", "Qualification items must be a whole number from 0 to 1000"),
-        ("qualification_pass", "2", "Pass mark must be a number from 0 to 1"),
-        ("annotator_quota", "-1", "Quota per annotator must be a whole number from 0 to 2147483647"),
-    ],
-)
-def test_a_number_field_says_the_same_of_text_that_is_no_number_as_of_a_number_out_of_range(
-    as_user, manager, study, field, out_of_range, words
-):
+# Per number field: a number out of its range, and what the form says of it.
+OUT_OF_RANGE = {
+    "overlap": ("0", "Overlap must be a whole number from 1 to 100"),
+    "round_size": ("0", "Queries per round must be a whole number from 1 to 2147483647"),
+    "gold_rate": ("1.5", "Gold rate must be a number from 0 to 1"),
+    "qualification_items": ("-1", "Qualification items must be a whole number from 0 to 1000"),
+    "qualification_pass": ("2", "Pass mark must be a number from 0 to 1"),
+    "annotator_quota": ("-1", "Quota per annotator must be a whole number from 0 to 2147483647"),
+}
+
+
+@pytest.mark.parametrize("field", OUT_OF_RANGE)
+def test_a_number_field_says_the_same_of_text_that_is_no_number_as_of_a_number_out_of_range(as_user, manager, study, field):
     client = as_user(manager)
+    out_of_range, words = OUT_OF_RANGE[field]
     for typed in (out_of_range, "1/2"):
         reply = client.post(url(study), valid(study, name="Renamed", **{field: typed}))
         assert reply.status_code == 400

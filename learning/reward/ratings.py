@@ -33,7 +33,16 @@ from learning.reward.common import (
 )
 from learning.reward.config import RatingTrainConfig
 from learning.reward.evaluate import spearman
-from learning.reward.model import autocast_context, collate, encode_pairs, mean_pool, pick_device, to_device, tokenize
+from learning.reward.model import (
+    BackboneWithHead,
+    autocast_context,
+    collate,
+    encode_pairs,
+    mean_pool,
+    pick_device,
+    to_device,
+    tokenize,
+)
 
 __all__ = ["RatingExample", "RatingModel", "RatingTrainConfig", "score_ratings", "train_rating_model"]
 
@@ -50,19 +59,11 @@ def denormalise_score(score: float) -> float:
     return 1.0 + 4.0 * min(max(score, 0.0), 1.0)
 
 
-class RatingModel(nn.Module):
-    """Normalised scores (batch, aspects) = W · mean_t h_t(x, y) + b, in float32."""
-
-    def __init__(self, backbone: nn.Module, n_aspects: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, n_aspects)
+class RatingModel(BackboneWithHead):
+    """Normalised scores (batch, aspects) = W · mean_t h_t(x, y) + b, in float32; one output per aspect."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        pooled = mean_pool(hidden, attention_mask)
-        with torch.autocast(device_type=pooled.device.type, enabled=False):
-            return self.head(pooled)
+        return self.head_of(mean_pool(self.hidden_states(input_ids, attention_mask, **extra), attention_mask))
 
 
 def _targets(examples: Sequence[RatingExample], aspects: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

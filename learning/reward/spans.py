@@ -49,7 +49,7 @@ from learning.reward.common import (
 )
 from learning.reward.config import SEGMENTATIONS, SpanTrainConfig
 from learning.reward.evaluate import binary_f1
-from learning.reward.model import autocast_context, collate, pick_device, to_device
+from learning.reward.model import BackboneWithHead, autocast_context, collate, pick_device, to_device
 from learning.reward.truncation import fit_pairs
 
 __all__ = [
@@ -217,18 +217,11 @@ def dense_rewards(
     return rewards
 
 
-class SpanModel(nn.Module):
-    """Backbone + one multi-label linear head: logits (batch, tokens, categories) in float32."""
-
-    def __init__(self, backbone: nn.Module, n_categories: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, n_categories)
+class SpanModel(BackboneWithHead):
+    """Backbone + one multi-label linear head: logits (batch, tokens, categories) in float32; one output per category."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return self.head(hidden.float())
+        return self.head_of(self.hidden_states(input_ids, attention_mask, **extra))
 
 
 def separator_token(tokenizer: Any) -> str:

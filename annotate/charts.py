@@ -16,6 +16,7 @@ LABEL_W = 175  # the category labels left of horizontal bars
 VALUE_W = 72  # the value text right of them
 BAR_H, BAR_GAP, TOP = 18, 8, 8
 COLUMNS_H, COLUMNS_MARGIN = 170, 30
+LINE_W, LINE_H, LINE_MARGIN = 480, 220, 36  # the line chart's own box: it stands alone, not in the plots' grid
 
 
 @dataclass(frozen=True)
@@ -110,4 +111,55 @@ def column_chart(columns: list[tuple[str, int]], *, title: str) -> dict:
         "top": COLUMNS_MARGIN,
         "bottom": bottom,
         "max": top,
+    }
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a line: where it stands, its interval (drawn as a band) and the words of its tooltip."""
+
+    x: float
+    y: float
+    text: str
+    low: float | None = None  # the interval's ends; y itself where there is none
+    high: float | None = None
+
+
+def line_chart(points: list[Point], *, title: str, y_floor: float, y_top: float = 1.0, x_unit: str) -> dict:
+    """A line through `points` over the band of their intervals, x from 0 to the largest x.
+
+    The y axis runs from `y_floor` (or the lowest interval end, if lower) to `y_top`; the x
+    axis's one tick says the largest x in `x_unit`s.
+    """
+    if not points:
+        return {"title": title, "empty": True}
+    lows = [p.low if p.low is not None else p.y for p in points]
+    highs = [p.high if p.high is not None else p.y for p in points]
+    y_min = min(y_floor, *lows)
+    x_max = max(p.x for p in points) or 1
+    inner_w, inner_h = LINE_W - 2 * LINE_MARGIN, LINE_H - 2 * LINE_MARGIN
+
+    def x(value: float) -> float:
+        return round(LINE_MARGIN + inner_w * value / x_max, 1)
+
+    def y(value: float) -> float:
+        return round(LINE_MARGIN + inner_h * (1 - (value - y_min) / ((y_top - y_min) or 1)), 1)
+
+    upper = [f"{x(p.x)},{y(high)}" for p, high in zip(points, highs, strict=True)]
+    lower = [f"{x(p.x)},{y(low)}" for p, low in zip(points, lows, strict=True)]
+    return {
+        "title": title,
+        "empty": False,
+        "width": LINE_W,
+        "height": LINE_H,
+        "line": " ".join(f"{x(p.x)},{y(p.y)}" for p in points),
+        "band": " ".join(upper + lower[::-1]),
+        "points": [{"x": x(p.x), "y": y(p.y), "text": p.text} for p in points],
+        "left": LINE_MARGIN,
+        "right": LINE_W - LINE_MARGIN,
+        "top": LINE_MARGIN,
+        "bottom": LINE_H - LINE_MARGIN,
+        "y_min": y_min,
+        "y_top": y_top,
+        "x_text": f"{x_max} {x_unit}",
     }

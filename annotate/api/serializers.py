@@ -15,7 +15,7 @@ from annotate.models.training import RunKind
 from annotate.numbers import is_int
 from annotate.services.assignments import MAX_SKIP_REASON
 from annotate.services.feedback import MAX_ACTIVE_MS
-from annotate.services.studies import MAX_ANNOTATOR_QUOTA, MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE
+from annotate.services.studies import MAX_ANNOTATOR_QUOTA, MAX_OVERLAP, MAX_QUALIFICATION_ITEMS, MAX_ROUND_SIZE, STUDY_FIELDS
 from learning.jobs import HAND_KINDS
 
 
@@ -64,31 +64,7 @@ class StudySerializer(NoUnknownFields, serializers.ModelSerializer):
 
     class Meta:
         model = Study
-        fields = [
-            "id",
-            "name",
-            "description",
-            "guidelines",
-            "overlap",
-            "round_size",
-            "selection_strategy",
-            "selection_params",
-            "training_config",
-            "loop_status",
-            "current_round",
-            "policy_model",
-            "reward_model",
-            "feedback_kinds",
-            "span_taxonomy",
-            "rating_aspects",
-            "gold_rate",
-            "qualification_items",
-            "qualification_pass",
-            "annotator_quota",
-            "status",
-            "created_at",
-            "my_role",
-        ]
+        fields = ["id", *STUDY_FIELDS, "loop_status", "current_round", "status", "created_at", "my_role"]
         # The status changes by its own actions (POST .../pause/, resume/, archive/, unarchive/).
         read_only_fields = ["id", "created_at", "my_role", "loop_status", "current_round", "status"]
         # The services' ranges, so the schema says them too (the model's validators depend on the database).

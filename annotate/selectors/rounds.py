@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Prefetch, Q, Sum
+from django.template.defaultfilters import floatformat
 
+from annotate.charts import Point, line_chart
 from annotate.models import Query, Round, Study, TrainingRun
 from annotate.models.rounds import RoundStatus
 from annotate.models.studies import LoopStatus
 from annotate.models.training import RunKind
-
-# The plot's drawing box, in SVG user units (the CSS scales it).
-PLOT_WIDTH, PLOT_HEIGHT, PLOT_MARGIN = 480, 220, 36
 
 
 @dataclass
@@ -75,43 +74,22 @@ def loop_state(study: Study) -> LoopState:
     return state
 
 
-def accuracy_plot(rounds: list[Round]) -> dict | None:
-    """Held-out accuracy against labels, as SVG coordinates: a line, its points and the 95% interval band.
+def accuracy_plot(rounds: list[Round]) -> dict:
+    """Held-out accuracy against labels (`charts.line_chart`): a point per measured round, with its 95% interval.
 
-    None until a round has a measured accuracy. The y axis runs from 0.5 (chance for a pair) to 1,
+    Empty until a round has a measured accuracy. The y axis runs from 0.5 (chance for a pair) to 1,
     or lower if an accuracy falls under chance.
     """
-    measured = [r for r in rounds if r.heldout_accuracy is not None and r.labels is not None]
-    if not measured:
-        return None
-    lows = [r.heldout_accuracy_low if r.heldout_accuracy_low is not None else r.heldout_accuracy for r in measured]
-    highs = [r.heldout_accuracy_high if r.heldout_accuracy_high is not None else r.heldout_accuracy for r in measured]
-    y_min = min(0.5, *lows)
-    x_max = max(r.labels for r in measured) or 1
-    inner_w, inner_h = PLOT_WIDTH - 2 * PLOT_MARGIN, PLOT_HEIGHT - 2 * PLOT_MARGIN
-
-    def x(labels: int) -> float:
-        return round(PLOT_MARGIN + inner_w * labels / x_max, 1)
-
-    def y(accuracy: float) -> float:
-        return round(PLOT_MARGIN + inner_h * (1 - (accuracy - y_min) / ((1 - y_min) or 1)), 1)
-
     points = [
-        {"x": x(r.labels), "y": y(r.heldout_accuracy), "round": r.number, "labels": r.labels, "accuracy": r.heldout_accuracy}
-        for r in measured
+        Point(
+            x=r.labels,
+            y=r.heldout_accuracy,
+            text=f"Round {r.number}: {floatformat(r.heldout_accuracy, 3)} at {r.labels} labels",
+            low=r.heldout_accuracy_low,
+            high=r.heldout_accuracy_high,
+        )
+        for r in rounds
+        if r.heldout_accuracy is not None and r.labels is not None
     ]
-    upper = [f"{x(r.labels)},{y(h)}" for r, h in zip(measured, highs, strict=True)]
-    lower = [f"{x(r.labels)},{y(low)}" for r, low in zip(measured, lows, strict=True)]
-    return {
-        "width": PLOT_WIDTH,
-        "height": PLOT_HEIGHT,
-        "line": " ".join(f"{p['x']},{p['y']}" for p in points),
-        "band": " ".join(upper + lower[::-1]),
-        "points": points,
-        "left": PLOT_MARGIN,
-        "right": PLOT_WIDTH - PLOT_MARGIN,
-        "top": PLOT_MARGIN,
-        "bottom": PLOT_HEIGHT - PLOT_MARGIN,
-        "y_min": y_min,
-        "x_max": x_max,
-    }
+    title = "Held-out accuracy of the model trained after each round, against labels, with its 95% interval"
+    return line_chart(points, title=title, y_floor=0.5, x_unit="labels")

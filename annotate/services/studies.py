@@ -49,17 +49,18 @@ from annotate.services.study_status import refuse_if_archived
 from annotate.services.training import check_base_model, check_config, run_dir
 from annotate.text import refuse_unstorable
 
-STUDY_FIELDS = {
+# What a client may set on a study, in the order the API shows them (its serializer's writable fields).
+STUDY_FIELDS = (
     "name",
     "description",
     "guidelines",
     "overlap",
     "round_size",
-    "policy_model",
-    "reward_model",
     "selection_strategy",
     "selection_params",
     "training_config",
+    "policy_model",
+    "reward_model",
     "feedback_kinds",
     "span_taxonomy",
     "rating_aspects",
@@ -67,7 +68,7 @@ STUDY_FIELDS = {
     "qualification_items",
     "qualification_pass",
     "annotator_quota",
-}
+)
 TEXT_FIELDS = {"name", "description", "guidelines", "policy_model", "reward_model"}
 # Labels wanted per query. Agreement studies ask a few dozen annotators at most; the claim lists
 # every label count under the overlap in its SQL, so the bound also keeps that statement small.
@@ -78,6 +79,16 @@ MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
 MAX_QUALIFICATION_ITEMS = 1000
 # Queries one annotator may answer: any number its column holds (0 or None: no limit).
 MAX_ANNOTATOR_QUOTA = column_range(Study, "annotator_quota")[1]
+# The study's number fields: (whole numbers only, lowest, highest). gold_rate and qualification_pass
+# are shares; an annotator_quota of None or 0 means no limit.
+NUMBER_FIELDS = {
+    "overlap": (True, 1, MAX_OVERLAP),
+    "round_size": (True, 1, MAX_ROUND_SIZE),
+    "gold_rate": (False, 0, 1),
+    "qualification_pass": (False, 0, 1),
+    "qualification_items": (True, 0, MAX_QUALIFICATION_ITEMS),
+    "annotator_quota": (True, 0, MAX_ANNOTATOR_QUOTA),
+}
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -159,16 +170,23 @@ def check_training_config(config) -> dict:
     return config
 
 
-def check_share(value, name: str) -> float:
-    """A proportion from 0 to 1 (gold rate, pass mark)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInput(f"{name} must be a number from 0 to 1, not {value!r}.", field=name)
+def check_number(name: str, value) -> int | float:
+    """A number field's value (NUMBER_FIELDS) if it is in range, a share as a float; otherwise InvalidInput naming it.
+
+    Every client gets these words, whatever it sent: a settings form refuses text that is no
+    number by passing the text here.
+    """
+    whole, low, high = NUMBER_FIELDS[name]
+    if whole:
+        return whole_number(value, name, low=low, high=high)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise InvalidInput(f"{name} must be a number from {low} to {high}, not {value!r}.", field=name)
     return float(value)
 
 
 def check_study_fields(fields: dict, study: Study | None = None) -> dict:
     """The fields checked and normalised; `study` is the one they change (None for a new study)."""
-    unknown = set(fields) - STUDY_FIELDS
+    unknown = set(fields) - set(STUDY_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown study field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     for name, value in fields.items():
@@ -184,15 +202,11 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
-    if "overlap" in fields:
-        whole_number(fields["overlap"], "overlap", low=1, high=MAX_OVERLAP)
-    if "round_size" in fields:
-        whole_number(fields["round_size"], "round_size", low=1, high=MAX_ROUND_SIZE)
-    for name in ("gold_rate", "qualification_pass"):
-        if name in fields:
-            fields[name] = check_share(fields[name], name)
-    if "qualification_items" in fields:
-        whole_number(fields["qualification_items"], "qualification_items", low=0, high=MAX_QUALIFICATION_ITEMS)
+    for name in NUMBER_FIELDS:
+        if name in fields and not (name == "annotator_quota" and fields[name] is None):
+            fields[name] = check_number(name, fields[name])
+    if "annotator_quota" in fields:
+        fields["annotator_quota"] = fields["annotator_quota"] or None  # 0 and None alike: no limit
     if "selection_strategy" in fields or "selection_params" in fields:
         # A new strategy is checked with the parameters it will run with: those given, or none.
         changed = (
@@ -204,10 +218,6 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
             fields.get("selection_strategy", study.selection_strategy if study else SelectionStrategy.RANDOM),
             fields["selection_params"],
         )
-    if "annotator_quota" in fields:
-        if fields["annotator_quota"] is not None:
-            whole_number(fields["annotator_quota"], "annotator_quota", low=0, high=MAX_ANNOTATOR_QUOTA)
-        fields["annotator_quota"] = fields["annotator_quota"] or None  # 0 and None alike: no limit
     if study is not None and ("annotator_quota" in fields or "overlap" in fields):
         check_quota_covers_overlap(
             study, quota=fields.get("annotator_quota", study.annotator_quota), overlap=fields.get("overlap", study.overlap)

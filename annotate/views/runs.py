@@ -94,12 +94,17 @@ def run_context(run: TrainingRun) -> dict:
     }
 
 
+def render_run(request: HttpRequest, run_id: int, template: str) -> HttpResponse:
+    """The run's page, or the part of it named in `template`, for anyone who may see its study."""
+    run = access.get_run(request.user, run_id)
+    with_perms(run.study, access.role_in(request.user, run.study))
+    return render(request, template, run_context(run))
+
+
 @require_GET
 @page
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = access.get_run(request.user, run_id)
-    with_perms(run.study, access.role_in(request.user, run.study))
-    return render(request, "annotate/run_detail.html", run_context(run))
+    return render_run(request, run_id, "annotate/run_detail.html")
 
 
 @require_POST
@@ -119,6 +124,5 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 @page
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = access.get_run(request.user, run_id)
-    with_perms(run.study, access.role_in(request.user, run.study))
-    return render(request, "annotate/run_detail.html#run-progress", run_context(run))
+    """The progress part of the run's page, which it polls while the run goes on."""
+    return render_run(request, run_id, "annotate/run_detail.html#run-progress")

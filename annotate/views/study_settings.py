@@ -25,7 +25,7 @@ from annotate.errors import InvalidInput, NotFound, PreflabError
 from annotate.models import Query, Study
 from annotate.models.items import QueryKind
 from annotate.models.studies import PER_RESPONSE_KINDS, STRUCTURE_KINDS, FeedbackKind, SelectionStrategy
-from annotate.services.studies import MAX_OVERLAP, study_update
+from annotate.services.studies import NUMBER_FIELDS, check_number, study_update
 from annotate.services.study_status import ACTION_DONE, STATUS_MEANS, TRANSITIONS, study_status_change
 from annotate.text import refuse_unstorable
 from annotate.views.errors import page
@@ -48,7 +48,7 @@ EXTRAS = [
         (FeedbackKind.RATINGS, "Score every response shown on each aspect, 1 to 5."),
     )
 ]
-# The gold settings (services.gold): shares are read as numbers, the item count as a whole number.
+# The gold settings (services.gold).
 GOLD_FIELDS = ("gold_rate", "qualification_items", "qualification_pass")
 FIELDS = (
     "name",
@@ -208,33 +208,34 @@ def form_from_post(post: QueryDict) -> dict:
     }
 
 
+def number_from_post(post: QueryDict, name: str) -> int | float | None:
+    """A number field of the form as study_update takes it (None: the quota left empty, no limit).
+
+    Text that is no number goes to the service's `check_number` as it is, so it is refused in the
+    words (and with the range) that a number out of range gets.
+    """
+    text = post.get(name, "").strip()
+    if name == "annotator_quota" and not text:
+        return None
+    whole = NUMBER_FIELDS[name][0]
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        return check_number(name, text)  # raises: text is not a number
+
+
 def fields_from_post(post: QueryDict) -> tuple[dict, dict[str, str]]:
     """The study_update fields, and the errors found while reading the text fields (by field name)."""
     fields: dict = {"name": post.get("name", ""), "guidelines": post.get("guidelines", "")}
     errors: dict[str, str] = {}
-    try:
-        fields["overlap"] = int(post.get("overlap", ""))
-    except ValueError:
-        errors["overlap"] = f"Overlap must be a whole number from 1 to {MAX_OVERLAP}."
-    if "round_size" in post:  # the rounds fields: a form from before they existed leaves them as they are
-        try:
-            fields["round_size"] = int(post["round_size"])
-        except ValueError:
-            errors["round_size"] = "Queries per round must be a whole number of at least 1."
+    for name in NUMBER_FIELDS:
+        if name == "overlap" or name in post:  # a form from before a field existed leaves it as it is
+            try:
+                fields[name] = number_from_post(post, name)
+            except InvalidInput as exc:
+                errors[name] = in_form_words(exc.message)
     if "selection_strategy" in post:
         fields["selection_strategy"] = post["selection_strategy"]
-    for name in GOLD_FIELDS:
-        if name in post:  # a form from before these fields existed leaves them as they are
-            try:
-                fields[name] = int(post[name]) if name == "qualification_items" else float(post[name])
-            except ValueError:
-                errors[name] = f"{FIELD_TITLES[name]} must be a number (see the hint beside it), not {post[name]!r}."
-    if "annotator_quota" in post:  # empty: no limit
-        text = post["annotator_quota"].strip()
-        try:
-            fields["annotator_quota"] = int(text) if text else None
-        except ValueError:
-            errors["annotator_quota"] = f"Quota per annotator must be a whole number, or empty for no limit; not {text!r}."
     fields["feedback_kinds"] = kinds_from_post(post)
     for name, parse in (("span_taxonomy", parse_taxonomy), ("rating_aspects", parse_aspects)):
         try:

@@ -12,8 +12,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,11 @@ import torch
 from torch import nn
 
 from learning.artifacts import Artifact, load_artifact, save_artifact
-from learning.errors import TrainingStopped
-from learning.reward.model import BACKBONE_DIR, resolve_bf16
+from learning.data import data_hash, held_out_keys, partition_by_group
+from learning.errors import NotEnoughLabels, TrainingStopped
+from learning.models import load_encoder
+from learning.reward.config import ExampleTrainConfig, RewardTrainConfig
+from learning.reward.model import BACKBONE_DIR, disable_dropout, effective_max_length, resolve_bf16
 
 # Length-sorted batching sorts within windows of this many batches, so batches have little
 # padding but their composition still changes from epoch to epoch.
@@ -54,6 +57,52 @@ def make_accelerator(bf16: bool | None) -> Any:
         mixed_precision=mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+
+
+@dataclass
+class TrainingSetup:
+    """What every trainer builds its model on: the accelerator and the backbone it starts from."""
+
+    accelerator: Any
+    device: torch.device
+    bf16: bool  # resolve_bf16(config.bf16): what evaluation's autocast uses
+    tokenizer: Any
+    backbone: nn.Module  # with dropout off
+    max_length: int  # config.max_length clamped to what the backbone and tokenizer allow
+
+
+def set_up_training(config: RewardTrainConfig | ExampleTrainConfig) -> TrainingSetup:
+    """Make the accelerator and load the backbone, the same way for every trainer (the heavy part)."""
+    accelerator = make_accelerator(config.bf16)
+    tokenizer, backbone = load_encoder(config.base_model)
+    disable_dropout(backbone)
+    return TrainingSetup(
+        accelerator=accelerator,
+        device=accelerator.device,
+        bf16=resolve_bf16(config.bf16),
+        tokenizer=tokenizer,
+        backbone=backbone,
+        max_length=effective_max_length(tokenizer, backbone, config.max_length),
+    )
+
+
+def split_examples(
+    usable: Sequence[Any],
+    examples: Sequence[Any],
+    *,
+    config: ExampleTrainConfig,
+    eval_groups: Collection[str] | None,
+    label: str,
+) -> tuple[list[Any], list[Any]]:
+    """(train, eval) of the ``usable`` examples, held out by group as ``held_out_keys`` picks from all ``examples``.
+
+    Raises ``NotEnoughLabels`` naming ``label`` when nothing is left to train on.
+    """
+    held_out = held_out_keys(examples, eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
+    train_examples, eval_examples = partition_by_group(usable, held_out)
+    if not train_examples:
+        raise NotEnoughLabels(f"{label} training has no labels outside the evaluation split ({len(eval_examples)} are in it)")
+    return train_examples, eval_examples
 
 
 def epoch_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
@@ -249,6 +298,45 @@ def publish(accelerator: Any, output_dir: str | os.PathLike, save: Callable[[], 
     artifact_dir = Path(output_dir).resolve()
     files = sorted(p.relative_to(artifact_dir).as_posix() for p in artifact_dir.rglob("*") if p.is_file())
     return checksum, files, str(artifact_dir)
+
+
+def publish_module(
+    setup: TrainingSetup,
+    module: nn.Module,
+    output_dir: str | os.PathLike,
+    *,
+    kind: str,
+    architecture: str,
+    config: ExampleTrainConfig,
+    described: dict,
+    examples: Sequence[Any],
+    eval_examples: Sequence[Any],
+    metrics: dict,
+) -> TrainResult:
+    """Save a span or rating model with the metadata both record and return the trainer's result.
+
+    ``described`` holds what the model's own loader needs (its aspects or categories); the
+    wall-clock ``seconds`` stay out of the artifact, so identical runs save identical files.
+    """
+    hashed = data_hash(examples)
+    metadata = {
+        "kind": kind,
+        "architecture": architecture,
+        "base_model": config.base_model,
+        "config": asdict(config),
+        **described,
+        "max_length": setup.max_length,
+        "seed": config.seed,
+        "data_hash": hashed,
+        "eval_data_hash": data_hash(eval_examples),
+        "metrics": {key: value for key, value in metrics.items() if key != "seconds"},
+    }
+    checksum, files, artifact_dir = publish(
+        setup.accelerator,
+        output_dir,
+        lambda: save_module_artifact(module.cpu(), setup.tokenizer, output_dir, metadata=metadata),
+    )
+    return TrainResult(metrics=metrics, files=files, data_hash=hashed, checksum=checksum, artifact_dir=artifact_dir)
 
 
 def save_module_artifact(

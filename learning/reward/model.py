@@ -39,21 +39,38 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden.float() * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-class RewardModel(nn.Module):
+class BackboneWithHead(nn.Module):
+    """A backbone and a linear head of ``n_outputs`` over its last hidden states: the reward, rating and span models.
+
+    Saved and loaded as ``backbone.*`` and ``head.*`` weights (``save_module_artifact``,
+    ``save_reward_model``). The head runs in float32 outside autocast: bf16 would round its
+    outputs to about 3 significant digits.
+    """
+
+    def __init__(self, backbone: nn.Module, n_outputs: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, n_outputs)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    def head_of(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The head on pooled or per-token hidden states, in float32."""
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return self.head(hidden.float())
+
+
+class RewardModel(BackboneWithHead):
     """r(x, y) = w · mean_t h_t(x, y) + b, with h the backbone's last hidden states."""
 
     def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, 1)
+        super().__init__(backbone, 1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
         """Rewards of shape (batch,), in float32 whatever the autocast dtype."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        pooled = mean_pool(hidden, attention_mask)
-        # The head runs outside autocast: bf16 would round rewards to ~3 significant digits.
-        with torch.autocast(device_type=pooled.device.type, enabled=False):
-            return self.head(pooled.float()).squeeze(-1)
+        hidden = self.hidden_states(input_ids, attention_mask, **extra)
+        return self.head_of(mean_pool(hidden, attention_mask)).squeeze(-1)
 
 
 def disable_dropout(model: nn.Module) -> None:

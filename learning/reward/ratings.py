@@ -12,37 +12,34 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
-from learning.data import Messages, RatingExample, canonical_order, data_hash, held_out_keys, partition_by_group
+from learning.data import Messages, RatingExample, canonical_order
 from learning.errors import NotEnoughLabels
-from learning.models import load_encoder, resolve_model
+from learning.models import resolve_model
 from learning.reward.common import (
     LoopSettings,
     StepTracker,
     TrainResult,
     load_module_artifact,
-    make_accelerator,
-    publish,
+    publish_module,
     run_training_loop,
-    save_module_artifact,
+    set_up_training,
+    split_examples,
     steps_per_epoch,
 )
 from learning.reward.config import RatingTrainConfig
 from learning.reward.evaluate import spearman
 from learning.reward.model import (
+    BackboneWithHead,
     autocast_context,
     collate,
-    disable_dropout,
-    effective_max_length,
     encode_pairs,
     mean_pool,
     pick_device,
-    resolve_bf16,
     to_device,
     tokenize,
 )
@@ -62,19 +59,11 @@ def denormalise_score(score: float) -> float:
     return 1.0 + 4.0 * min(max(score, 0.0), 1.0)
 
 
-class RatingModel(nn.Module):
-    """Normalised scores (batch, aspects) = W · mean_t h_t(x, y) + b, in float32."""
-
-    def __init__(self, backbone: nn.Module, n_aspects: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, n_aspects)
+class RatingModel(BackboneWithHead):
+    """Normalised scores (batch, aspects) = W · mean_t h_t(x, y) + b, in float32; one output per aspect."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        pooled = mean_pool(hidden, attention_mask)
-        with torch.autocast(device_type=pooled.device.type, enabled=False):
-            return self.head(pooled)
+        return self.head_of(mean_pool(self.hidden_states(input_ids, attention_mask, **extra), attention_mask))
 
 
 def _targets(examples: Sequence[RatingExample], aspects: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,22 +125,13 @@ def train_rating_model(
     needed = max(config.min_examples, 2)
     if not aspects or len(usable) < needed:
         raise NotEnoughLabels(f"rating model training needs at least {needed} rated responses; it has {len(usable)}")
-    held_out = held_out_keys(examples, eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
-    train_examples, eval_examples = partition_by_group(usable, held_out)
-    if not train_examples:
-        raise NotEnoughLabels(
-            f"rating model training has no labels outside the evaluation split ({len(eval_examples)} are in it)"
-        )
+    train_examples, eval_examples = split_examples(usable, examples, config=config, eval_groups=eval_groups, label="rating model")
 
     started = time.monotonic()
-    accelerator = make_accelerator(config.bf16)
-    use_bf16 = resolve_bf16(config.bf16)
-    device = accelerator.device
-    tokenizer, backbone = load_encoder(config.base_model)
-    disable_dropout(backbone)
-    max_length = effective_max_length(tokenizer, backbone, config.max_length)
+    setup = set_up_training(config)
+    accelerator, device, tokenizer, max_length = setup.accelerator, setup.device, setup.tokenizer, setup.max_length
     torch.manual_seed(config.seed)
-    model = RatingModel(backbone, len(aspects))
+    model = RatingModel(setup.backbone, len(aspects))
 
     def encode(subset: Sequence[RatingExample]) -> tuple[list[dict], int]:
         rows, cut = encode_pairs(tokenizer, [(e.prompt, e.response) for e in subset], max_length)
@@ -187,7 +167,7 @@ def train_rating_model(
         batch_size=max(config.batch_size * 2, 16),
         device=device,
         max_length=max_length,
-        bf16=use_bf16,
+        bf16=setup.bf16,
     )
     eval_targets, eval_mask = _targets(eval_examples, aspects)
     mae: dict[str, float | None] = {}
@@ -210,23 +190,18 @@ def train_rating_model(
         "steps": loop.steps,
         "seconds": round(time.monotonic() - started, 3),
     }
-    hashed = data_hash(examples)
-    metadata = {
-        "kind": "rating_model",
-        "architecture": ARCHITECTURE,
-        "base_model": config.base_model,
-        "config": asdict(config),
-        "aspects": aspects,
-        "max_length": max_length,
-        "seed": config.seed,
-        "data_hash": hashed,
-        "eval_data_hash": data_hash(eval_examples),
-        "metrics": {key: value for key, value in metrics.items() if key != "seconds"},
-    }
-    checksum, files, artifact_dir = publish(
-        accelerator, output_dir, lambda: save_module_artifact(model.cpu(), tokenizer, output_dir, metadata=metadata)
+    return publish_module(
+        setup,
+        model,
+        output_dir,
+        kind="rating_model",
+        architecture=ARCHITECTURE,
+        config=config,
+        described={"aspects": aspects},
+        examples=examples,
+        eval_examples=eval_examples,
+        metrics=metrics,
     )
-    return TrainResult(metrics=metrics, files=files, data_hash=hashed, checksum=checksum, artifact_dir=artifact_dir)
 
 
 def score_ratings(

@@ -26,38 +26,30 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.data import Messages, SpanExample, canonical_order, data_hash, held_out_keys, partition_by_group
+from learning.data import Messages, SpanExample, canonical_order
 from learning.errors import NotEnoughLabels
-from learning.models import load_encoder, resolve_model
+from learning.models import resolve_model
 from learning.reward.common import (
     LoopSettings,
     StepTracker,
     TrainResult,
     load_module_artifact,
-    make_accelerator,
-    publish,
+    publish_module,
     run_training_loop,
-    save_module_artifact,
+    set_up_training,
+    split_examples,
     steps_per_epoch,
 )
 from learning.reward.config import SEGMENTATIONS, SpanTrainConfig
 from learning.reward.evaluate import binary_f1
-from learning.reward.model import (
-    autocast_context,
-    collate,
-    disable_dropout,
-    effective_max_length,
-    pick_device,
-    resolve_bf16,
-    to_device,
-)
+from learning.reward.model import BackboneWithHead, autocast_context, collate, pick_device, to_device
 from learning.reward.truncation import fit_pairs
 
 __all__ = [
@@ -225,18 +217,11 @@ def dense_rewards(
     return rewards
 
 
-class SpanModel(nn.Module):
-    """Backbone + one multi-label linear head: logits (batch, tokens, categories) in float32."""
-
-    def __init__(self, backbone: nn.Module, n_categories: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, n_categories)
+class SpanModel(BackboneWithHead):
+    """Backbone + one multi-label linear head: logits (batch, tokens, categories) in float32; one output per category."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return self.head(hidden.float())
+        return self.head_of(self.hidden_states(input_ids, attention_mask, **extra))
 
 
 def separator_token(tokenizer: Any) -> str:
@@ -361,21 +346,14 @@ def train_span_model(
     needed = max(config.min_examples, 2)
     if len(usable) < needed:
         raise NotEnoughLabels(f"span model training needs at least {needed} labelled responses; it has {len(usable)}")
-    held_out = held_out_keys(examples, eval_fraction=config.eval_fraction, seed=config.seed, eval_groups=eval_groups)
-    train_examples, eval_examples = partition_by_group(usable, held_out)
-    if not train_examples:
-        raise NotEnoughLabels(f"span model training has no labels outside the evaluation split ({len(eval_examples)} are in it)")
+    train_examples, eval_examples = split_examples(usable, examples, config=config, eval_groups=eval_groups, label="span model")
 
     started = time.monotonic()
-    accelerator = make_accelerator(config.bf16)
-    use_bf16 = resolve_bf16(config.bf16)
-    device = accelerator.device
-    tokenizer, backbone = load_encoder(config.base_model)
+    setup = set_up_training(config)
+    accelerator, device, tokenizer, max_length = setup.accelerator, setup.device, setup.tokenizer, setup.max_length
     tokenizer.padding_side = "right"  # separator positions are counted from the left
-    disable_dropout(backbone)
-    max_length = effective_max_length(tokenizer, backbone, config.max_length)
     torch.manual_seed(config.seed)
-    model = SpanModel(backbone, len(categories))
+    model = SpanModel(setup.backbone, len(categories))
 
     def prepare(subset: Sequence[SpanExample]) -> tuple[list, list[list[list[int]]], int]:
         segments = [segments_of(example) for example in subset]
@@ -428,7 +406,7 @@ def train_span_model(
         batch_size=max(config.batch_size * 2, 16),
         device=device,
         max_length=max_length,
-        bf16=use_bf16,
+        bf16=setup.bf16,
     )
     per_category: dict[str, dict] = {}
     for k, category in enumerate(categories):
@@ -455,24 +433,18 @@ def train_span_model(
         "steps": loop.steps,
         "seconds": round(time.monotonic() - started, 3),
     }
-    hashed = data_hash(examples)
-    metadata = {
-        "kind": "span_model",
-        "architecture": ARCHITECTURE,
-        "base_model": config.base_model,
-        "config": asdict(config),
-        "categories": categories,
-        "separator_token": separator_token(tokenizer),
-        "max_length": max_length,
-        "seed": config.seed,
-        "data_hash": hashed,
-        "eval_data_hash": data_hash(eval_examples),
-        "metrics": {key: value for key, value in metrics.items() if key != "seconds"},
-    }
-    checksum, files, artifact_dir = publish(
-        accelerator, output_dir, lambda: save_module_artifact(model.cpu(), tokenizer, output_dir, metadata=metadata)
+    return publish_module(
+        setup,
+        model,
+        output_dir,
+        kind="span_model",
+        architecture=ARCHITECTURE,
+        config=config,
+        described={"categories": categories, "separator_token": separator_token(tokenizer)},
+        examples=examples,
+        eval_examples=eval_examples,
+        metrics=metrics,
     )
-    return TrainResult(metrics=metrics, files=files, data_hash=hashed, checksum=checksum, artifact_dir=artifact_dir)
 
 
 def load_span_model(artifact_dir: str | os.PathLike, *, expected_checksum: str | None = None) -> tuple[Any, SpanModel, Any]:

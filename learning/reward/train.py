@@ -37,14 +37,14 @@ from learning.data import (
     ranking_to_pairs,
 )
 from learning.errors import NotEnoughLabels, TrainingStopped
-from learning.models import load_encoder, resolve_model
+from learning.models import resolve_model
 from learning.reward.common import (
     LoopSettings,
     StepTracker,
     TrainResult,
-    make_accelerator,
     publish,
     run_training_loop,
+    set_up_training,
     steps_per_epoch,
 )
 from learning.reward.config import RewardTrainConfig
@@ -54,10 +54,7 @@ from learning.reward.model import (
     RewardModel,
     collate,
     compute_rewards,
-    disable_dropout,
-    effective_max_length,
     encode_pairs,
-    resolve_bf16,
     save_reward_model,
     to_device,
 )
@@ -255,12 +252,9 @@ def train_reward_model(
         )
 
     started = time.monotonic()
-    accelerator = make_accelerator(config.bf16)
-    use_bf16 = resolve_bf16(config.bf16)
-    device = accelerator.device
-    tokenizer, pristine = load_encoder(config.base_model)
-    disable_dropout(pristine)
-    max_length = effective_max_length(tokenizer, pristine, config.max_length)
+    setup = set_up_training(config)
+    accelerator, device, tokenizer, max_length = setup.accelerator, setup.device, setup.tokenizer, setup.max_length
+    pristine = setup.backbone  # each ensemble member starts from a copy
 
     def encode(items: Sequence[_Item]) -> tuple[list[list[dict[str, list[int]]]], int]:
         """Each item's encoded responses, and how many items had something cut to fit max_length."""
@@ -375,7 +369,7 @@ def train_reward_model(
     def member_rewards(encoded: Sequence[list[dict[str, list[int]]]]) -> torch.Tensor:
         flat = [row for item_rows in encoded for row in item_rows]
         scored = [
-            compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=use_bf16, max_length=max_length)
+            compute_rewards(m, tokenizer, flat, batch_size=eval_batch, device=device, bf16=setup.bf16, max_length=max_length)
             for m in members
         ]
         return torch.tensor(scored, dtype=torch.float64).reshape(len(members), len(flat))

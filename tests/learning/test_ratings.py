@@ -7,7 +7,7 @@ import pytest
 from learning.data import RatingExample
 from learning.errors import NotEnoughLabels
 from learning.models import ModelNotFoundError
-from learning.reward import ratings as ratings_module
+from learning.reward import common as common_module
 from learning.reward.ratings import RatingTrainConfig, score_ratings, train_rating_model
 
 
@@ -56,7 +56,7 @@ def test_rating_training_checks_the_model_and_the_label_count_before_any_work(ti
     def must_not_load(*args, **kwargs):
         raise AssertionError("the encoder was loaded before the inputs were checked")
 
-    monkeypatch.setattr(ratings_module, "load_encoder", must_not_load)
+    monkeypatch.setattr(common_module, "load_encoder", must_not_load)
     with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-encoder"):
         train_rating_model(rated_examples(), config=_config("no-such-org/no-such-encoder"), output_dir=tmp_path / "m")
     with pytest.raises(NotEnoughLabels, match=r"at least 8 rated responses; it has 3"):

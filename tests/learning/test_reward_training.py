@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from learning.artifacts import load_artifact
 from learning.errors import TrainingStopped
 from learning.models import ModelNotFoundError
-from learning.reward import train as train_module
+from learning.reward import common as common_module
 from learning.reward.score import score_responses
 from learning.reward.train import NotEnoughLabels, RewardTrainConfig, train_reward_model
 
@@ -94,7 +94,7 @@ def test_an_unknown_base_model_fails_before_any_training(make_pairs, tmp_path, m
     def must_not_load(*args, **kwargs):
         raise AssertionError("the encoder was loaded before the model name was checked")
 
-    monkeypatch.setattr(train_module, "load_encoder", must_not_load)
+    monkeypatch.setattr(common_module, "load_encoder", must_not_load)
     with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-encoder"):
         train_reward_model(
             make_pairs(), config=RewardTrainConfig(base_model="no-such-org/no-such-encoder"), output_dir=tmp_path / "rm"

@@ -8,7 +8,7 @@ import torch
 from learning.data import SpanExample
 from learning.errors import NotEnoughLabels
 from learning.models import ModelNotFoundError
-from learning.reward import spans as spans_module
+from learning.reward import common as common_module
 from learning.reward.spans import (
     SegmentPrediction,
     SpanTrainConfig,
@@ -173,7 +173,7 @@ def test_span_training_checks_the_model_and_the_label_count_before_any_work(tiny
     def must_not_load(*args, **kwargs):
         raise AssertionError("the encoder was loaded before the inputs were checked")
 
-    monkeypatch.setattr(spans_module, "load_encoder", must_not_load)
+    monkeypatch.setattr(common_module, "load_encoder", must_not_load)
     with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-encoder"):
         train_span_model(
             keyword_examples(10), categories=["factual"], config=_config("no-such-org/no-such-encoder"), output_dir=tmp_path / "m"

@@ -144,13 +144,36 @@ def test_a_bad_taxonomy_or_aspect_list_is_shown_beside_its_field_and_nothing_is_
 
 def test_a_bad_overlap_and_an_empty_name_are_named(as_user, manager, study):
     html = as_user(manager).post(url(study), valid(study, overlap="lots")).content.decode()
-    assert "Overlap must be a whole number from 1 to 100." in html
+    assert 'id="overlap-error">Overlap must be a whole number from 1 to 100, not &#x27;lots&#x27;.' in html
     # A huge overlap would make every claim list that many label counts: refused before it is stored.
     html = as_user(manager).post(url(study), valid(study, overlap="100000000000")).content.decode()
     assert 'id="overlap-error">Overlap must be a whole number from 1 to 100, not 100000000000.' in html
     assert Study.objects.get(pk=study.pk).overlap == 1
     html = as_user(manager).post(url(study), valid(study, name="  ")).content.decode()
     assert 'id="name-error">A study needs a name.' in html
+
+
+# Per number field: a number out of its range, and what the form says of it.
+OUT_OF_RANGE = {
+    "overlap": ("0", "Overlap must be a whole number from 1 to 100"),
+    "round_size": ("0", "Queries per round must be a whole number from 1 to 2147483647"),
+    "gold_rate": ("1.5", "Gold rate must be a number from 0 to 1"),
+    "qualification_items": ("-1", "Qualification items must be a whole number from 0 to 1000"),
+    "qualification_pass": ("2", "Pass mark must be a number from 0 to 1"),
+    "annotator_quota": ("-1", "Quota per annotator must be a whole number from 0 to 2147483647"),
+}
+
+
+@pytest.mark.parametrize("field", OUT_OF_RANGE)
+def test_a_number_field_says_the_same_of_text_that_is_no_number_as_of_a_number_out_of_range(as_user, manager, study, field):
+    client = as_user(manager)
+    out_of_range, words = OUT_OF_RANGE[field]
+    for typed in (out_of_range, "1/2"):
+        reply = client.post(url(study), valid(study, name="Renamed", **{field: typed}))
+        assert reply.status_code == 400
+        error = re.search(rf'id="{field}-error">(.*?)</', reply.content.decode(), re.S)
+        assert error and error.group(1).startswith(f"{words}, not ")
+    assert Study.objects.get(pk=study.pk).name == "Helpfulness"
 
 
 def test_the_text_formats_round_trip_the_defaults():
@@ -258,7 +281,7 @@ def test_a_manager_sets_and_clears_the_quota_per_annotator(as_user, manager, stu
     ("typed", "complaint"),
     [
         ("-2", "Quota per annotator must be a whole number from 0 to 2147483647, not -2."),
-        ("many", "Quota per annotator must be a whole number, or empty for no limit; not &#x27;many&#x27;."),
+        ("many", "Quota per annotator must be a whole number from 0 to 2147483647, not &#x27;many&#x27;."),
         (
             "2",
             "Quota per annotator 2 is below what overlap needs: 1 annotator × 2 = 2 answers, but 3 queries × overlap 1 "

@@ -21,7 +21,7 @@ from annotate.models.items import PROMPT_COLUMNS, QUERY_COLUMNS
 from annotate.models.studies import LoopStatus, StudyStatus
 from annotate.rows import fetch_all, fetch_one
 from annotate.services.gold import gold_plan
-from annotate.services.study_status import NOT_SERVED, NotServed, refuse_if_archived
+from annotate.services.study_status import NOT_SERVED, NotServed, refuse_if_archived, study_lock
 from annotate.text import refuse_unstorable
 
 MAX_SKIP_REASON = 2000
@@ -285,12 +285,16 @@ def finish_assignment(*, query: Query, annotator: AbstractBaseUser, status: str,
     """Close the caller's live assignment of this query as submitted or skipped; otherwise raise why not.
 
     One UPDATE takes the row lock and checks the assignment is live, so two concurrent submits
-    of one query cannot both pass: the second waits, then finds it closed.
+    of one query cannot both pass: the second waits, then finds it closed. The same statement
+    checks that the study is not archived, under the lock `refuse_if_archived` takes (an archive
+    waits for this transaction, and this waits for an archive in flight), so an answer or a skip
+    costs no statement of its own for it.
     """
     returned = ASSIGNMENT_RETURNED
     row = fetch_one(
         "UPDATE annotate_assignment SET status = %(status)s, finished_at = %(now)s, skip_reason = %(reason)s "
         "WHERE query_id = %(query)s AND annotator_id = %(user)s AND status = 'active' AND expires_at > %(now)s "
+        f"AND EXISTS (SELECT 1 FROM annotate_study WHERE id = %(study)s AND status <> 'archived'{study_lock()}) "
         f"RETURNING {returned.sql}",
         {
             "status": status,
@@ -298,9 +302,11 @@ def finish_assignment(*, query: Query, annotator: AbstractBaseUser, status: str,
             "reason": skip_reason,
             "query": query.pk,
             "user": annotator.pk,
+            "study": query.study_id,
         },
     )
     if row is None:
+        refuse_if_archived(query.study, "answering a query" if status == AssignmentStatus.SUBMITTED else "skipping a query")
         raise why_not_held(query=query, annotator=annotator, now=now)
     assignment = returned.load(row)
     assignment.query = query
@@ -330,7 +336,6 @@ def assignment_skip(*, query: Query, annotator: AbstractBaseUser, reason: str) -
     if len(reason) > MAX_SKIP_REASON:
         raise InvalidInput(f"reason is longer than {MAX_SKIP_REASON} characters ({len(reason)}).", field="reason")
     refuse_unstorable(reason, "reason")
-    refuse_if_archived(query.study, "skipping a query")
     return finish_assignment(
         query=query, annotator=annotator, status=AssignmentStatus.SKIPPED, now=timezone.now(), skip_reason=reason
     )

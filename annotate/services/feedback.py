@@ -270,8 +270,8 @@ def annotation_submit(
     """
     client_key = checked_client_key(client_key)
     check_active_ms(active_ms)
-    # While paused, an assignment already held may still be answered; an archived study takes nothing.
-    refuse_if_archived(query.study, "answering a query")
+    # While paused, an assignment already held may still be answered; an archived study takes nothing
+    # (finish_assignment checks that in its statement).
     now = timezone.now()
     try:
         # Closed first: it locks the assignment, so a concurrent duplicate waits here, then finds it closed.

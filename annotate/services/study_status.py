@@ -102,6 +102,11 @@ def study_status_change(*, study: Study, action: str) -> Study:
     return study
 
 
+def study_lock() -> str:
+    """The locking clause of a read of the study row that a change checks its status with (see refuse_if_archived)."""
+    return " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite serialises writers anyway
+
+
 def refuse_if_archived(study: Study, doing: str) -> None:
     """409 for a change to an archived study (read-only); `doing` says the change, as "answering queries".
 
@@ -112,8 +117,7 @@ def refuse_if_archived(study: Study, doing: str) -> None:
     is the lock a row referring to the study takes anyway: changes never wait for one another, nor
     for an import's NO KEY UPDATE lock. A caller that goes on to lock the study row itself locks it first.
     """
-    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite serialises writers anyway
-    row = fetch_one(f"SELECT status FROM annotate_study WHERE id = %s{lock}", [study.pk])
+    row = fetch_one(f"SELECT status FROM annotate_study WHERE id = %s{study_lock()}", [study.pk])
     if row is None:
         raise NotFound(f"No study {study.pk}.")
     study.status = row[0]

@@ -485,8 +485,8 @@ def test_the_annotation_loop_runs_a_fixed_handful_of_statements(django_assert_ma
         # "throttle" is the bad-token count, read from the cache: a statement where the cache is the database.
         with django_assert_max_num_queries(9):  # throttle, auth, access, held, claim, responses, assign (+ savepoints)
             query = client.get(f"/api/v1/studies/{study.pk}/queries/next/").json()
-        # status: the study's status read again under a lock an archive waits for (refuse_if_archived).
-        with django_assert_max_num_queries(10):  # throttle, auth, access, status, close, annotation, choice, count (+ savepoints)
+        # close also checks the study is not archived, under a lock an archive waits for (finish_assignment).
+        with django_assert_max_num_queries(9):  # throttle, auth, access, close, annotation, choice, count (+ savepoints)
             reply = client.post(
                 f"/api/v1/queries/{query['id']}/annotations/", {"choice": "a", "client_key": f"k{i}"}, format="json"
             )

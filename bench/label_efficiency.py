@@ -25,6 +25,9 @@ random, trained on the pool less the validation questions, ends with the best me
 the validation questions. Printed: the labels each strategy needs to reach random's final mean
 accuracy, as a share of random's, with a 95% bootstrap interval over seeds (issue 12's goal:
 D-optimal ≤ 60%), and the curves as CSV and PNG under `--out`.
+
+`--validate-only` explores without the test split: random and D-optimal run on the pool less the
+validation questions and are scored on the validation questions.
 """
 
 from __future__ import annotations
@@ -138,6 +141,11 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.0)
     parser.add_argument("--l2", default="auto", help="the heads' L2 weight and D-optimal's λ; auto: chosen on validation")
     parser.add_argument("--projection", type=int, default=0, help="D-optimal's projection dims (0: none)")
+    parser.add_argument(
+        "--validate-only", action="store_true",
+        help="explore without the test split: random and D-optimal run on the pool less the validation "
+        "questions and are scored on the validation questions",
+    )  # fmt: skip
     parser.add_argument("--modes", nargs="+", default=["gold", "real"], choices=["gold", "real"])
     parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "label_efficiency"))
     args = parser.parse_args()
@@ -189,20 +197,26 @@ def main() -> None:
                   + "  ".join(f"{k:g}: {v:.3f}" for k, v in scores.items()) + f"  -> {l2:g}")  # fmt: skip
         else:
             l2 = float(args.l2)
-        strategies = {
-            "random": RandomParams(),
-            "uncertainty": UncertaintyParams(),
-            "d_optimal": DOptimalParams(lam=l2, projection_dims=args.projection or None),  # the head's prior is V's λI
-        }
-        eval_z, eval_y, eval_p = scored_on(test_q, mode)
-        pool_z, pool_labels = pool_of(pool_q, mode)
+        d_optimal = DOptimalParams(lam=l2, projection_dims=args.projection or None)  # the head's prior is V's λI
+        strategies = {"random": RandomParams(), "uncertainty": UncertaintyParams(), "d_optimal": d_optimal}
+        if args.validate_only:  # the test split is never read: pool less validation, scored on validation
+            del strategies["uncertainty"]
+            run_q, scored_q, split = fit_q, val_q, "validation"
+        else:
+            run_q, scored_q, split = pool_q, test_q, "test"
+        print(f"\n{mode}: pool {len(run_q)} questions, scored on the {split} split ({len(scored_q)} questions); "
+              f"D-optimal {d_optimal}")  # fmt: skip
+        eval_z, eval_y, eval_p = scored_on(scored_q, mode)
+        pool_z, pool_labels = pool_of(run_q, mode)
         curves = run_strategies(
             strategies, args.seeds, pool_z=pool_z, make_oracle=oracle_for(mode, pool_labels, args.flip),
             test_z=eval_z, test_y=eval_y, test_p=eval_p, rounds=rounds, l2=l2,
         )  # fmt: skip
         rows = summarise(curves)
-        write_csv(rows, out / f"{mode}.csv")
-        plot(rows, out / f"{mode}.png", title=f"qa_feedback, {mode} labels, {args.seeds} seeds, L2 {l2:g} (mean, 95% interval)")
+        stem = f"{mode}_validation" if args.validate_only else mode
+        write_csv(rows, out / f"{stem}.csv")
+        title = f"qa_feedback, {mode} labels, {split}, {args.seeds} seeds, L2 {l2:g} (mean, 95% interval)"
+        plot(rows, out / f"{stem}.png", title=title)
         final = [r for r in rows if r.strategy == "random"][-1]
         print(f"\n{mode} mode ({time.perf_counter() - started:.0f} s), L2 {l2:g}: random's final accuracy at "
               f"{final.labels} labels: {final.accuracy:.3f} [{final.accuracy_low:.3f}, {final.accuracy_high:.3f}]")  # fmt: skip
@@ -219,9 +233,9 @@ def main() -> None:
         if mode == "gold":
             share, low, high = labels_share_interval(curves, "d_optimal")
             needs = "never reaches it" if share == np.inf else f"needs {percent(share)} of random's labels"
-            print(f"  HEADLINE: D-optimal {needs} (95% bootstrap interval over seeds "
+            print(f"  HEADLINE ({split}): D-optimal {needs} (95% bootstrap interval over seeds "
                   f"[{percent(low)}, {percent(high)}]); goal <= 60%: {'met' if share <= 0.6 else 'not met'}")  # fmt: skip
-        print(f"  curves: {out / f'{mode}.csv'}, {out / f'{mode}.png'}")
+        print(f"  curves: {out / f'{stem}.csv'}, {out / f'{stem}.png'}")
 
 
 if __name__ == "__main__":

@@ -279,7 +279,8 @@ def study_update(*, study: Study, **fields) -> Study:
     fields = check_study_fields(fields, study)
     for name, value in fields.items():
         setattr(study, name, value)
-    study.save(update_fields=list(fields) or None)
+    if fields:  # only what was changed: `study` may be stale in the columns the round loop moves
+        study.save(update_fields=list(fields))
     return study
 
 

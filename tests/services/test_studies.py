@@ -64,3 +64,12 @@ def test_a_negative_or_malformed_quota_is_refused_naming_the_field(study, value)
         study_update(study=study, annotator_quota=value)
     assert refused.value.field == "annotator_quota"
     assert refused.value.message.startswith("annotator_quota must be a whole number from 0 to 2147483647")
+
+
+def test_an_update_writes_only_what_it_changes_so_a_stale_study_keeps_what_the_loop_moved(study):
+    stale = Study.objects.get(pk=study.pk)
+    Study.objects.filter(pk=study.pk).update(loop_status="running", current_round=3)  # the round loop, meanwhile
+    study_update(study=stale)  # an empty change (a PATCH with no field)
+    study_update(study=stale, name="Renamed")
+    fresh = Study.objects.get(pk=study.pk)
+    assert (fresh.name, fresh.loop_status, fresh.current_round) == ("Renamed", "running", 3)

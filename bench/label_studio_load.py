@@ -68,9 +68,7 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
             status, _, body = client.request("GET", f"/api/projects/{project_id}/next/")
             t1 = time.perf_counter()
             if status == 404:  # "There are no tasks for ..."
-                with run.lock:
-                    run.exhausted = True
-                run.give_back_ticket()
+                run.ran_out()
                 return
             if status != 200:
                 run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
@@ -87,16 +85,10 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
             if status != 201:
                 run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
                 continue
-            with run.lock:
-                run.done += 1
-                run.next_ms.append((t1 - t0) * 1000)
-                run.submit_ms.append((t2 - t1) * 1000)
-                run.round_ms.append((t2 - t0) * 1000)
+            run.record(t0, t1, t2)
             bar.update(1)
-    except Exception as exc:  # reported, and it stops the others
-        with run.lock:
-            run.errors[f"{type(exc).__name__}: {exc}"] += 1
-        run.stop.set()
+    except Exception as exc:
+        run.failed(exc)
     finally:
         client.close()
 

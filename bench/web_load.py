@@ -334,8 +334,25 @@ class LabelRun:
             self.issued += 1
             return True
 
-    def give_back_ticket(self) -> None:
+    def record(self, t0: float, t1: float, t2: float, *, timed_next: bool = True) -> None:
+        """A label is in: next took t0 to t1, its submit t1 to t2 (perf_counter seconds)."""
         with self.lock:
+            self.done += 1
+            if timed_next:
+                self.next_ms.append((t1 - t0) * 1000)
+            self.submit_ms.append((t2 - t1) * 1000)
+            self.round_ms.append((t2 - t0) * 1000)
+
+    def failed(self, exc: Exception) -> None:
+        """A client thread raised: reported, and it stops the others."""
+        with self.lock:
+            self.errors[f"{type(exc).__name__}: {exc}"] += 1
+        self.stop.set()
+
+    def ran_out(self) -> None:
+        """Nothing was left for a client: its ticket goes back, and the run says the pool ran out."""
+        with self.lock:
+            self.exhausted = True
             self.issued -= 1
 
     def error(self, what: str, max_errors: int) -> None:
@@ -367,9 +384,7 @@ def annotator_loop(
             if status == 204:
                 # Nothing left for this client. The others go on: a query another client still
                 # holds (a combined submit's next) is why it saw none, and it will be answered.
-                with run.lock:
-                    run.exhausted = True
-                run.give_back_ticket()
+                run.ran_out()
                 return
             if status != 200:
                 run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
@@ -390,17 +405,10 @@ def annotator_loop(
                 continue
             if combined:
                 pending = json.loads(body)["next"]  # None at the end: the next GET then says 204
-            with run.lock:
-                run.done += 1
-                if fetched:  # a combined run times only the GETs it makes (each client's first)
-                    run.next_ms.append((t1 - t0) * 1000)
-                run.submit_ms.append((t2 - t1) * 1000)
-                run.round_ms.append((t2 - t0) * 1000)
+            run.record(t0, t1, t2, timed_next=fetched)  # a combined run times only the GETs it makes (each client's first)
             bar.update(1)
-    except Exception as exc:  # reported, and it stops the others
-        with run.lock:
-            run.errors[f"{type(exc).__name__}: {exc}"] += 1
-        run.stop.set()
+    except Exception as exc:
+        run.failed(exc)
     finally:
         client.close()
 

@@ -30,7 +30,10 @@ def test_u_goes_back_to_the_last_answer_which_is_changed_with_a_key_and_supersed
     page.keyboard.press("e")
     page.keyboard.press("2")  # B, much better
     page.wait_for_selector("#workspace-panel:not(:has([data-revising])) [data-flash] .flash")
-    assert "Your answer was changed." in page.locator("[data-flash]").inner_text()
+    # The panel's init empties the notice and puts it back 50 ms later, so that screen readers say
+    # it (workspace.js, speak): wait for its words rather than read them once.
+    said = "(words) => document.querySelector('[data-flash]').textContent.includes(words)"
+    page.wait_for_function(said, arg="Your answer was changed.")
     assert current_prompt(page) == "Name a colour."  # back where the annotator was
     first, change = Annotation.objects.filter(query__prompt__external_id="p0").order_by("id")
     assert change.supersedes_id == first.pk

@@ -307,7 +307,7 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)
 
 
-@require_http_methods(["POST"])
+@require_POST
 @page
 def study_guidelines_preview(request: HttpRequest, study_id: int) -> HttpResponse:
     """The guidelines as annotators will see them, for the settings page's live preview (htmx).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from functools import partial
 
 from django.http import StreamingHttpResponse
@@ -531,34 +532,25 @@ def study_rounds_resume(request, pk: int):
     return Response(s.LoopSerializer(study).data)
 
 
-def change_status(request, pk: int, action: str) -> Response:
-    study = study_status.study_status_change(study=access.get_study(request.user, pk, "manage"), action=action)
-    return Response(s.StudyStatusSerializer(study).data)
+def status_action(action: str, doc: str) -> Callable:
+    """The POST endpoint that takes the study status `action` (services.study_status); `doc` is its description."""
+
+    def view(request, pk: int) -> Response:
+        study = study_status.study_status_change(study=access.get_study(request.user, pk, "manage"), action=action)
+        return Response(s.StudyStatusSerializer(study).data)
+
+    view.__name__ = view.__qualname__ = f"study_{action}"
+    view.__doc__ = doc
+    return extend_schema(request=None, responses=s.StudyStatusSerializer)(api_view(["POST"])(view))
 
 
-@extend_schema(request=None, responses=s.StudyStatusSerializer)
-@api_view(["POST"])
-def study_pause(request, pk: int):
-    """Stop serving the study's queries to annotators (answers to queries already held are still taken)."""
-    return change_status(request, pk, "pause")
-
-
-@extend_schema(request=None, responses=s.StudyStatusSerializer)
-@api_view(["POST"])
-def study_resume(request, pk: int):
-    """Serve a paused study's queries again."""
-    return change_status(request, pk, "resume")
-
-
-@extend_schema(request=None, responses=s.StudyStatusSerializer)
-@api_view(["POST"])
-def study_archive(request, pk: int):
-    """Make the study read-only and hide it from the study list; its dashboard and exports still work."""
-    return change_status(request, pk, "archive")
-
-
-@extend_schema(request=None, responses=s.StudyStatusSerializer)
-@api_view(["POST"])
-def study_unarchive(request, pk: int):
-    """Make an archived study active again (a round loop that archiving paused stays paused)."""
-    return change_status(request, pk, "unarchive")
+study_pause = status_action(
+    "pause", "Stop serving the study's queries to annotators (answers to queries already held are still taken)."
+)
+study_resume = status_action("resume", "Serve a paused study's queries again.")
+study_archive = status_action(
+    "archive", "Make the study read-only and hide it from the study list; its dashboard and exports still work."
+)
+study_unarchive = status_action(
+    "unarchive", "Make an archived study active again (a round loop that archiving paused stays paused)."
+)

@@ -25,16 +25,18 @@ def study_queue(request: HttpRequest, study_id: int) -> HttpResponse:
     now = timezone.now()
     rows = queue_page(study, state=state, page=request.GET.get("page", 1), now=now)
     counts = queue_counts(study, now=now)
+    # Outside the round loop every query under the overlap is served: no query waits for a round.
+    states = [
+        (value, label, meaning, counts.states[value])
+        for value, label, meaning in STATES
+        if value != "waiting" or counts.current_round is not None
+    ]
     context = {
         "study": study,
         "counts": counts,
-        # Outside the round loop every query under the overlap is served: no query waits for a round.
-        "states": [
-            (value, label, meaning, counts.states[value])
-            for value, label, meaning in STATES
-            if value != "waiting" or counts.current_round is not None
-        ],
+        "states": states,
         "state": state,
+        "state_label": next((label for value, label, _, _ in states if value == state), ""),
         "rows": rows,
     }
     return render(request, "annotate/study_queue.html", context)

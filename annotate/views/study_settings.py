@@ -48,20 +48,8 @@ EXTRAS = [
         (FeedbackKind.RATINGS, "Score every response shown on each aspect, 1 to 5."),
     )
 ]
-# The gold settings (services.gold).
-GOLD_FIELDS = ("gold_rate", "qualification_items", "qualification_pass")
-FIELDS = (
-    "name",
-    "guidelines",
-    "overlap",
-    "feedback_kinds",
-    "span_taxonomy",
-    "rating_aspects",
-    "selection_strategy",
-    "round_size",
-    *GOLD_FIELDS,
-    "annotator_quota",
-)
+# The form's fields; the number fields (overlap, round size, gold settings, quota) are the service's NUMBER_FIELDS.
+FIELDS = ("name", "guidelines", "feedback_kinds", "span_taxonomy", "rating_aspects", "selection_strategy", *NUMBER_FIELDS)
 
 
 def taxonomy_text(taxonomy: list[dict]) -> str:
@@ -180,15 +168,13 @@ def form_from_study(study: Study) -> dict:
     return {
         "name": study.name,
         "guidelines": study.guidelines,
-        "overlap": str(study.overlap),
         "structure": structure,
         "kinds": [k for k in kinds if k in PER_RESPONSE_KINDS],
         "span_taxonomy": taxonomy_text(study.span_taxonomy),
         "rating_aspects": aspects_text(study.rating_aspects),
         "selection_strategy": study.selection_strategy,
-        "round_size": str(study.round_size),
-        **{name: str(getattr(study, name)) for name in GOLD_FIELDS},
-        "annotator_quota": str(study.annotator_quota or ""),
+        # As text; no quota (None: no limit) as an empty field.
+        **{name: "" if getattr(study, name) is None else str(getattr(study, name)) for name in NUMBER_FIELDS},
     }
 
 
@@ -196,15 +182,12 @@ def form_from_post(post: QueryDict) -> dict:
     return {
         "name": post.get("name", ""),
         "guidelines": post.get("guidelines", ""),
-        "overlap": post.get("overlap", ""),
         "structure": post.get("structure", ""),
         "kinds": post.getlist("kinds"),
         "span_taxonomy": post.get("span_taxonomy", ""),
         "rating_aspects": post.get("rating_aspects", ""),
         "selection_strategy": post.get("selection_strategy", ""),
-        "round_size": post.get("round_size", ""),
-        **{name: post.get(name, "") for name in GOLD_FIELDS},
-        "annotator_quota": post.get("annotator_quota", ""),
+        **{name: post.get(name, "") for name in NUMBER_FIELDS},
     }
 
 
@@ -307,7 +290,7 @@ def study_settings(request: HttpRequest, study_id: int) -> HttpResponse:
     return render(request, "annotate/study_settings.html", context, status=400 if errors else 200)
 
 
-@require_http_methods(["POST"])
+@require_POST
 @page
 def study_guidelines_preview(request: HttpRequest, study_id: int) -> HttpResponse:
     """The guidelines as annotators will see them, for the settings page's live preview (htmx).

@@ -190,8 +190,8 @@ def panel_context(
     if assignment is None:
         # Paused, archived or a quota reached: said as such, not as "all done".
         context["stopped"] = None if "not_qualified" in context else nothing_served_because(study=study, annotator=user)
-        # Between rounds the study is not done: the next round is being chosen.
-        context["loop"] = loop_state(study) if in_round_loop(study) else None
+        # Between rounds the study is not done: the next round is being chosen (a stopped study says so instead).
+        context["loop"] = loop_state(study) if in_round_loop(study) and not context["stopped"] else None
         return context
     if notice:
         context["notice"] = notice + then

@@ -60,7 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm, seed: int, start: threading.Barrier) -> None:
     """next + submit until the run has its labels, as web_load.annotator_loop does against Preflab."""
     rng = random.Random(seed)
-    max_errors = max(20, run.wanted // 100)
     try:
         start.wait()
         while run.take_ticket():
@@ -71,7 +70,7 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
                 run.ran_out()
                 return
             if status != 200:
-                run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("next", status, body)
                 continue
             task = json.loads(body)
             choice = rng.choices(["a", "b", "tie"], weights=[45, 45, 10])[0]
@@ -83,7 +82,7 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
             status, _, body = client.request("POST", path, json.dumps(payload).encode(), "application/json")
             t2 = time.perf_counter()
             if status != 201:
-                run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("submit", status, body)
                 continue
             run.record(t0, t1, t2)
             bar.update(1)

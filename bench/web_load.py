@@ -355,11 +355,12 @@ class LabelRun:
             self.exhausted = True
             self.issued -= 1
 
-    def error(self, what: str, max_errors: int) -> None:
+    def error(self, call: str, status: int, body: bytes) -> None:
+        """`call` ("next", "submit") answered `status`: counted, its ticket goes back; too many stop the run."""
         with self.lock:
-            self.errors[what] += 1
+            self.errors[f"{call} {status}: {body[:200].decode(errors='replace')}"] += 1
             self.issued -= 1
-            if sum(self.errors.values()) > max_errors:
+            if sum(self.errors.values()) > max(20, self.wanted // 100):
                 self.stop.set()
 
 
@@ -368,7 +369,6 @@ def annotator_loop(
 ) -> None:
     """next + submit until the run has its labels; `combined` submits with ?next=1 and skips the GET."""
     rng = random.Random(seed)
-    max_errors = max(20, run.wanted // 100)
     pending: dict | None = None  # the next query a combined submit already returned
     try:
         start.wait()
@@ -387,7 +387,7 @@ def annotator_loop(
                 run.ran_out()
                 return
             if status != 200:
-                run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("next", status, body)
                 continue
             query = json.loads(body)
             payload = {
@@ -401,7 +401,7 @@ def annotator_loop(
             )
             t2 = time.perf_counter()
             if status != 201:
-                run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("submit", status, body)
                 continue
             if combined:
                 pending = json.loads(body)["next"]  # None at the end: the next GET then says 204

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import threading
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = len(args.tokens)
     print("Label Studio web load benchmark (web_load.py's workload)")
     print(f"  server    {args.url} (running; its processes are not counted below)")
-    print(f"  machine   {cores()} of {cores()} CPU cores; clients are threads of this process")
+    print(f"  machine   {cores()} of {os.cpu_count()} CPU cores; clients are threads of this process")
     print(f"  speed     a pure-Python reference loop (10^6 additions) takes {reference_loop_ms():.0f} ms here")
     print(f"  workload  N={args.queries} tasks, K={clients} annotators, M={args.labels} labels, one annotation per task")
     sys.stdout.flush()

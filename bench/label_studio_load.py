@@ -17,6 +17,7 @@ The project is deleted at the end unless --keep.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -29,7 +30,17 @@ from urllib.parse import urlsplit
 
 from import_speed import LABEL_STUDIO_CONFIG
 from tqdm import tqdm
-from web_load import LOCAL_HOSTS, ApiClient, CpuMeter, LabelRun, cores, import_records, percentile, reference_loop_ms
+from web_load import (
+    LOCAL_HOSTS,
+    ApiClient,
+    CpuMeter,
+    LabelRun,
+    cores,
+    import_records,
+    label_phase,
+    percentile,
+    reference_loop_ms,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,29 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(len(batch))
         import_s = time.perf_counter() - started
 
-        sys.setswitchinterval(0.0005)  # as web_load.py: short switches keep client threads from adding latency
         run = LabelRun(wanted=args.labels, deadline=time.monotonic() + args.max_seconds)
-        barrier = threading.Barrier(clients + 1)
-        meter = CpuMeter(None)
         with tqdm(total=args.labels, desc="labels", unit="label", file=sys.stderr, mininterval=0.5) as bar:
-            threads = [
-                threading.Thread(
-                    target=annotator_loop,
-                    args=(ApiClient(host, port, token), project["id"], run, bar, args.seed * 1000 + i, barrier),
-                    name=f"annotator-{i}",
-                    daemon=True,
-                )
+            loops = [
+                functools.partial(annotator_loop, ApiClient(host, port, token), project["id"], run, bar, args.seed * 1000 + i)
                 for i, token in enumerate(args.tokens)
             ]
-            for thread in threads:
-                thread.start()
-            barrier.wait()
-            meter.start()
-            started = time.perf_counter()
-            for thread in threads:
-                thread.join()
-            label_s = time.perf_counter() - started
-            cpu = meter.stop()
+            label_s, cpu = label_phase(loops, run, CpuMeter(None))
 
         rate = run.done / label_s if label_s else math.nan
         print()

@@ -25,6 +25,7 @@ It talks only to 127.0.0.1, stops after M labels or --max-seconds, and deletes w
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import math
@@ -39,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -413,6 +415,33 @@ def annotator_loop(
         client.close()
 
 
+def label_phase(loops: list[Callable[[threading.Barrier], None]], run: LabelRun, meter: CpuMeter) -> tuple[float, CpuUse]:
+    """Run each annotator loop (given the start barrier) in its own thread, all released at once.
+
+    Returns the seconds from the release until the last thread ended, and the CPU used meanwhile.
+    Ctrl-C stops the run's threads, then goes on.
+    """
+    # Client threads mostly wait on sockets; a short switch interval keeps one thread's JSON
+    # parsing from adding up to 5 ms (the default) to another's measured latency.
+    sys.setswitchinterval(0.0005)
+    barrier = threading.Barrier(len(loops) + 1)
+    threads = [threading.Thread(target=loop, args=(barrier,), name=f"annotator-{i}", daemon=True) for i, loop in enumerate(loops)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    meter.start()
+    started = time.perf_counter()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        run.stop.set()
+        raise
+    label_s = time.perf_counter() - started
+    return label_s, meter.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # Setup through Django's ORM (users, tokens) and the API (study, members)
 
@@ -592,36 +621,16 @@ def main(argv: list[str] | None = None) -> int:
         megabytes = sum(len(b) for b in bodies) / 1e6
 
         # 2. Label -------------------------------------------------------------------------
-        # Client threads mostly wait on sockets; a short switch interval keeps one thread's JSON
-        # parsing from adding up to 5 ms (the default) to another's measured latency.
-        sys.setswitchinterval(0.0005)
         run = LabelRun(wanted=args.labels, deadline=time.monotonic() + args.max_seconds)
-        barrier = threading.Barrier(args.clients + 1)
         meter = CpuMeter(server.process.pid if server is not None else None)
         with tqdm(total=args.labels, desc="labels", unit="label", file=sys.stderr, mininterval=0.5) as bar:
-            threads = [
-                threading.Thread(
-                    target=annotator_loop,
-                    args=(ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, barrier, args.combined),
-                    name=f"annotator-{i}",
-                    daemon=True,
+            loops = [
+                functools.partial(
+                    annotator_loop, ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, combined=args.combined
                 )
                 for i, (_, token) in enumerate(annotators)
             ]
-            for thread in threads:
-                thread.start()
-            barrier.wait()
-            meter.start()
-            started = time.perf_counter()
-            try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(timeout=0.5)
-            except KeyboardInterrupt:
-                run.stop.set()
-                raise
-            label_s = time.perf_counter() - started
-            cpu = meter.stop()
+            label_s, cpu = label_phase(loops, run, meter)
 
         # 3. Export ------------------------------------------------------------------------
         manager.connection.close()  # idle through the labelling: the server may have dropped it

@@ -38,7 +38,7 @@ from web_load import (
     cores,
     import_records,
     label_phase,
-    percentile,
+    latency_line,
     reference_loop_ms,
 )
 
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"import    {len(tasks)} tasks in {import_s:.2f} s = {len(tasks) / import_s:.0f} tasks/s")
         print(f"labels    {run.done} labels by {clients} annotators in {label_s:.2f} s = {rate:.1f} submits/s")
         for name, values in (("next", run.next_ms), ("submit", run.submit_ms), ("next+submit", run.round_ms)):
-            p50, p95, most = percentile(values, 50), percentile(values, 95), max(values, default=math.nan)
-            print(f"  {name:<12}p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {most:6.1f} ms")
+            print(latency_line(name, values))
         if cpu.machine_busy is not None:
             print(f"  cpu       machine {cpu.machine_busy * 100:.0f}% busy")
         if run.exhausted and run.done < args.labels:

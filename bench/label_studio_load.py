@@ -17,8 +17,10 @@ The project is deleted at the end unless --keep.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import os
 import random
 import sys
 import threading
@@ -28,7 +30,17 @@ from urllib.parse import urlsplit
 
 from import_speed import LABEL_STUDIO_CONFIG
 from tqdm import tqdm
-from web_load import LOCAL_HOSTS, ApiClient, CpuMeter, LabelRun, cores, import_records, percentile, reference_loop_ms
+from web_load import (
+    LOCAL_HOSTS,
+    ApiClient,
+    CpuMeter,
+    LabelRun,
+    cores,
+    import_records,
+    label_phase,
+    latency_line,
+    reference_loop_ms,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm, seed: int, start: threading.Barrier) -> None:
     """next + submit until the run has its labels, as web_load.annotator_loop does against Preflab."""
     rng = random.Random(seed)
-    max_errors = max(20, run.wanted // 100)
     try:
         start.wait()
         while run.take_ticket():
@@ -71,7 +82,7 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
                 run.ran_out()
                 return
             if status != 200:
-                run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("next", status, body)
                 continue
             task = json.loads(body)
             choice = rng.choices(["a", "b", "tie"], weights=[45, 45, 10])[0]
@@ -83,7 +94,7 @@ def annotator_loop(client: ApiClient, project_id: int, run: LabelRun, bar: tqdm,
             status, _, body = client.request("POST", path, json.dumps(payload).encode(), "application/json")
             t2 = time.perf_counter()
             if status != 201:
-                run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("submit", status, body)
                 continue
             run.record(t0, t1, t2)
             bar.update(1)
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = len(args.tokens)
     print("Label Studio web load benchmark (web_load.py's workload)")
     print(f"  server    {args.url} (running; its processes are not counted below)")
-    print(f"  machine   {cores()} of {cores()} CPU cores; clients are threads of this process")
+    print(f"  machine   {cores()} of {os.cpu_count()} CPU cores; clients are threads of this process")
     print(f"  speed     a pure-Python reference loop (10^6 additions) takes {reference_loop_ms():.0f} ms here")
     print(f"  workload  N={args.queries} tasks, K={clients} annotators, M={args.labels} labels, one annotation per task")
     sys.stdout.flush()
@@ -124,37 +135,20 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(len(batch))
         import_s = time.perf_counter() - started
 
-        sys.setswitchinterval(0.0005)  # as web_load.py: short switches keep client threads from adding latency
         run = LabelRun(wanted=args.labels, deadline=time.monotonic() + args.max_seconds)
-        barrier = threading.Barrier(clients + 1)
-        meter = CpuMeter(None)
         with tqdm(total=args.labels, desc="labels", unit="label", file=sys.stderr, mininterval=0.5) as bar:
-            threads = [
-                threading.Thread(
-                    target=annotator_loop,
-                    args=(ApiClient(host, port, token), project["id"], run, bar, args.seed * 1000 + i, barrier),
-                    name=f"annotator-{i}",
-                    daemon=True,
-                )
+            loops = [
+                functools.partial(annotator_loop, ApiClient(host, port, token), project["id"], run, bar, args.seed * 1000 + i)
                 for i, token in enumerate(args.tokens)
             ]
-            for thread in threads:
-                thread.start()
-            barrier.wait()
-            meter.start()
-            started = time.perf_counter()
-            for thread in threads:
-                thread.join()
-            label_s = time.perf_counter() - started
-            cpu = meter.stop()
+            label_s, cpu = label_phase(loops, run, CpuMeter(None))
 
         rate = run.done / label_s if label_s else math.nan
         print()
         print(f"import    {len(tasks)} tasks in {import_s:.2f} s = {len(tasks) / import_s:.0f} tasks/s")
         print(f"labels    {run.done} labels by {clients} annotators in {label_s:.2f} s = {rate:.1f} submits/s")
         for name, values in (("next", run.next_ms), ("submit", run.submit_ms), ("next+submit", run.round_ms)):
-            p50, p95, most = percentile(values, 50), percentile(values, 95), max(values, default=math.nan)
-            print(f"  {name:<12}p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {most:6.1f} ms")
+            print(latency_line(name, values))
         if cpu.machine_busy is not None:
             print(f"  cpu       machine {cpu.machine_busy * 100:.0f}% busy")
         if run.exhausted and run.done < args.labels:

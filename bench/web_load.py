@@ -25,6 +25,7 @@ It talks only to 127.0.0.1, stops after M labels or --max-seconds, and deletes w
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import math
@@ -39,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -217,6 +219,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def latency_line(name: str, values: list[float]) -> str:
+    """One call's latencies (ms) as the figures print them: p50, p95 and max."""
+    p50, p95, most = percentile(values, 50), percentile(values, 95), max(values, default=math.nan)
+    return f"  {name:<12}p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {most:6.1f} ms"
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -355,11 +363,12 @@ class LabelRun:
             self.exhausted = True
             self.issued -= 1
 
-    def error(self, what: str, max_errors: int) -> None:
+    def error(self, call: str, status: int, body: bytes) -> None:
+        """`call` ("next", "submit") answered `status`: counted, its ticket goes back; too many stop the run."""
         with self.lock:
-            self.errors[what] += 1
+            self.errors[f"{call} {status}: {body[:200].decode(errors='replace')}"] += 1
             self.issued -= 1
-            if sum(self.errors.values()) > max_errors:
+            if sum(self.errors.values()) > max(20, self.wanted // 100):
                 self.stop.set()
 
 
@@ -368,7 +377,6 @@ def annotator_loop(
 ) -> None:
     """next + submit until the run has its labels; `combined` submits with ?next=1 and skips the GET."""
     rng = random.Random(seed)
-    max_errors = max(20, run.wanted // 100)
     pending: dict | None = None  # the next query a combined submit already returned
     try:
         start.wait()
@@ -387,7 +395,7 @@ def annotator_loop(
                 run.ran_out()
                 return
             if status != 200:
-                run.error(f"next {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("next", status, body)
                 continue
             query = json.loads(body)
             payload = {
@@ -401,7 +409,7 @@ def annotator_loop(
             )
             t2 = time.perf_counter()
             if status != 201:
-                run.error(f"submit {status}: {body[:200].decode(errors='replace')}", max_errors)
+                run.error("submit", status, body)
                 continue
             if combined:
                 pending = json.loads(body)["next"]  # None at the end: the next GET then says 204
@@ -411,6 +419,33 @@ def annotator_loop(
         run.failed(exc)
     finally:
         client.close()
+
+
+def label_phase(loops: list[Callable[[threading.Barrier], None]], run: LabelRun, meter: CpuMeter) -> tuple[float, CpuUse]:
+    """Run each annotator loop (given the start barrier) in its own thread, all released at once.
+
+    Returns the seconds from the release until the last thread ended, and the CPU used meanwhile.
+    Ctrl-C stops the run's threads, then goes on.
+    """
+    # Client threads mostly wait on sockets; a short switch interval keeps one thread's JSON
+    # parsing from adding up to 5 ms (the default) to another's measured latency.
+    sys.setswitchinterval(0.0005)
+    barrier = threading.Barrier(len(loops) + 1)
+    threads = [threading.Thread(target=loop, args=(barrier,), name=f"annotator-{i}", daemon=True) for i, loop in enumerate(loops)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    meter.start()
+    started = time.perf_counter()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        run.stop.set()
+        raise
+    label_s = time.perf_counter() - started
+    return label_s, meter.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,36 +627,16 @@ def main(argv: list[str] | None = None) -> int:
         megabytes = sum(len(b) for b in bodies) / 1e6
 
         # 2. Label -------------------------------------------------------------------------
-        # Client threads mostly wait on sockets; a short switch interval keeps one thread's JSON
-        # parsing from adding up to 5 ms (the default) to another's measured latency.
-        sys.setswitchinterval(0.0005)
         run = LabelRun(wanted=args.labels, deadline=time.monotonic() + args.max_seconds)
-        barrier = threading.Barrier(args.clients + 1)
         meter = CpuMeter(server.process.pid if server is not None else None)
         with tqdm(total=args.labels, desc="labels", unit="label", file=sys.stderr, mininterval=0.5) as bar:
-            threads = [
-                threading.Thread(
-                    target=annotator_loop,
-                    args=(ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, barrier, args.combined),
-                    name=f"annotator-{i}",
-                    daemon=True,
+            loops = [
+                functools.partial(
+                    annotator_loop, ApiClient(host, port, token), study_id, run, bar, args.seed * 1000 + i, combined=args.combined
                 )
                 for i, (_, token) in enumerate(annotators)
             ]
-            for thread in threads:
-                thread.start()
-            barrier.wait()
-            meter.start()
-            started = time.perf_counter()
-            try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(timeout=0.5)
-            except KeyboardInterrupt:
-                run.stop.set()
-                raise
-            label_s = time.perf_counter() - started
-            cpu = meter.stop()
+            label_s, cpu = label_phase(loops, run, meter)
 
         # 3. Export ------------------------------------------------------------------------
         manager.connection.close()  # idle through the labelling: the server may have dropped it
@@ -666,8 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         next_name = "next (GET)" if args.combined else "next"
         for name, values in ((next_name, run.next_ms), ("submit", run.submit_ms), ("next+submit", run.round_ms)):
-            p50, p95, most = percentile(values, 50), percentile(values, 95), max(values, default=math.nan)
-            line = f"  {name:<12}p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {most:6.1f} ms"
+            line = latency_line(name, values)
             if name == "next+submit":
                 line += f"   target p95 <= {TARGET_P95_MS:.0f} ms: {verdict(p95_round <= TARGET_P95_MS)}"
             print(line)

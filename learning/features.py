@@ -206,24 +206,28 @@ class RewardCache(FeatureCache):
 CHUNK_BATCHES = 32
 
 
+def missing_items(cache: FeatureCache, items: Sequence[tuple[int, Sequence[dict], str]]) -> list[tuple[int, Sequence[dict], str]]:
+    """The (response id, prompt, response) items whose rows the cache lacks, each id once."""
+    wanted = {int(item[0]): item for item in items}
+    return [wanted[i] for i in cache.missing(list(wanted))]
+
+
 def fill_missing(
     cache: FeatureCache,
-    items: Sequence[tuple[int, Sequence[dict], str]],
+    missing: Sequence[tuple[int, Sequence[dict], str]],
     *,
     batch_size: int,
     load: Callable[[], Any],
     compute: Callable[[Any, list, Progress], Any],
     progress: Progress | None = None,
 ) -> int:
-    """Compute and store, a chunk of CHUNK_BATCHES batches at a time, the rows the cache lacks.
+    """Compute and store, a chunk of CHUNK_BATCHES batches at a time, the rows of `missing` (`missing_items`).
 
     `load()` runs only when something is missing and gives the model; `compute(model, part, report)`
     gives the (len(part), columns) rows of a chunk of (response id, prompt, response) items and may
     report its batches. Returns how many were computed; `progress` gets {step, total_steps} in
     batches over them all.
     """
-    wanted = {int(item[0]): item for item in items}
-    missing = [wanted[i] for i in cache.missing(list(wanted))]
     if not missing:
         return 0
     model = load()
@@ -244,7 +248,7 @@ def fill_missing(
 
 def fill_cache(
     cache: FeatureCache,
-    items: Sequence[tuple[int, Sequence[dict], str]],
+    missing: Sequence[tuple[int, Sequence[dict], str]],
     *,
     load: Callable[[], tuple[Any, Any]],
     max_length: int = 256,
@@ -252,7 +256,7 @@ def fill_cache(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Compute and store the features of the items the cache lacks (`fill_missing`).
+    """Compute and store the features of `missing`, items the cache lacks (`fill_missing`).
 
     `load()` gives (tokenizer, backbone); it is called only when something is missing.
     """
@@ -264,19 +268,19 @@ def fill_cache(
             backbone, tokenizer, texts, max_length=max_length, batch_size=batch_size, progress=report, should_stop=should_stop
         )
 
-    return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
+    return fill_missing(cache, missing, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
 def fill_rewards(
     cache: RewardCache,
-    items: Sequence[tuple[int, Sequence[dict], str]],
+    missing: Sequence[tuple[int, Sequence[dict], str]],
     *,
     load: Callable[[], tuple[Any, list, Any]],
     batch_size: int = 32,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Score and store, per ensemble member, the rewards of the items the cache lacks (`fill_missing`).
+    """Score and store, per ensemble member, the rewards of `missing`, items the cache lacks (`fill_missing`).
 
     `load()` gives the reward model as `load_reward_members` does; it is called only when something is missing.
     """
@@ -290,7 +294,7 @@ def fill_rewards(
         texts = [(list(prompt), text) for _, prompt, text in part]
         return member_rewards(tokenizer, members, artifact, texts, batch_size).T.numpy()
 
-    return fill_missing(cache, items, batch_size=batch_size, load=load, compute=compute, progress=progress)
+    return fill_missing(cache, missing, batch_size=batch_size, load=load, compute=compute, progress=progress)
 
 
 def features_job(
@@ -314,11 +318,12 @@ def features_job(
     `output_dir` and `eval_groups` are every job's; features need neither (the cache is shared
     by every run of the same model).
     """
-    ids = [int(item[0]) for item in items]
     features = None if cache_dir is None else FeatureCache(cache_dir, model=model_key)
     rewards = None if rewards_dir is None else RewardCache(rewards_dir, model=model_key)
+    # What each cache lacks, read once: it sizes the progress and is what gets computed.
+    lacking = [[] if cache is None else missing_items(cache, items) for cache in (features, rewards)]
     # One progress over both: the features' batches, then the rewards'.
-    steps = [0 if cache is None else -(-len(cache.missing(ids)) // config.batch_size) for cache in (features, rewards)]
+    steps = [-(-len(todo) // config.batch_size) for todo in lacking]
 
     def report(offset: int):
         def update(step: dict) -> None:
@@ -337,7 +342,7 @@ def features_job(
     if features is not None:
         metrics["computed"] = fill_cache(
             features,
-            items,
+            lacking[0],
             load=backbone,
             max_length=config.max_length,
             batch_size=config.batch_size,
@@ -348,7 +353,7 @@ def features_job(
     if rewards is not None:
         metrics["rewards_computed"] = fill_rewards(
             rewards,
-            items,
+            lacking[1],
             load=members,
             batch_size=config.batch_size,
             progress=report(steps[0]),

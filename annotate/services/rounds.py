@@ -14,12 +14,12 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Query, Round, Study, TrainingRun
 from annotate.models.feedback import study_data_query
+from annotate.models.items import CHOSEN_ROUND
 from annotate.models.rounds import IN_PROGRESS, RoundStatus
 from annotate.models.studies import LoopStatus
 from annotate.models.training import RunKind, RunStatus
@@ -190,7 +190,7 @@ def query_reopen_in_loop(*, query_id: int, study_id: int) -> bool:
     moved = (
         Query.objects.filter(pk=query_id, is_gold=False, label_count__lt=study.overlap)
         .exclude(round=study.current_round)
-        .update(chosen_round=Coalesce("chosen_round", "round"), round=study.current_round)
+        .update(chosen_round=CHOSEN_ROUND, round=study.current_round)
     )
     return bool(moved)
 

@@ -262,13 +262,15 @@ def claim_next(*, study: Study, annotator: AbstractBaseUser, now, gold: bool) ->
     A claim that finds nothing unlocked tries once more waiting on locked rows: a query is also
     locked while another annotator's submit to it commits, and near the end of the pool that
     query may be the only one left that this annotator may answer. Passing it by would tell them
-    they are done while it still wants their label.
+    they are done while it still wants their label. Without SKIP LOCKED (SQLite) the first claim
+    already waited, so it is not repeated.
     """
     passed: list[int] = []
+    retry_locked = connection.features.has_select_for_update_skip_locked
     while True:
         with transaction.atomic():
             claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold)
-            if claimed is None:
+            if claimed is None and retry_locked:
                 claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold, skip_locked=False)
             if claimed is None:
                 return None

@@ -175,7 +175,8 @@ def selection(study: Study, filters: dict) -> Selection:
     queries = Query.objects.filter(study=study)
     if "rounds" in filters:
         queries = queries.alias(chosen=CHOSEN_ROUND).filter(chosen__in=filters["rounds"])
-    query_ids = frozenset(queries.values_list("id", flat=True))
+    by_query = "rounds" in filters or "min_agreement" in filters
+    query_ids = frozenset(queries.values_list("id", flat=True)) if by_query else None
     if "min_agreement" in filters:  # filtered here, not as an IN list: a large study passes the parameter limit
         agreeing = {q for q, (share, _) in query_agreement(study).items() if share >= filters["min_agreement"]}
         query_ids &= agreeing
@@ -188,11 +189,10 @@ def selection(study: Study, filters: dict) -> Selection:
     if "annotators" in filters:
         pseudonyms = study_pseudonyms(study)
         annotations = annotations.filter(annotator_id__in=[pseudonyms[name] for name in filters["annotators"]])
-    selected = {a for a, q in annotations.values_list("id", "query_id") if q in query_ids}
+    selected = {a for a, q in annotations.values_list("id", "query_id") if query_ids is None or q in query_ids}
     if "exclude_flagged" in filters:
         selected -= set(flagged_annotations(study, tuple(filters["exclude_flagged"])))
-    by_query = "rounds" in filters or "min_agreement" in filters
-    return Selection(frozenset(selected), query_ids if by_query else None)
+    return Selection(frozenset(selected), query_ids)
 
 
 # --- writing ----------------------------------------------------------------------------------

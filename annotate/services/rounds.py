@@ -68,11 +68,10 @@ STEP_WORDS = {RunKind.FEATURES: "Features", RunKind.SELECTION: "Selection", RunK
 
 def step_config(round_: Round, kind: str) -> dict | None:
     """The config of the round's job of `kind`, or None where the round skips that step."""
-    from learning.select import READS_FEATURES, READS_MARGINS
+    from annotate.services.features import strategy_reads
 
     if kind == RunKind.FEATURES:  # features and rewards: every model the selection reads runs here, on the gpu queue
-        reads_margins = round_.model_version_id is not None and round_.strategy in READS_MARGINS
-        if round_.strategy not in READS_FEATURES and not reads_margins:
+        if not any(strategy_reads(round_.strategy, has_version=round_.model_version_id is not None)):
             return None
         return {"model_version": round_.model_version_id}
     if kind == RunKind.SELECTION:
@@ -229,11 +228,9 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
     are not cached (imported since that job ran) is left out of this round: "pool" is what is
     offered, "left_out" how many were not; they stay in the pool for the next round.
     """
-    from annotate.services.features import query_feature_groups, query_margins, query_response_ids
-    from learning.select import READS_FEATURES, READS_MARGINS
+    from annotate.services.features import query_feature_groups, query_margins, query_response_ids, strategy_reads
 
-    reads_features = round_.strategy in READS_FEATURES
-    reads_margins = version is not None and round_.strategy in READS_MARGINS
+    reads_features, reads_margins = strategy_reads(round_.strategy, has_version=version is not None)
     if not pool or not (reads_features or reads_margins):
         return {"pool": pool, "left_out": 0}
     labelled = []

@@ -146,7 +146,7 @@ def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     from annotate.services.training import run_enqueue
 
     study = Study.objects.select_for_update().get(pk=study.pk)
-    refuse_if_archived(study, "starting a round")
+    refuse_if_archived(study, "starting a round", locked=True)
     current = last_round(study)
     if current is not None and current.status in (RoundStatus.SELECTING, RoundStatus.TRAINING):
         run = current.current_run()
@@ -208,7 +208,7 @@ def round_pause(*, study: Study) -> Study:
 def round_resume(*, study: Study) -> Study:
     """Let the loop move on again; if it stopped between rounds, select the next one now."""
     study = Study.objects.select_for_update().get(pk=study.pk)
-    refuse_if_archived(study, "resuming the round loop")
+    refuse_if_archived(study, "resuming the round loop", locked=True)
     if study.loop_status != LoopStatus.PAUSED:
         raise Conflict(f"The round loop is {study.get_loop_status_display().lower()}; only a paused loop can be resumed.")
     study.loop_status = LoopStatus.RUNNING

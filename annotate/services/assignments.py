@@ -111,8 +111,10 @@ def claim_params(study: Study, annotator: AbstractBaseUser, now) -> dict:
     }
 
 
-def open_to_sql(study: Study, *, not_handed: str, gold: bool = False) -> str:
-    served = SERVED + (UNDER_QUOTA if study.annotator_quota and not_handed == NOT_HANDED_IN_WALK else "")
+def open_to_sql(study: Study, *, walk: bool, gold: bool = False) -> str:
+    """The rule for the claim's walk of the pool (`walk`) or for its check of the one query claimed."""
+    not_handed = NOT_HANDED_IN_WALK if walk else NOT_HANDED_IN_CHECK
+    served = SERVED + (UNDER_QUOTA if walk and study.annotator_quota else "")
     if gold:
         return GOLD_OPEN_TO.format(not_handed=not_handed, served=served)
     return OPEN_TO.format(
@@ -170,7 +172,7 @@ def claim_query(
     row = fetch_one(
         f"SELECT (SELECT COUNT(*) FROM annotate_queryresponse r WHERE r.query_id = q.id), {q.sql}, {p.sql} "
         "FROM annotate_query q JOIN annotate_prompt p ON p.id = q.prompt_id "
-        f"WHERE {open_to_sql(study, not_handed=NOT_HANDED_IN_WALK, gold=gold)} {skip} "
+        f"WHERE {open_to_sql(study, walk=True, gold=gold)} {skip} "
         f"ORDER BY q.priority DESC, q.id LIMIT 1 {lock}",
         claim_params(study, annotator, now),
     )
@@ -194,7 +196,7 @@ def assign(*, query: Query, size: int, study: Study, annotator: AbstractBaseUser
         "INSERT INTO annotate_assignment "
         "(query_id, annotator_id, status, display_order, started_at, expires_at, finished_at, skip_reason) "
         "SELECT q.id, %(user)s, 'active', %(order)s, %(now)s, %(expires)s, NULL, '' FROM annotate_query q "
-        f"WHERE q.id = %(query)s AND {open_to_sql(study, not_handed=NOT_HANDED_IN_CHECK, gold=gold)} RETURNING {returned.sql}",
+        f"WHERE q.id = %(query)s AND {open_to_sql(study, walk=False, gold=gold)} RETURNING {returned.sql}",
         {
             **claim_params(study, annotator, now),
             "query": query.pk,
@@ -262,13 +264,15 @@ def claim_next(*, study: Study, annotator: AbstractBaseUser, now, gold: bool) ->
     A claim that finds nothing unlocked tries once more waiting on locked rows: a query is also
     locked while another annotator's submit to it commits, and near the end of the pool that
     query may be the only one left that this annotator may answer. Passing it by would tell them
-    they are done while it still wants their label.
+    they are done while it still wants their label. Without SKIP LOCKED (SQLite) the first claim
+    already waited, so it is not repeated.
     """
     passed: list[int] = []
+    retry_locked = connection.features.has_select_for_update_skip_locked
     while True:
         with transaction.atomic():
             claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold)
-            if claimed is None:
+            if claimed is None and retry_locked:
                 claimed = claim_query(study=study, annotator=annotator, now=now, passed=passed, gold=gold, skip_locked=False)
             if claimed is None:
                 return None

@@ -66,14 +66,23 @@ def response_items(responses) -> list[tuple[int, list[dict], str]]:
     return [(r.pk, r.prompt.messages, r.text) for r in responses.select_related("prompt").order_by("pk")]
 
 
+def strategy_reads(strategy: str | None, *, has_version: bool) -> tuple[bool, bool]:
+    """(features, rewards): what a round under `strategy` reads from the caches, so what its features
+    step fills (the one rule for both); None, a features run started by hand, fills both. Rewards
+    exist only under a reward-model version."""
+    from learning.select import READS_FEATURES, READS_MARGINS
+
+    if strategy is None:
+        return True, has_version
+    return strategy in READS_FEATURES, has_version and strategy in READS_MARGINS
+
+
 def features_job_data(run: TrainingRun) -> dict:
     """The `features` job's data (learning/jobs.py): every response of the study and where they go.
 
     A round's run caches what its strategy reads (features, and rewards under a version); a run
     started by hand caches both.
     """
-    from learning.select import READS_FEATURES, READS_MARGINS
-
     study = run.study
     strategy = run.round.strategy if run.round_id is not None else None
     version_id = run.config.get("model_version")
@@ -84,8 +93,7 @@ def features_job_data(run: TrainingRun) -> dict:
             raise ValueError(f"model version {version_id} no longer exists")
         check_version(study, version)
     model_key, source, checksum = feature_source(study, version)
-    wants_features = strategy is None or strategy in READS_FEATURES
-    wants_rewards = version is not None and (strategy is None or strategy in READS_MARGINS)
+    wants_features, wants_rewards = strategy_reads(strategy, has_version=version is not None)
     return {
         "items": response_items(Response.objects.filter(prompt__study=study)),
         "source": source,

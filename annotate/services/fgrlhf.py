@@ -357,7 +357,7 @@ def fgrlhf_import(*, study: Study, data: bytes | str) -> LabelledImportResult:
     """
     values = load_array(data)
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    refuse_if_archived(study, "importing")
+    refuse_if_archived(study, "importing", locked=True)
     result = LabelledImportResult(records=len(values))
     result.study_configured = configure_study(study)
     records = parse_records(values, category_lookup(study.span_taxonomy))

@@ -429,7 +429,7 @@ def labelled_file_import(
     or lines); `what` names the records in messages ("Label Studio tasks").
     """
     study = Study.objects.select_for_update().get(pk=study.pk)  # one import into a study at a time
-    refuse_if_archived(study, "importing")
+    refuse_if_archived(study, "importing", locked=True)
     vocabulary = StudyVocabulary(study)
     records = record_errors(
         file_items(data) if items is None else items,

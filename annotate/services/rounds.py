@@ -14,12 +14,12 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import ModelVersion, Query, Round, Study, TrainingRun
 from annotate.models.feedback import study_data_query
+from annotate.models.items import CHOSEN_ROUND
 from annotate.models.rounds import IN_PROGRESS, RoundStatus
 from annotate.models.studies import LoopStatus
 from annotate.models.training import RunKind, RunStatus
@@ -68,11 +68,10 @@ STEP_WORDS = {RunKind.FEATURES: "Features", RunKind.SELECTION: "Selection", RunK
 
 def step_config(round_: Round, kind: str) -> dict | None:
     """The config of the round's job of `kind`, or None where the round skips that step."""
-    from learning.select import READS_FEATURES, READS_MARGINS
+    from annotate.services.features import strategy_reads
 
     if kind == RunKind.FEATURES:  # features and rewards: every model the selection reads runs here, on the gpu queue
-        reads_margins = round_.model_version_id is not None and round_.strategy in READS_MARGINS
-        if round_.strategy not in READS_FEATURES and not reads_margins:
+        if not any(strategy_reads(round_.strategy, has_version=round_.model_version_id is not None)):
             return None
         return {"model_version": round_.model_version_id}
     if kind == RunKind.SELECTION:
@@ -147,7 +146,7 @@ def round_start(*, study: Study, by: AbstractBaseUser | None) -> Round:
     from annotate.services.training import run_enqueue
 
     study = Study.objects.select_for_update().get(pk=study.pk)
-    refuse_if_archived(study, "starting a round")
+    refuse_if_archived(study, "starting a round", locked=True)
     current = last_round(study)
     if current is not None and current.status in (RoundStatus.SELECTING, RoundStatus.TRAINING):
         run = current.current_run()
@@ -190,7 +189,7 @@ def query_reopen_in_loop(*, query_id: int, study_id: int) -> bool:
     moved = (
         Query.objects.filter(pk=query_id, is_gold=False, label_count__lt=study.overlap)
         .exclude(round=study.current_round)
-        .update(chosen_round=Coalesce("chosen_round", "round"), round=study.current_round)
+        .update(chosen_round=CHOSEN_ROUND, round=study.current_round)
     )
     return bool(moved)
 
@@ -209,7 +208,7 @@ def round_pause(*, study: Study) -> Study:
 def round_resume(*, study: Study) -> Study:
     """Let the loop move on again; if it stopped between rounds, select the next one now."""
     study = Study.objects.select_for_update().get(pk=study.pk)
-    refuse_if_archived(study, "resuming the round loop")
+    refuse_if_archived(study, "resuming the round loop", locked=True)
     if study.loop_status != LoopStatus.PAUSED:
         raise Conflict(f"The round loop is {study.get_loop_status_display().lower()}; only a paused loop can be resumed.")
     study.loop_status = LoopStatus.RUNNING
@@ -229,11 +228,9 @@ def selection_inputs(round_: Round, pool: list[Query], version: ModelVersion | N
     are not cached (imported since that job ran) is left out of this round: "pool" is what is
     offered, "left_out" how many were not; they stay in the pool for the next round.
     """
-    from annotate.services.features import query_feature_groups, query_margins, query_response_ids
-    from learning.select import READS_FEATURES, READS_MARGINS
+    from annotate.services.features import query_feature_groups, query_margins, query_response_ids, strategy_reads
 
-    reads_features = round_.strategy in READS_FEATURES
-    reads_margins = version is not None and round_.strategy in READS_MARGINS
+    reads_features, reads_margins = strategy_reads(round_.strategy, has_version=version is not None)
     if not pool or not (reads_features or reads_margins):
         return {"pool": pool, "left_out": 0}
     labelled = []

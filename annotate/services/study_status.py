@@ -107,7 +107,7 @@ def study_lock() -> str:
     return " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite serialises writers anyway
 
 
-def refuse_if_archived(study: Study, doing: str) -> None:
+def refuse_if_archived(study: Study, doing: str, *, locked: bool = False) -> None:
     """409 for a change to an archived study (read-only); `doing` says the change, as "answering queries".
 
     Call it inside the change's transaction. It reads the status afresh (the caller's object may
@@ -116,10 +116,13 @@ def refuse_if_archived(study: Study, doing: str) -> None:
     and a change checking while an archive is in flight waits for it, then is refused. KEY SHARE
     is the lock a row referring to the study takes anyway: changes never wait for one another, nor
     for an import's NO KEY UPDATE lock. A caller that goes on to lock the study row itself locks it first.
+    `locked`: the caller has just read `study` FOR UPDATE in this transaction, so its status is
+    current and held under a stronger lock than this one: it is not read again.
     """
-    row = fetch_one(f"SELECT status FROM annotate_study WHERE id = %s{study_lock()}", [study.pk])
-    if row is None:
-        raise NotFound(f"No study {study.pk}.")
-    study.status = row[0]
+    if not locked:
+        row = fetch_one(f"SELECT status FROM annotate_study WHERE id = %s{study_lock()}", [study.pk])
+        if row is None:
+            raise NotFound(f"No study {study.pk}.")
+        study.status = row[0]
     if study.status == StudyStatus.ARCHIVED:
         raise Conflict(f"This study is archived: it is read-only, so {doing} is refused; a manager can unarchive it.")

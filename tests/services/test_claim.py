@@ -201,3 +201,15 @@ def test_a_quota_adds_no_statement_to_the_claim():
         return len(captured)
 
     assert statements(5) == statements(None)
+
+
+def test_an_empty_pool_is_walked_again_only_where_the_first_walk_skipped_locked_rows():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    annotator = UserFactory()
+    study = make_study(annotators=[annotator])
+    with CaptureQueriesContext(connection) as captured:
+        assert assignment_next(study=study, annotator=annotator) is None
+    walks = [q for q in captured if "ORDER BY q.priority DESC, q.id LIMIT 1" in q["sql"]]
+    assert len(walks) == (2 if connection.features.has_select_for_update_skip_locked else 1)

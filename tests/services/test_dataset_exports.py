@@ -90,6 +90,14 @@ def test_the_rounds_filter_keeps_the_queries_of_those_rounds(labelled):
     assert [row["query_id"] for row in rows_of(aggregated)] == [q4.pk]  # q3 is a split: a tie, left out
 
 
+def test_a_selection_without_query_filters_reads_only_the_annotations(labelled, django_assert_num_queries):
+    study, _, _ = labelled
+    with django_assert_num_queries(1):  # no read of the study's query ids: nothing filters by them
+        chosen = dataset_exports.selection(study, {})
+    assert chosen.query_ids is None
+    assert chosen.annotation_ids == frozenset(Annotation.objects.filter(query__study=study).values_list("id", flat=True))
+
+
 def test_min_agreement_keeps_multiply_labelled_queries_whose_answers_agree_enough(labelled):
     study, _, (q1, q2, q3, q4) = labelled
     agreeing = dataset_export_create(study=study, by=None, format="trl", filters={"min_agreement": 1})

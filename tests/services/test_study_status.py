@@ -179,3 +179,23 @@ def test_a_change_to_a_study_loaded_before_another_request_archived_it_is_refuse
         study_file_import(study=query.study, format="trl", file=b'{"chosen": "a", "rejected": "b"}\n')
     assert not Annotation.objects.exists() and Study.objects.get(pk=study.pk).name == "Study"
     assert Query.objects.filter(study=study).count() == 4
+
+
+@pytest.mark.parametrize("format", ["fgrlhf", "trl", "labelstudio", "argilla"])
+def test_a_labelled_import_into_a_study_archived_since_it_was_loaded_is_refused(study_and_annotator, format):
+    study, _ = study_and_annotator
+    changed(Study.objects.get(pk=study.pk), "archive")  # another request, meanwhile
+    assert study.status == "active"
+    with pytest.raises(Conflict, match="so importing is refused"):
+        study_file_import(study=study, format=format, file=[b"[{}]" if format == "fgrlhf" else b"[]"])
+
+
+def test_a_change_that_locked_the_study_row_does_not_read_its_status_again(study_and_annotator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    study, _ = study_and_annotator
+    changed(study, "archive")
+    with CaptureQueriesContext(connection) as captured, pytest.raises(Conflict):
+        round_resume(study=study)
+    assert [q["sql"] for q in captured if "SELECT status FROM annotate_study" in q["sql"]] == []

@@ -308,11 +308,7 @@ def labels_share_interval(
     shares = []
     for _ in range(resamples):
         drawn = rng.choice(seeds, size=len(seeds))
-        sample = [
-            Curve(name, i, by_seed[name, s].labels, by_seed[name, s].accuracy, by_seed[name, s].log_likelihood)
-            for i, s in enumerate(drawn)
-            for name in (strategy, reference)
-        ]
+        sample = [by_seed[name, s] for s in drawn for name in (strategy, reference)]  # a seed drawn twice counts twice
         shares.append(labels_share(sample, strategy, reference=reference))
     low, high = np.quantile(np.asarray(shares), [0.025, 0.975], method="inverted_cdf")
     share = labels_share([by_seed[n, s] for s in seeds for n in (strategy, reference)], strategy, reference=reference)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -79,15 +80,24 @@ MAX_ROUND_SIZE = column_range(Study, "round_size")[1]
 MAX_QUALIFICATION_ITEMS = 1000
 # Queries one annotator may answer: any number its column holds (0 or None: no limit).
 MAX_ANNOTATOR_QUOTA = column_range(Study, "annotator_quota")[1]
-# The study's number fields: (whole numbers only, lowest, highest). gold_rate and qualification_pass
-# are shares; an annotator_quota of None or 0 means no limit.
+
+
+class NumberField(NamedTuple):
+    """A study number field's range. gold_rate and qualification_pass are shares (not whole)."""
+
+    whole: bool
+    low: int
+    high: int
+    no_limit: bool = False  # None (an empty form field) or 0 means no limit, stored as None
+
+
 NUMBER_FIELDS = {
-    "overlap": (True, 1, MAX_OVERLAP),
-    "round_size": (True, 1, MAX_ROUND_SIZE),
-    "gold_rate": (False, 0, 1),
-    "qualification_pass": (False, 0, 1),
-    "qualification_items": (True, 0, MAX_QUALIFICATION_ITEMS),
-    "annotator_quota": (True, 0, MAX_ANNOTATOR_QUOTA),
+    "overlap": NumberField(True, 1, MAX_OVERLAP),
+    "round_size": NumberField(True, 1, MAX_ROUND_SIZE),
+    "gold_rate": NumberField(False, 0, 1),
+    "qualification_pass": NumberField(False, 0, 1),
+    "qualification_items": NumberField(True, 0, MAX_QUALIFICATION_ITEMS),
+    "annotator_quota": NumberField(True, 0, MAX_ANNOTATOR_QUOTA, no_limit=True),
 }
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -176,7 +186,7 @@ def check_number(name: str, value) -> int | float:
     Every client gets these words, whatever it sent: a settings form refuses text that is no
     number by passing the text here.
     """
-    whole, low, high = NUMBER_FIELDS[name]
+    whole, low, high, _ = NUMBER_FIELDS[name]
     if whole:
         return whole_number(value, name, low=low, high=high)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -202,11 +212,12 @@ def check_study_fields(fields: dict, study: Study | None = None) -> dict:
         fields["name"] = (fields["name"] or "").strip()
         if not fields["name"]:
             raise InvalidInput("A study needs a name.", field="name")
-    for name in NUMBER_FIELDS:
-        if name in fields and not (name == "annotator_quota" and fields[name] is None):
-            fields[name] = check_number(name, fields[name])
-    if "annotator_quota" in fields:
-        fields["annotator_quota"] = fields["annotator_quota"] or None  # 0 and None alike: no limit
+    for name, field in NUMBER_FIELDS.items():
+        if name not in fields or (field.no_limit and fields[name] is None):
+            continue
+        fields[name] = check_number(name, fields[name])
+        if field.no_limit:
+            fields[name] = fields[name] or None  # 0 and None alike: no limit
     if "selection_strategy" in fields or "selection_params" in fields:
         # A new strategy is checked with the parameters it will run with: those given, or none.
         changed = (

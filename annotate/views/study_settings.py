@@ -198,11 +198,11 @@ def number_from_post(post: QueryDict, name: str) -> int | float | None:
     words (and with the range) that a number out of range gets.
     """
     text = post.get(name, "").strip()
-    if name == "annotator_quota" and not text:
+    field = NUMBER_FIELDS[name]
+    if field.no_limit and not text:
         return None
-    whole = NUMBER_FIELDS[name][0]
     try:
-        return int(text) if whole else float(text)
+        return int(text) if field.whole else float(text)
     except ValueError:
         return check_number(name, text)  # raises: text is not a number
 
